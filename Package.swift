@@ -1,0 +1,93 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+// Dependencies, each chosen for one job:
+// - swift-argument-parser: both executables' command lines, completions and man pages.
+// - swift-log: one logging API; the daemon bootstraps a journal or console handler.
+// - swift-service-lifecycle: the daemon is a group of services with one graceful shutdown.
+// - swift-system: FilePath and Errno instead of raw strings and Int32s.
+// - swift-subprocess: spawns task processes with their own process group, user and groups
+//   (its C shim does the fork/exec work that Swift must not do after fork()).
+// - TOMLKit: release.toml and released.toml (toml++ underneath, a complete TOML 1.0 parser).
+// - async-http-client: the notify task's webhooks (HTTPS, timeouts, redirects).
+// - swift-crypto: HMAC-SHA256 for signed webhooks.
+// - swift-nio: only the tests' HTTP server (already part of async-http-client's graph).
+let package = Package(
+    name: "releasectl",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "released", targets: ["released"]),
+        .executable(name: "releasectl", targets: ["releasectl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+    ],
+    targets: [
+        .target(
+            name: "ReleaseKit",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
+        .target(
+            name: "ReleasePlugins",
+            dependencies: [
+                "ReleaseKit",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            path: "Sources/Plugins"
+        ),
+        .target(
+            name: "ReleaseWatcher",
+            dependencies: [.product(name: "SystemPackage", package: "swift-system")],
+            path: "Sources/Watcher"
+        ),
+        .systemLibrary(name: "CSystemd", path: "Sources/CSystemd", pkgConfig: "libsystemd",
+                       providers: [.apt(["libsystemd-dev"])]),
+        .executableTarget(
+            name: "released",
+            dependencies: [
+                "ReleaseKit", "ReleasePlugins", "ReleaseWatcher", "CSystemd",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            path: "Sources/Daemon"
+        ),
+        .executableTarget(
+            name: "releasectl",
+            dependencies: [
+                "ReleaseKit", "ReleasePlugins", "ReleaseWatcher",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/CLI"
+        ),
+        .testTarget(
+            name: "ReleaseKitTests",
+            dependencies: ["ReleaseKit"]
+        ),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: [
+                "ReleaseKit",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+    ]
+)

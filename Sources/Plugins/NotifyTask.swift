@@ -1,0 +1,146 @@
+import AsyncHTTPClient
+import Crypto
+import FoundationEssentials
+import NIOCore
+import NIOHTTP1
+import ReleaseKit
+
+/// Posts the release's outcome to webhooks, after every other task, whether the release
+/// succeeded, failed or was cancelled.
+///
+/// Reads `RELEASE_NOTIFY_URL` (comma-separated URLs), `RELEASE_NOTIFY_SECRET` (signs the body
+/// with HMAC-SHA256 in `X-Releasectl-Signature: sha256=<hex>`), `RELEASE_NOTIFY_TIMEOUT`
+/// (per request, default 10s). The body is the masked record plus a Slack-compatible `text`.
+/// Each URL gets up to 3 tries, with backoff, on network errors and 5xx answers.
+public struct NotifyTask: ReleaseTask {
+    public static let name = "notify"
+    public static let gate = "NOTIFY_DURING_RELEASE"
+    public static let summary = "POST the outcome as JSON to RELEASE_NOTIFY_URL (runs last, also after a failure)"
+    public static let takesCommand = false
+    public static let runsAfterFailure = true
+    public static let maxAttempts = 3
+
+    public init() {}
+
+    public func run(in context: TaskContext) async throws {
+        let env = context.request.env
+        let urls = (env["RELEASE_NOTIFY_URL"] ?? "").split(separator: ",").map { String($0).trimmingBlanks() }.filter { !$0.isEmpty }
+        guard !urls.isEmpty else {
+            throw TaskFailure(.failed, reason: "\(Self.gate) is on but RELEASE_NOTIFY_URL is not set")
+        }
+        var timeout = Duration.seconds(10)
+        if let t = env["RELEASE_NOTIFY_TIMEOUT"] {
+            timeout = (try? DurationParser.parse(t)) ?? timeout
+        }
+        let body = Self.payload(for: context.outcome)
+        var signature: String?
+        if let secret = env["RELEASE_NOTIFY_SECRET"], !secret.isEmpty {
+            signature = Self.signature(body: body, secret: secret)
+        }
+        var failures: [String] = []
+        for url in urls {
+            if let problem = await post(body, to: url, signature: signature, state: context.outcome.state, id: context.request.id.rawValue, timeout: timeout, context: context) {
+                failures.append(problem)
+            }
+        }
+        if !failures.isEmpty {
+            throw TaskFailure(.failed, reason: failures.joined(separator: "; "))
+        }
+    }
+
+    /// Returns nil on success, else why it failed.
+    func post(_ body: [UInt8], to url: String, signature: String?, state: ReleaseState, id: String, timeout: Duration, context: TaskContext) async -> String? {
+        let shown = Self.redact(url)
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.headers.add(name: "User-Agent", value: "releasectl/1")
+        request.headers.add(name: "X-Releasectl-Event", value: "release.\(state.rawValue)")
+        request.headers.add(name: "X-Releasectl-Release-Id", value: id)
+        if let signature { request.headers.add(name: "X-Releasectl-Signature", value: signature) }
+        var lastProblem = ""
+        for attempt in 1...Self.maxAttempts {
+            request.body = .bytes(ByteBuffer(bytes: body))
+            let started = ContinuousClock.now
+            do {
+                let response = try await HTTPClient.shared.execute(request, timeout: .nanoseconds(timeout.nanosecondsClamped))
+                _ = try? await response.body.collect(upTo: 1 << 20)
+                let ms = (ContinuousClock.now - started).milliseconds
+                let code = response.status.code
+                context.say("POST \(shown) → \(code) (\(ms) ms)")
+                if (200..<300).contains(code) { return nil }
+                lastProblem = "POST \(shown) answered \(code) \(response.status.reasonPhrase)"
+                if code < 500 { return lastProblem }
+            } catch {
+                lastProblem = "POST \(shown) failed: \(context.masking.apply(String(describing: error)))"
+                context.say(lastProblem)
+            }
+            if attempt < Self.maxAttempts {
+                let backoff = Duration.milliseconds(500 << (attempt - 1))
+                context.say("retrying in \(DurationParser.format(backoff)) (attempt \(attempt + 1) of \(Self.maxAttempts))")
+                try? await Task.sleep(for: backoff)
+            }
+        }
+        return lastProblem
+    }
+
+    /// The JSON body: the record's fields plus `text`.
+    public static func payload(for record: ReleaseRecord) -> [UInt8] {
+        struct Payload: Encodable {
+            var record: ReleaseRecord
+            var text: String
+            enum Key: String, CodingKey { case text }
+            func encode(to encoder: any Encoder) throws {
+                try record.encode(to: encoder)
+                var c = encoder.container(keyedBy: Key.self)
+                try c.encode(text, forKey: .text)
+            }
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        return Array(try! encoder.encode(Payload(record: record, text: text(for: record))))
+    }
+
+    /// One line for chat: "shop v42: release failed (migrate exited with status 1) in 5.1s".
+    public static func text(for record: ReleaseRecord) -> String {
+        let app = record.app ?? "?"
+        let release = record.release ?? "?"
+        var line = "\(app) \(release): release \(record.state.rawValue)"
+        if let reason = record.reason { line += " (\(reason))" }
+        if let ms = record.durationMs { line += " in \(Summary.duration(ms))" }
+        let tasks = record.tasks.filter { $0.name != name && $0.state != .skipped }
+            .map { "\($0.name) \($0.state.rawValue)" }
+        if !tasks.isEmpty { line += " — " + tasks.joined(separator: ", ") }
+        return line
+    }
+
+    /// `sha256=<hex>` of HMAC-SHA256(secret, body), as GitHub webhooks sign.
+    public static func signature(body: [UInt8], secret: String) -> String {
+        let mac = HMAC<SHA256>.authenticationCode(for: body, using: SymmetricKey(data: Array(secret.utf8)))
+        return "sha256=" + mac.map { String(format2hex: $0) }.joined()
+    }
+
+    /// A URL as it may be shown: scheme and host only (webhook paths are often secrets).
+    static func redact(_ url: String) -> String {
+        guard let schemeEnd = url.range(of: "://") else { return "<invalid URL>" }
+        let rest = url[schemeEnd.upperBound...]
+        var host = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        if let at = host.lastIndex(of: "@") { host = host[host.index(after: at)...] }
+        let hasPath = rest.count > host.count
+        return String(url[..<schemeEnd.upperBound]) + host + (hasPath ? "/…" : "")
+    }
+}
+
+extension String {
+    init(format2hex byte: UInt8) {
+        let digits = Array("0123456789abcdef")
+        self = String([digits[Int(byte >> 4)], digits[Int(byte & 15)]])
+    }
+}
+
+extension Duration {
+    var nanosecondsClamped: Int64 {
+        let (s, atto) = components
+        return s > 9_000_000_000 ? .max : s * 1_000_000_000 + atto / 1_000_000_000
+    }
+}

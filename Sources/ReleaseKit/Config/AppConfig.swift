@@ -1,0 +1,89 @@
+@preconcurrency import TOMLKit
+import SystemPackage
+
+/// An app's `release.toml`: per-task commands and timeouts.
+///
+/// ```toml
+/// [tasks.migrate]
+/// command = ["bin/rails", "db:migrate"]   # argv array, no shell
+/// timeout = "15m"
+/// [tasks.cache-clear]
+/// command = "bundle exec rails r 'Rails.cache.clear'"   # a string runs under /bin/sh -c
+/// ```
+///
+/// Anything malformed (bad TOML, unknown task or key, empty command, bad timeout) is a
+/// `RejectReason` naming the file and the problem.
+public struct AppConfig: Sendable, Equatable {
+    public static let fileName = "release.toml"
+
+    public struct TaskSettings: Sendable, Equatable {
+        public var command: Command?
+        public var timeout: Duration?
+    }
+
+    public var tasks: [String: TaskSettings] = [:]
+
+    public init(tasks: [String: TaskSettings] = [:]) { self.tasks = tasks }
+
+    /// Parses release.toml text; `taskNames` are the registered tasks, `commandless` those
+    /// that take no command (notify).
+    public static func parse(_ text: String, path: String, taskNames: [String], commandless: Set<String> = []) throws(RejectReason) -> AppConfig {
+        func fail(_ problem: String) -> RejectReason { RejectReason(.appConfig, "\(path): \(problem)") }
+        let table: TOMLTable
+        do {
+            table = try TOMLTable(string: text)
+        } catch let e as TOMLParseError {
+            throw fail("line \(e.source.begin.line): \(e.description)")
+        } catch {
+            throw fail("\(error)")
+        }
+        var config = AppConfig()
+        for key in table.keys where key != "tasks" {
+            throw fail("unknown key \(Masking.preview(key)) (release.toml holds [tasks.<name>] tables)")
+        }
+        guard let tasksValue = table["tasks"] else { return config }
+        guard let tasks = tasksValue.table else { throw fail("\"tasks\" must be a table of [tasks.<name>] tables") }
+        for name in tasks.keys {
+            guard taskNames.contains(name) else {
+                throw fail("unknown task \(Masking.preview(name)) (known: \(taskNames.joined(separator: ", ")))")
+            }
+            guard let t = tasks[name]?.table else { throw fail("[tasks.\(name)] must be a table") }
+            var settings = TaskSettings()
+            for key in t.keys {
+                switch key {
+                case "command":
+                    if commandless.contains(name) { throw fail("[tasks.\(name)] takes no command") }
+                    let value = t[key]!
+                    if let s = value.string {
+                        guard !s.trimmingBlanks().isEmpty else { throw fail("[tasks.\(name)] command is empty") }
+                        settings.command = .shell(s)
+                    } else if let a = value.array {
+                        var argv: [String] = []
+                        for item in a {
+                            guard let s = item.string else { throw fail("[tasks.\(name)] command array must hold only strings") }
+                            argv.append(s)
+                        }
+                        guard let first = argv.first, !first.isEmpty else { throw fail("[tasks.\(name)] command is empty") }
+                        if argv.contains(where: { $0.utf8.contains(0) }) { throw fail("[tasks.\(name)] command contains a NUL byte") }
+                        settings.command = .argv(argv)
+                    } else {
+                        throw fail("[tasks.\(name)] command must be a string (run by /bin/sh -c) or an array of strings")
+                    }
+                case "timeout":
+                    let value = t[key]!
+                    do throws(DurationParser.ParseError) {
+                        if let s = value.string { settings.timeout = try DurationParser.parse(s) }
+                        else if let n = value.int, n > 0 { settings.timeout = .seconds(n) }
+                        else { throw DurationParser.ParseError(text: "\(value)") }
+                    } catch {
+                        throw fail("[tasks.\(name)] timeout: \(error)")
+                    }
+                default:
+                    throw fail("unknown key \(Masking.preview(key)) in [tasks.\(name)] (known: command, timeout)")
+                }
+            }
+            config.tasks[name] = settings
+        }
+        return config
+    }
+}

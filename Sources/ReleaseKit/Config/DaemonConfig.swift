@@ -1,0 +1,122 @@
+@preconcurrency import TOMLKit
+import Glibc
+
+/// The daemon's configuration: `/etc/releasectl/released.toml` or `--config FILE`, with
+/// command-line flags applied on top. Unknown keys are errors (a typo must not silently keep a
+/// default).
+public struct DaemonConfig: Sendable, Equatable {
+    public static let defaultPath = "/etc/releasectl/released.toml"
+
+    public var spool: String?
+    public var maxParallel: Int = 2
+    public var releaseTimeout: Duration = .seconds(3600)
+    public var killGrace: Duration = .seconds(10)
+    public var shutdownGrace: Duration = .seconds(30)
+    /// Allowed app directory roots; empty allows any absolute path.
+    public var appRoots: [String] = []
+    /// Users and groups whose request files are accepted, by name or number; nil means the
+    /// daemon's own user and group, and root.
+    public var allowUsers: [String]?
+    public var allowGroups: [String]?
+    public var retentionDays: Int = 30
+    public var retentionKeep: Int = 20
+    public var metricsFile: String?
+    /// Per-app settings: `[apps.<name>] user = "shop"`.
+    public var apps: [String: AppSettings] = [:]
+
+    public struct AppSettings: Sendable, Equatable {
+        public var user: String?
+        public init(user: String? = nil) { self.user = user }
+    }
+
+    public init() {}
+
+    public struct ConfigError: Error, Sendable, CustomStringConvertible {
+        public var path: String
+        public var problem: String
+        public var description: String { "\(path): \(problem)" }
+    }
+
+    /// Parses released.toml.
+    public static func parse(_ text: String, path: String) throws(ConfigError) -> DaemonConfig {
+        func fail(_ problem: String) -> ConfigError { ConfigError(path: path, problem: problem) }
+        let table: TOMLTable
+        do {
+            table = try TOMLTable(string: text)
+        } catch let e as TOMLParseError {
+            throw fail("line \(e.source.begin.line): \(e.description)")
+        } catch {
+            throw fail("\(error)")
+        }
+        var c = DaemonConfig()
+        func string(_ key: String, _ v: any TOMLValueConvertible) throws(ConfigError) -> String {
+            guard let s = v.string else { throw fail("\(key) must be a string") }
+            return s
+        }
+        func int(_ key: String, _ v: any TOMLValueConvertible, min: Int) throws(ConfigError) -> Int {
+            guard let n = v.int, n >= min else { throw fail("\(key) must be an integer ≥ \(min)") }
+            return n
+        }
+        func duration(_ key: String, _ v: any TOMLValueConvertible) throws(ConfigError) -> Duration {
+            if let n = v.int, n > 0 { return .seconds(n) }
+            guard let s = v.string else { throw fail("\(key) must be a duration such as \"30s\" or \"1h\"") }
+            do throws(DurationParser.ParseError) { return try DurationParser.parse(s) } catch { throw fail("\(key): \(error)") }
+        }
+        func strings(_ key: String, _ v: any TOMLValueConvertible) throws(ConfigError) -> [String] {
+            guard let a = v.array else { throw fail("\(key) must be an array of strings") }
+            var out: [String] = []
+            for item in a {
+                if let s = item.string { out.append(s) }
+                else if let n = item.int { out.append(String(n)) }
+                else { throw fail("\(key) must be an array of strings") }
+            }
+            return out
+        }
+        for key in table.keys {
+            let v = table[key]!
+            switch key {
+            case "spool": c.spool = try string(key, v)
+            case "max-parallel": c.maxParallel = try int(key, v, min: 1)
+            case "release-timeout": c.releaseTimeout = try duration(key, v)
+            case "kill-grace": c.killGrace = try duration(key, v)
+            case "shutdown-grace": c.shutdownGrace = try duration(key, v)
+            case "app-roots":
+                c.appRoots = try strings(key, v)
+                for root in c.appRoots where !root.hasPrefix("/") { throw fail("app-roots: \(root) is not an absolute path") }
+            case "allow-users": c.allowUsers = try strings(key, v)
+            case "allow-groups": c.allowGroups = try strings(key, v)
+            case "retention-days": c.retentionDays = try int(key, v, min: 0)
+            case "retention-keep": c.retentionKeep = try int(key, v, min: 0)
+            case "metrics-file": c.metricsFile = try string(key, v)
+            case "apps":
+                guard let apps = v.table else { throw fail("apps must hold [apps.<name>] tables") }
+                for name in apps.keys {
+                    guard Syntax.isValidAppName(name) else { throw fail("[apps.\(name)]: not a valid app name") }
+                    guard let t = apps[name]?.table else { throw fail("[apps.\(name)] must be a table") }
+                    var settings = AppSettings()
+                    for k in t.keys {
+                        switch k {
+                        case "user": settings.user = try string("apps.\(name).user", t[k]!)
+                        default: throw fail("unknown key \(k) in [apps.\(name)] (known: user)")
+                        }
+                    }
+                    c.apps[name] = settings
+                }
+            default:
+                throw fail("unknown key \(Masking.preview(key))")
+            }
+        }
+        return c
+    }
+
+    /// Loads a config file; a missing file at the default path is an empty config.
+    public static func load(path: String?) throws(ConfigError) -> DaemonConfig {
+        let p = path ?? defaultPath
+        guard let bytes = AppInspection.readSmallFile(p) else {
+            if path == nil { return DaemonConfig() }
+            throw ConfigError(path: p, problem: "cannot read the file")
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else { throw ConfigError(path: p, problem: "not valid UTF-8") }
+        return try parse(text, path: p)
+    }
+}

@@ -1,0 +1,41 @@
+/// Why a request was not accepted: a stable code for programs and a sentence for people.
+///
+/// The message names the problem precisely (the field, the variable and its value, the file
+/// and line), because it is what `releasectl submit --wait` prints to the deploy log.
+public struct RejectReason: Error, Sendable, Hashable, CustomStringConvertible {
+    /// A stable, machine-readable code.
+    public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+        public let rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        public var description: String { rawValue }
+
+        public static let unreadable = Code(rawValue: "unreadable")
+        public static let notRegularFile = Code(rawValue: "not-regular-file")
+        public static let symlink = Code(rawValue: "symlink")
+        public static let hardLink = Code(rawValue: "hard-link")
+        public static let tooLarge = Code(rawValue: "too-large")
+        public static let ownerNotAllowed = Code(rawValue: "owner-not-allowed")
+        public static let invalidUTF8 = Code(rawValue: "invalid-utf8")
+        public static let invalidJSON = Code(rawValue: "invalid-json")
+        public static let schema = Code(rawValue: "schema")
+        public static let fileName = Code(rawValue: "file-name")
+        public static let duplicateID = Code(rawValue: "duplicate-id")
+        public static let directory = Code(rawValue: "directory")
+        public static let gate = Code(rawValue: "gate")
+        public static let unknownTask = Code(rawValue: "unknown-task")
+        public static let appConfig = Code(rawValue: "release-toml")
+        public static let procfile = Code(rawValue: "procfile")
+        public static let env = Code(rawValue: "env")
+        public static let user = Code(rawValue: "user")
+    }
+
+    public var code: Code
+    public var message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+}

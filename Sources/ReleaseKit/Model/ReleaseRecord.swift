@@ -1,0 +1,202 @@
+import FoundationEssentials
+
+/// The state of a release. Final states are everything but `queued` and `running`.
+public enum ReleaseState: String, Codable, Sendable, CaseIterable {
+    case queued, running, succeeded, failed, cancelled, interrupted, rejected
+
+    /// Whether the release has reached its end.
+    public var isFinal: Bool { self != .queued && self != .running }
+
+    /// The exit status `submit --wait`, `wait` and `retry --wait` use for this state.
+    public var exitCode: Int32 {
+        switch self {
+        case .succeeded: 0
+        case .failed: 1
+        case .rejected: 2
+        case .cancelled, .interrupted: 3
+        case .queued, .running: 4
+        }
+    }
+}
+
+/// The state of one task of a release.
+public enum TaskState: String, Codable, Sendable {
+    case pending, running, succeeded, failed
+    case timedOut = "timed-out"
+    case cancelled, skipped
+    case notRun = "not-run"
+}
+
+/// A gate as it was read: the variable and its raw value (nil when unset).
+public struct GateReading: Codable, Sendable, Equatable {
+    public var variable: String
+    public var value: String?
+
+    public init(variable: String, value: String?) {
+        self.variable = variable
+        self.value = value
+    }
+}
+
+/// One task's part of a record.
+public struct TaskRecord: Codable, Sendable, Equatable {
+    public var name: String
+    public var state: TaskState
+    public var reason: String?
+    public var exitStatus: Int32?
+    public var signal: Int32?
+    public var startedAt: Date?
+    public var durationMs: Int64?
+    public var gate: GateReading?
+    public var command: [String]?
+
+    public init(name: String, state: TaskState, reason: String? = nil, gate: GateReading? = nil, command: [String]? = nil) {
+        self.name = name
+        self.state = state
+        self.reason = reason
+        self.gate = gate
+        self.command = command
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, state, reason, exitStatus, signal, startedAt, durationMs, gate, command
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        try c.encode(state, forKey: .state)
+        try c.encodeIfPresent(reason, forKey: .reason)
+        try c.encodeIfPresent(exitStatus, forKey: .exitStatus)
+        try c.encodeIfPresent(signal, forKey: .signal)
+        try c.encodeIfPresent(startedAt.map(Timestamp.format), forKey: .startedAt)
+        try c.encodeIfPresent(durationMs, forKey: .durationMs)
+        try c.encodeIfPresent(gate, forKey: .gate)
+        try c.encodeIfPresent(command, forKey: .command)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        state = try c.decode(TaskState.self, forKey: .state)
+        reason = try c.decodeIfPresent(String.self, forKey: .reason)
+        exitStatus = try c.decodeIfPresent(Int32.self, forKey: .exitStatus)
+        signal = try c.decodeIfPresent(Int32.self, forKey: .signal)
+        startedAt = try c.decodeIfPresent(String.self, forKey: .startedAt).flatMap(Timestamp.parse)
+        durationMs = try c.decodeIfPresent(Int64.self, forKey: .durationMs)
+        gate = try c.decodeIfPresent(GateReading.self, forKey: .gate)
+        command = try c.decodeIfPresent([String].self, forKey: .command)
+    }
+}
+
+/// The outcome of a release (schema version 1): `done/<id>.record.json` or
+/// `rejected/<id>.record.json`. Written atomically; secrets are masked before it is built.
+public struct ReleaseRecord: Codable, Sendable, Equatable {
+    public static let schemaVersion = 1
+
+    public var version: Int = ReleaseRecord.schemaVersion
+    /// The release id, or for a file that could not be parsed, its name made safe.
+    public var id: String
+    public var app: String?
+    public var release: String?
+    public var state: ReleaseState
+    public var reason: String?
+    /// A stable code for the reason of a rejection.
+    public var reasonCode: String?
+    public var warnings: [String]
+    public var directory: String?
+    public var submittedAt: Date?
+    public var startedAt: Date?
+    public var finishedAt: Date?
+    public var durationMs: Int64?
+    public var retryOf: String?
+    public var tasks: [TaskRecord]
+
+    public init(id: String, app: String?, release: String?, state: ReleaseState, reason: String? = nil,
+                warnings: [String] = [], directory: String? = nil, submittedAt: Date? = nil, retryOf: String? = nil,
+                tasks: [TaskRecord] = []) {
+        self.id = id
+        self.app = app
+        self.release = release
+        self.state = state
+        self.reason = reason
+        self.warnings = warnings
+        self.directory = directory
+        self.submittedAt = submittedAt
+        self.retryOf = retryOf
+        self.tasks = tasks
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case version, id, app, release, state, reason, reasonCode, warnings, directory
+        case submittedAt, startedAt, finishedAt, durationMs, retryOf, tasks
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(version, forKey: .version)
+        try c.encode(id, forKey: .id)
+        try c.encode(app, forKey: .app)
+        try c.encode(release, forKey: .release)
+        try c.encode(state, forKey: .state)
+        try c.encodeIfPresent(reason, forKey: .reason)
+        try c.encodeIfPresent(reasonCode, forKey: .reasonCode)
+        try c.encode(warnings, forKey: .warnings)
+        try c.encodeIfPresent(directory, forKey: .directory)
+        try c.encodeIfPresent(submittedAt.map(Timestamp.format), forKey: .submittedAt)
+        try c.encodeIfPresent(startedAt.map(Timestamp.format), forKey: .startedAt)
+        try c.encodeIfPresent(finishedAt.map(Timestamp.format), forKey: .finishedAt)
+        try c.encodeIfPresent(durationMs, forKey: .durationMs)
+        try c.encodeIfPresent(retryOf, forKey: .retryOf)
+        try c.encode(tasks, forKey: .tasks)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        version = try c.decode(Int.self, forKey: .version)
+        id = try c.decode(String.self, forKey: .id)
+        app = try c.decodeIfPresent(String.self, forKey: .app)
+        release = try c.decodeIfPresent(String.self, forKey: .release)
+        state = try c.decode(ReleaseState.self, forKey: .state)
+        reason = try c.decodeIfPresent(String.self, forKey: .reason)
+        reasonCode = try c.decodeIfPresent(String.self, forKey: .reasonCode)
+        warnings = try c.decodeIfPresent([String].self, forKey: .warnings) ?? []
+        directory = try c.decodeIfPresent(String.self, forKey: .directory)
+        submittedAt = try c.decodeIfPresent(String.self, forKey: .submittedAt).flatMap(Timestamp.parse)
+        startedAt = try c.decodeIfPresent(String.self, forKey: .startedAt).flatMap(Timestamp.parse)
+        finishedAt = try c.decodeIfPresent(String.self, forKey: .finishedAt).flatMap(Timestamp.parse)
+        durationMs = try c.decodeIfPresent(Int64.self, forKey: .durationMs)
+        retryOf = try c.decodeIfPresent(String.self, forKey: .retryOf)
+        tasks = try c.decodeIfPresent([TaskRecord].self, forKey: .tasks) ?? []
+    }
+
+    /// Pretty JSON with a trailing newline, fields in schema order.
+    public func encoded() -> [UInt8] {
+        Array(try! Self.encoder.encode(self)) + [UInt8(ascii: "\n")]
+    }
+
+    /// Parses a record file.
+    public static func decode(_ bytes: [UInt8]) throws -> ReleaseRecord {
+        try JSONDecoder().decode(ReleaseRecord.self, from: Data(bytes))
+    }
+
+    static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .withoutEscapingSlashes]
+        return e
+    }()
+
+    /// The time used to order records newest first: the id's time for ULIDs, else when it ended.
+    public var sortTime: Date {
+        ReleaseID(id)?.timestamp ?? submittedAt ?? finishedAt ?? .distantPast
+    }
+}
+
+/// Encodes arrays of records (and other values) the way the CLI prints `--json`.
+public enum JSONOutput {
+    public static func encode<T: Encodable>(_ value: T) -> String {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .withoutEscapingSlashes]
+        return String(decoding: try! e.encode(value), as: UTF8.self)
+    }
+}

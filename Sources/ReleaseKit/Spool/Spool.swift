@@ -1,0 +1,284 @@
+import FoundationEssentials
+import Glibc
+import SystemPackage
+
+/// The spool: the drop directory that `releasectl` writes requests into and `released` works
+/// through. Maildir-style, so that every hand-over is one atomic `rename(2)`:
+///
+/// ```
+/// tmp/        a writer creates the request file here …
+/// incoming/   … and renames it here when complete. This folder is the queue.
+/// running/    a request moves here when its first task is about to start
+/// done/       finished requests (<id>.json) and their records (<id>.record.json)
+/// rejected/   requests that could not be accepted, with records saying why
+/// cancel/     `releasectl cancel ID` drops an empty file named <id> here
+/// logs/       <id>.log: all task output of a release, in order
+/// .lock       held by the running daemon
+/// ```
+///
+/// Every state change is durable (file and folder fsynced) before it is acted on.
+public struct Spool: Sendable {
+    public enum Folder: String, CaseIterable, Sendable {
+        case tmp, incoming, running, done, rejected, cancel, logs
+    }
+
+    public static let defaultRoot: FilePath = "/var/lib/releasectl"
+    public static let environmentVariable = "RELEASECTL_SPOOL"
+    /// Folders: rwx for owner and group, setgid so files inherit the spool's group.
+    public static let folderMode: mode_t = 0o2770
+    /// Request, record and log files: never world-readable.
+    public static let fileMode: mode_t = 0o640
+
+    public let root: FilePath
+
+    public init(root: FilePath) {
+        self.root = root
+    }
+
+    /// `--spool` if given, else `$RELEASECTL_SPOOL`, else /var/lib/releasectl; made absolute.
+    public static func resolve(option: String?, environment: [String: String] = ProcessInfo.processInfo.environment) -> Spool {
+        let raw = option ?? environment[environmentVariable].flatMap { $0.isEmpty ? nil : $0 }
+        guard let raw else { return Spool(root: defaultRoot) }
+        return Spool(root: FilePath(raw).absolute())
+    }
+
+    public func path(_ folder: Folder) -> FilePath { root.appending(folder.rawValue) }
+    public func path(_ folder: Folder, _ name: String) -> FilePath { root.appending(folder.rawValue).appending(name) }
+    public var lockPath: FilePath { root.appending(".lock") }
+
+    public func requestPath(_ folder: Folder, _ id: String) -> FilePath { path(folder, "\(id).json") }
+    public func recordPath(_ folder: Folder, _ id: String) -> FilePath { path(folder, "\(id).record.json") }
+    public func logPath(_ id: String) -> FilePath { path(.logs, "\(id).log") }
+
+    // MARK: Set-up
+
+    /// Creates the root and every missing folder (mode 2770). Existing folders are left as
+    /// they are, so an operator's choice of group and mode stands.
+    public func create() throws(SpoolError) {
+        for dir in [root] + Folder.allCases.map(path) {
+            do {
+                try Syscalls.mkdir(dir, Self.folderMode)
+                // mkdir applies the umask and may drop setgid: set the mode exactly.
+                try Syscalls.chmod(dir, Self.folderMode)
+            } catch .fileExists {
+                continue
+            } catch {
+                throw SpoolError(.create, path: dir, errno: error)
+            }
+        }
+    }
+
+    /// Folders of the spool that anyone may write to (the daemon refuses to start on those).
+    public func worldWritableFolders() -> [FilePath] {
+        ([root] + Folder.allCases.map(path)).filter { dir in
+            guard let st = try? Syscalls.lstat(dir) else { return false }
+            return st.st_mode & S_IWOTH != 0
+        }
+    }
+
+    // MARK: Writing
+
+    /// Writes bytes to `folder/name` atomically and durably: a temporary file in `tmp/` is
+    /// written, fsynced, renamed over the target, and the target folder fsynced.
+    public func writeAtomically(_ bytes: [UInt8], to folder: Folder, name: String, durable: Bool = true) throws(SpoolError) {
+        let target = path(folder, name)
+        let temporary = path(.tmp, ".\(name).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp")
+        do throws(Errno) {
+            let fd = try Syscalls.open(temporary, O_WRONLY | O_CREAT | O_EXCL, Self.fileMode)
+            do throws(Errno) {
+                _ = fchmod(fd, Self.fileMode)
+                try Syscalls.writeAll(fd, bytes)
+                if durable { try Syscalls.fsync(fd) }
+                Syscalls.close(fd)
+            } catch {
+                Syscalls.close(fd)
+                try? Syscalls.unlink(temporary)
+                throw error
+            }
+            try Syscalls.rename(temporary, target)
+            if durable { try Syscalls.fsyncDirectory(path(folder)) }
+        } catch {
+            try? Syscalls.unlink(temporary)
+            throw SpoolError(.write, path: target, errno: error)
+        }
+    }
+
+    /// Spools a request the way every writer must: created in `tmp/`, fsynced, renamed into
+    /// `incoming/`, and `incoming/` fsynced. Returns the path in `incoming/`.
+    @discardableResult
+    public func submit(_ request: ReleaseRequest) throws(SpoolError) -> FilePath {
+        let name = "\(request.id).json"
+        let temporary = path(.tmp, name)
+        let target = path(.incoming, name)
+        do throws(Errno) {
+            let fd = try Syscalls.open(temporary, O_WRONLY | O_CREAT | O_EXCL, Self.fileMode)
+            do throws(Errno) {
+                _ = fchmod(fd, Self.fileMode)
+                try Syscalls.writeAll(fd, request.encoded())
+                try Syscalls.fsync(fd)
+                Syscalls.close(fd)
+            } catch {
+                Syscalls.close(fd)
+                try? Syscalls.unlink(temporary)
+                throw error
+            }
+            try Syscalls.rename(temporary, target)
+            try Syscalls.fsyncDirectory(path(.incoming))
+        } catch {
+            try? Syscalls.unlink(temporary)
+            throw SpoolError(.submit, path: target, errno: error)
+        }
+        return target
+    }
+
+    /// Drops `cancel/<id>`.
+    public func requestCancel(_ id: ReleaseID) throws(SpoolError) {
+        let target = path(.cancel, id.rawValue)
+        do {
+            let fd = try Syscalls.open(target, O_WRONLY | O_CREAT, Self.fileMode)
+            Syscalls.close(fd)
+            try Syscalls.fsyncDirectory(path(.cancel))
+        } catch {
+            throw SpoolError(.write, path: target, errno: error)
+        }
+    }
+
+    /// Moves `from/name` to `to/newName` and makes both folders durable.
+    /// With `replace: false` an existing target is an error (EEXIST) rather than overwritten
+    /// (the daemon is the only process that moves files out of `incoming/`).
+    public func move(_ name: FilePath.Component, from: Folder, to: Folder, as newName: String, replace: Bool = false) throws(SpoolError) {
+        let source = path(from).appending(name)
+        let target = path(to, newName)
+        do throws(Errno) {
+            if !replace, exists(target) { throw Errno.fileExists }
+            try Syscalls.rename(source, target)
+            try Syscalls.fsyncDirectory(path(to))
+            if from != to { try Syscalls.fsyncDirectory(path(from)) }
+        } catch {
+            throw SpoolError(.move, path: source, errno: error)
+        }
+    }
+
+    /// Removes a file if present.
+    public func remove(_ folder: Folder, _ name: String) {
+        try? Syscalls.unlink(path(folder, name))
+    }
+
+    // MARK: Reading
+
+    /// The entries of a folder; an unreadable folder reads as empty.
+    public func entries(_ folder: Folder) -> [FilePath.Component] {
+        (try? Syscalls.listDirectory(path(folder))) ?? []
+    }
+
+    /// The ids of the requests (`<id>.json`) in a folder, sorted.
+    public func requestIDs(in folder: Folder) -> [String] {
+        entries(folder).compactMap { c -> String? in
+            let s = c.string
+            guard s.hasSuffix(".json"), !s.hasSuffix(".record.json") else { return nil }
+            return String(s.dropLast(5))
+        }.sorted()
+    }
+
+    public func exists(_ p: FilePath) -> Bool {
+        (try? Syscalls.lstat(p)) != nil
+    }
+
+    /// Reads a whole (small) file.
+    public func read(_ p: FilePath, limit: Int = ReleaseRequest.maximumFileSize * 8) throws(SpoolError) -> [UInt8] {
+        do {
+            let fd = try Syscalls.open(p, O_RDONLY | O_NOFOLLOW)
+            defer { Syscalls.close(fd) }
+            return try Syscalls.read(fd, limit: limit)
+        } catch {
+            throw SpoolError(.read, path: p, errno: error)
+        }
+    }
+
+    /// A record, if the folder has one for this id.
+    public func record(in folder: Folder, id: String) -> ReleaseRecord? {
+        guard let bytes = try? read(recordPath(folder, id)) else { return nil }
+        return try? ReleaseRecord.decode(bytes)
+    }
+
+    /// Where a release is now.
+    public enum Location: Sendable {
+        case queued(ReleaseRequest?)
+        case running(ReleaseRequest?, progress: ReleaseRecord?)
+        case finished(ReleaseRecord)
+    }
+
+    /// Finds a release by id in the queue, among the running ones, or among the finished.
+    public func locate(_ id: String) -> Location? {
+        if let r = record(in: .done, id: id) ?? record(in: .rejected, id: id) { return .finished(r) }
+        if exists(requestPath(.running, id)) {
+            return .running(readRequest(requestPath(.running, id)), progress: record(in: .running, id: id))
+        }
+        if exists(requestPath(.incoming, id)) { return .queued(readRequest(requestPath(.incoming, id))) }
+        // It may have moved between the checks above: look once more at the final folders.
+        if let r = record(in: .done, id: id) ?? record(in: .rejected, id: id) { return .finished(r) }
+        return nil
+    }
+
+    func readRequest(_ p: FilePath) -> ReleaseRequest? {
+        guard let bytes = try? read(p, limit: ReleaseRequest.maximumFileSize) else { return nil }
+        var partial = ReleaseRequest.Partial()
+        return try? ReleaseRequest.decode(bytes, partial: &partial)
+    }
+
+    /// The request of a finished release (for `retry`), wherever it was kept.
+    public func finishedRequest(_ id: String) -> ReleaseRequest? {
+        readRequest(requestPath(.done, id)) ?? readRequest(requestPath(.rejected, id))
+    }
+
+    /// Every finished record (done and rejected).
+    public func finishedRecords() -> [ReleaseRecord] {
+        var result: [ReleaseRecord] = []
+        for folder in [Folder.done, .rejected] {
+            for c in entries(folder) where c.string.hasSuffix(".record.json") {
+                if let bytes = try? read(path(folder).appending(c)), let r = try? ReleaseRecord.decode(bytes) {
+                    result.append(r)
+                }
+            }
+        }
+        return result
+    }
+}
+
+/// A spool operation that failed, with the path and the system error.
+public struct SpoolError: Error, Sendable, CustomStringConvertible {
+    public struct Operation: RawRepresentable, Sendable, Hashable {
+        public let rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        public static let create = Operation(rawValue: "cannot create")
+        public static let write = Operation(rawValue: "cannot write")
+        public static let submit = Operation(rawValue: "cannot spool the request as")
+        public static let move = Operation(rawValue: "cannot move")
+        public static let read = Operation(rawValue: "cannot read")
+        public static let lock = Operation(rawValue: "cannot lock")
+    }
+
+    public var operation: Operation
+    public var path: FilePath
+    public var errno: Errno
+
+    public init(_ operation: Operation, path: FilePath, errno: Errno) {
+        self.operation = operation
+        self.path = path
+        self.errno = errno
+    }
+
+    public var description: String { "\(operation.rawValue) \(path): \(errno)" }
+}
+
+extension FilePath {
+    /// This path made absolute against the current directory, with `.` and `..` resolved lexically.
+    public func absolute() -> FilePath {
+        var p = self
+        if !p.isAbsolute {
+            let cwd = FileManager.default.currentDirectoryPath
+            p = FilePath(cwd).pushing(p)
+        }
+        return p.lexicallyNormalized()
+    }
+}

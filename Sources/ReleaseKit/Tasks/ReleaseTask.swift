@@ -1,0 +1,122 @@
+import Logging
+import SystemPackage
+
+/// A release task: one step of a release, compiled in and registered by name.
+///
+/// A task is gated by an environment variable of the app (`gate`): it runs only when the
+/// request's env turns the gate on (or, for a task that is on by default, does not turn it
+/// off). Tasks run one at a time in the registry's order, in the app directory, with exactly
+/// the environment `TaskContext.environment` gives. A task reports failure by throwing; a
+/// `TaskFailure` says how (exit status, signal, time-out), any other error fails the task
+/// with the error's description as the reason.
+public protocol ReleaseTask: Sendable {
+    /// The name used in requests, release.toml and the record: `migrate`.
+    static var name: String { get }
+    /// The variable that turns the task on: `RUN_MIGRATIONS_DURING_RELEASE`.
+    static var gate: String { get }
+    /// One line for `releasectl plugins`.
+    static var summary: String { get }
+    /// Whether the task runs a command (from release.toml, the Procfile or a preset).
+    static var takesCommand: Bool { get }
+    /// Whether the task runs after the others even when one failed (notify).
+    static var runsAfterFailure: Bool { get }
+    /// The command when release.toml names none; nil when this app has none.
+    static func defaultCommand(in app: AppInspection) -> Command?
+    /// Whether the gate is on when its variable is unset.
+    static func isOnByDefault(in app: AppInspection) -> Bool
+
+    init()
+
+    /// Does the task's work. Output goes through the context so it reaches the release log
+    /// and the journal, masked.
+    func run(in context: TaskContext) async throws
+}
+
+extension ReleaseTask {
+    public static var takesCommand: Bool { true }
+    public static var runsAfterFailure: Bool { false }
+    public static func defaultCommand(in app: AppInspection) -> Command? { app.preset?.commands[name] }
+    public static func isOnByDefault(in app: AppInspection) -> Bool { false }
+
+    /// Runs the task's resolved command.
+    public func run(in context: TaskContext) async throws {
+        guard let command = context.command else {
+            throw TaskFailure(.failed, reason: "no command for \(Self.name)")
+        }
+        try await context.run(command)
+    }
+}
+
+/// How a task ended other than by succeeding.
+public struct TaskFailure: Error, Sendable, CustomStringConvertible {
+    public var state: TaskState
+    public var reason: String
+    public var exitStatus: Int32?
+    public var signal: Int32?
+
+    public init(_ state: TaskState, reason: String, exitStatus: Int32? = nil, signal: Int32? = nil) {
+        self.state = state
+        self.reason = reason
+        self.exitStatus = exitStatus
+        self.signal = signal
+    }
+
+    public var description: String { reason }
+}
+
+/// Runs commands for tasks: provided by the daemon, which streams output into the release log
+/// and the journal and applies the time limits and cancellation.
+public protocol TaskProcessRunner: Sendable {
+    /// Runs a command to its end; throws `TaskFailure` for a non-zero exit, a signal, a
+    /// time-out or cancellation.
+    func run(_ command: Command, for context: TaskContext) async throws(TaskFailure)
+    /// Writes one line of the task's own output (masked) to the release log and the journal.
+    func say(_ line: String, for context: TaskContext)
+}
+
+/// What a task may use while it runs.
+public struct TaskContext: Sendable {
+    /// The request being released.
+    public let request: ReleaseRequest
+    /// The task's name.
+    public let task: String
+    /// The task's environment: the request's env plus RELEASE_*, PATH, HOME, LANG.
+    public let environment: [String: String]
+    /// The app directory, where commands run.
+    public let directory: FilePath
+    /// The command resolved for this task, if it takes one.
+    public let command: Command?
+    /// When the task must end (the earlier of its own timeout and the release's).
+    public let deadline: ContinuousClock.Instant
+    /// The release as it stands (masked): for `notify`, its provisional final state.
+    public let outcome: ReleaseRecord
+    /// The masking of this release's secrets.
+    public let masking: Masking
+    public let logger: Logger
+    let runner: any TaskProcessRunner
+
+    public init(request: ReleaseRequest, task: String, environment: [String: String], directory: FilePath,
+                command: Command?, deadline: ContinuousClock.Instant, outcome: ReleaseRecord, masking: Masking,
+                logger: Logger, runner: any TaskProcessRunner) {
+        self.request = request
+        self.task = task
+        self.environment = environment
+        self.directory = directory
+        self.command = command
+        self.deadline = deadline
+        self.outcome = outcome
+        self.masking = masking
+        self.logger = logger
+        self.runner = runner
+    }
+
+    /// Runs a command in the app directory with the task's environment, streaming its output.
+    public func run(_ command: Command) async throws(TaskFailure) {
+        try await runner.run(command, for: self)
+    }
+
+    /// Writes a line into the release's output.
+    public func say(_ line: String) {
+        runner.say(line, for: self)
+    }
+}

@@ -1,1 +1,21 @@
-print("x")
+import ArgumentParser
+import Glibc
+
+do {
+    var command = try Releasectl.parseAsRoot()
+    if let asyncCommand = command as? any RunnableCommand {
+        try await asyncCommand.execute()
+    } else {
+        try command.run()
+    }
+} catch let error as CLIError {
+    Output.error(error.message)
+    exit(error.code)
+} catch {
+    // Usage errors exit 2, not swift-argument-parser's 64.
+    if Releasectl.exitCode(for: error) == .validationFailure {
+        Output.error(Releasectl.fullMessage(for: error))
+        exit(2)
+    }
+    Releasectl.exit(withError: error)
+}

@@ -1,1 +1,31 @@
-print("x")
+import ArgumentParser
+import Glibc
+
+// The process guard is the same executable started with a private flag: it must not go
+// through argument parsing or start anything else.
+if CommandLine.arguments.count == 2, CommandLine.arguments[1] == ProcessGuard.flag {
+    ProcessGuard.runGuard()
+}
+do {
+    var command = try Released.parseAsRoot()
+    if let released = command as? Released {
+        try await released.run()
+    } else {
+        try command.run()
+    }
+} catch {
+    // Usage errors exit 2, not swift-argument-parser's 64.
+    let code = Released.exitCode(for: error)
+    if code == .validationFailure {
+        FileHandleOutput.standardError(Released.fullMessage(for: error) + "\n")
+        exit(2)
+    }
+    Released.exit(withError: error)
+}
+
+enum FileHandleOutput {
+    static func standardError(_ text: String) {
+        var bytes = Array(text.utf8)
+        _ = bytes.withUnsafeMutableBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
+    }
+}

@@ -36,6 +36,14 @@ public struct ReleaseRequest: Sendable, Equatable {
         public var release: String?
         public var submittedAt: Date?
         public var retryOf: String?
+
+        public init(id: String? = nil, app: String? = nil, release: String? = nil, submittedAt: Date? = nil, retryOf: String? = nil) {
+            self.id = id
+            self.app = app
+            self.release = release
+            self.submittedAt = submittedAt
+            self.retryOf = retryOf
+        }
     }
 
     static let knownFields: Set<String> = ["version", "id", "app", "release", "directory", "env", "tasks", "submittedAt", "retryOf"]

@@ -220,7 +220,8 @@ public struct Spool: Sendable {
         return nil
     }
 
-    func readRequest(_ p: FilePath) -> ReleaseRequest? {
+    /// A request file, if it is readable and valid.
+    public func readRequest(_ p: FilePath) -> ReleaseRequest? {
         guard let bytes = try? read(p, limit: ReleaseRequest.maximumFileSize) else { return nil }
         var partial = ReleaseRequest.Partial()
         return try? ReleaseRequest.decode(bytes, partial: &partial)

@@ -1,0 +1,57 @@
+import ArgumentParser
+import FoundationEssentials
+import ReleaseKit
+
+/// `--env-file` and `--env`: the app's environment for a request. Files are read in order,
+/// then `--env`s; the last value of a key wins. The caller's own environment never leaks in.
+struct EnvOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Read variables from a dotenv file (repeatable, in order).", valueName: "file"))
+    var envFile: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Set a variable (repeatable; wins over --env-file).", valueName: "KEY=VALUE"))
+    var env: [String] = []
+
+    /// The assembled environment; a bad file or a malformed `--env` is a usage error (exit 2).
+    func resolve() throws(CLIError) -> [String: String] {
+        var result: [String: String] = [:]
+        for file in envFile {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw .usage("cannot read --env-file \(file)")
+            }
+            guard let text = String(validating: data, as: UTF8.self) else {
+                throw .usage("--env-file \(file) is not valid UTF-8")
+            }
+            do {
+                for (key, value) in try DotEnv.parse(text, file: file) { result[key] = value }
+            } catch {
+                throw .usage("--env-file \(error)")
+            }
+        }
+        for assignment in env {
+            guard let eq = assignment.firstIndex(of: "=") else {
+                throw .usage("--env \(Masking.preview(assignment)) is not of the form KEY=VALUE")
+            }
+            let key = String(assignment[..<eq])
+            let value = String(assignment[assignment.index(after: eq)...])
+            if let problem = Syntax.envKeyProblem(key) {
+                throw .usage("--env has \(problem)")
+            }
+            if value.utf8.contains(0) { throw .usage("--env \(key): the value contains a NUL byte") }
+            result[key] = value
+        }
+        return result
+    }
+}
+
+/// `--task`, checked against the registry.
+struct TaskOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Run only these tasks (repeatable; gates still apply).", valueName: "name"))
+    var task: [String] = []
+
+    func resolve(known: [String]) throws(CLIError) -> [String]? {
+        for name in task where !known.contains(name) {
+            throw .usage("unknown task \(Masking.preview(name)) (known: \(known.joined(separator: ", ")))")
+        }
+        return task.isEmpty ? nil : task
+    }
+}

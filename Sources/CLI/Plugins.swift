@@ -1,0 +1,44 @@
+import ArgumentParser
+import ReleaseKit
+import ReleasePlugins
+
+/// `releasectl plugins`: the registered tasks.
+struct Plugins: RunnableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the registered release tasks, their gates and default commands.")
+
+    @Flag(name: .long, help: "Print an array of {name, gate, summary, defaultCommand, presets} as JSON.") var json = false
+
+    struct Entry: Encodable {
+        var name: String
+        var gate: String
+        var summary: String
+        var onByDefault: String
+        var defaultCommand: [String]?
+        var presets: [String: [String]]
+    }
+
+    func execute() async throws {
+        let entries = Registry.tasks.map { task in
+            var presets: [String: [String]] = [:]
+            for preset in Preset.all { if let c = preset.commands[task.name] { presets[preset.name] = c.arguments } }
+            return Entry(name: task.name, gate: task.gate, summary: task.summary,
+                         onByDefault: task.name == "procfile" ? "when the Procfile has a release: line" : "no",
+                         defaultCommand: task.name == "procfile" ? ["/bin/sh", "-c", "<Procfile release: line>"] : Preset.rails.commands[task.name]?.arguments,
+                         presets: presets)
+        }
+        if json {
+            Output.line(JSONOutput.encode(entries))
+            return
+        }
+        var rows = [["TASK", "GATE", "WHEN UNSET", "SUMMARY"]]
+        for e in entries { rows.append([e.name, e.gate, e.onByDefault == "no" ? "off" : "on if Procfile has release:", e.summary]) }
+        Output.out(Output.table(rows))
+        Output.line("")
+        Output.line("Gate values: true/1/yes/on or false/0/no/off (any case); anything else rejects the release.")
+        Output.line("Commands come from release.toml, else the framework preset detected in the app directory:")
+        for preset in Preset.all {
+            let cmds = Registry.tasks.compactMap { t in preset.commands[t.name].map { "\(t.name): \($0)" } }
+            Output.line("  \(preset.name): " + cmds.joined(separator: "; "))
+        }
+    }
+}

@@ -1,0 +1,26 @@
+import ArgumentParser
+import ReleaseKit
+
+/// `releasectl retry ID`: submit a finished release's request again as a new release.
+struct Retry: RunnableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Submit a finished release again (same app, directory, env and tasks) as a new release.")
+
+    @OptionGroup var spoolOptions: SpoolOptions
+    @Argument(help: "The id of the finished release.") var id: String
+    @OptionGroup var waitOptions: WaitOptions
+
+    func execute() async throws {
+        let spool = spoolOptions.resolved
+        guard let location = spool.locate(id) else { throw CLIError(2, "no release \(Masking.preview(id)) in \(spool.root)") }
+        guard case .finished = location else {
+            throw CLIError(2, "\(id) has not finished yet; only a finished release can be retried")
+        }
+        guard let old = spool.finishedRequest(id) else {
+            throw CLIError(2, "the request of \(id) is not readable (a rejected request that was not valid cannot be retried)")
+        }
+        let request = ReleaseRequest(id: ReleaseID.generate(), app: old.app, release: old.release, directory: old.directory,
+                                     env: old.env, tasks: old.tasks, retryOf: old.id)
+        try Spooling.submitAndReport(request, spool: spool, wait: waitOptions)
+    }
+}

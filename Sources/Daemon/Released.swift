@@ -1,0 +1,146 @@
+import ArgumentParser
+import Glibc
+import Logging
+import ReleaseKit
+import ReleasePlugins
+import ServiceLifecycle
+import Synchronization
+import SystemPackage
+
+/// `released`: the release daemon.
+struct Released: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "released",
+        abstract: "Run app release tasks (migrate, seed, cache-clear, notify) from a spool of requests.",
+        discussion: """
+            Watches the spool's incoming/ folder for release requests (written by `releasectl submit`), \
+            runs each request's gated tasks in the app directory, and records the outcome in done/ or \
+            rejected/. Reports to systemd through sd_notify and the journal.
+            """)
+
+    @Option(name: .long, help: ArgumentHelp("The spool folder (default: $RELEASECTL_SPOOL, the config's spool, or /var/lib/releasectl).", valueName: "dir"))
+    var spool: String?
+
+    @Option(name: .long, help: ArgumentHelp("The configuration file.", valueName: "file"))
+    var config: String?
+
+    @Option(name: .long, help: ArgumentHelp("How many apps may release at once (default 2).", valueName: "n"))
+    var maxParallel: Int?
+
+    @Option(name: .long, help: "Where to log: auto (the journal under systemd, else stderr), journal or console.")
+    var logTarget: LogTarget = .auto
+
+    @Option(name: .long, help: ArgumentHelp("Write Prometheus metrics to this file after each release.", valueName: "path"))
+    var metricsFile: String?
+
+    @Flag(name: .long, help: .hidden)
+    var testStallOnSigusr2 = false
+
+    func validate() throws {
+        if let n = maxParallel, n < 1 { throw ValidationError("--max-parallel must be at least 1") }
+    }
+
+    /// The configuration file with the flags applied.
+    func loadConfig() throws -> DaemonConfig {
+        var c = try DaemonConfig.load(path: config)
+        if let maxParallel { c.maxParallel = maxParallel }
+        if let metricsFile { c.metricsFile = metricsFile }
+        return c
+    }
+
+    func run() async throws {
+        signal(SIGPIPE, SIG_IGN)
+        logTarget.bootstrap()
+        let logger = Logger(label: "released")
+        let notifier = SystemdNotifier()
+
+        func fatal(_ message: String, errno: Int32 = EINVAL) -> ExitCode {
+            logger.critical("\(message)")
+            notifier.failed(errno: errno, status: message)
+            return ExitCode(1)
+        }
+
+        let daemonConfig: DaemonConfig
+        do { daemonConfig = try loadConfig() } catch {
+            throw fatal("configuration error: \(error)")
+        }
+        let spoolOption = spool ?? daemonConfig.spool
+        let spool = Spool.resolve(option: spoolOption)
+        do { try spool.create() } catch {
+            throw fatal("\(error)", errno: error.errno.rawValue)
+        }
+        let open = spool.worldWritableFolders()
+        if !open.isEmpty {
+            throw fatal("refusing to start: \(open.map(\.string).joined(separator: ", ")) is world-writable (chmod o-w)", errno: EPERM)
+        }
+        if access(spool.path(.incoming).string, W_OK) != 0 {
+            throw fatal("the spool \(spool.root) is not writable by this user", errno: errno)
+        }
+        let lock: SpoolLock
+        do { lock = try SpoolLock.acquire(spool) } catch {
+            if error.errno == .resourceTemporarilyUnavailable {
+                throw fatal("another released is already running on \(spool.root) (it holds \(spool.lockPath))", errno: EBUSY)
+            }
+            throw fatal("\(error)", errno: error.errno.rawValue)
+        }
+        defer { withExtendedLifetime(lock) {} }
+
+        let processGuard: ProcessGuard?
+        do { processGuard = try ProcessGuard.spawn() } catch {
+            logger.warning("\(error); task processes may outlive a killed daemon")
+            processGuard = nil
+        }
+
+        let recovered = Recovery.run(spool: spool, logger: logger)
+        if !recovered.interrupted.isEmpty {
+            logger.warning("\(recovered.interrupted.count) release(s) were running when the daemon last stopped; marked interrupted")
+        }
+
+        let context = DaemonContext(spool: spool, registry: Registry.tasks, processGuard: processGuard, notifier: notifier, logger: logger)
+        let (jobs, jobsContinuation) = AsyncStream.makeStream(of: Job.self)
+        let scheduler = Scheduler(context: context, config: daemonConfig, jobs: jobsContinuation)
+        if let path = daemonConfig.metricsFile {
+            await scheduler.setMetrics(Metrics(path: path))
+        }
+        for record in recovered.interrupted { await scheduler.count(record) }
+
+        let configBox = ConfigBox(daemonConfig)
+        let release = ReleaseService(context: context, scheduler: scheduler, jobs: jobs, jobsContinuation: jobsContinuation,
+                                     shutdownGrace: { configBox.value.shutdownGrace })
+        let watchdog = WatchdogService(scheduler: scheduler, notifier: notifier)
+        let signals = SignalService(
+            scheduler: scheduler, notifier: notifier, logger: logger,
+            reload: { try loadConfig() },
+            onReload: { config in
+                if config.spool.map({ Spool.resolve(option: $0).root != spool.root }) ?? false {
+                    logger.warning("the spool cannot change on reload; restart the daemon to use \(config.spool!)")
+                }
+                configBox.value = config
+                await scheduler.apply(config)
+            },
+            stallOnSIGUSR2: testStallOnSigusr2)
+        var groupConfig = ServiceGroupConfiguration(
+            services: [
+                .init(service: watchdog),
+                .init(service: signals),
+                .init(service: release, successTerminationBehavior: .gracefullyShutdownGroup),
+            ],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger)
+        groupConfig.cancellationSignals = []
+        let group = ServiceGroup(configuration: groupConfig)
+        try await group.run()
+    }
+}
+
+extension LogTarget: ExpressibleByArgument {}
+
+/// The current configuration, shared with closures that run outside the scheduler.
+final class ConfigBox: Sendable {
+    private let storage: Mutex<DaemonConfig>
+    init(_ c: DaemonConfig) { storage = Mutex(c) }
+    var value: DaemonConfig {
+        get { storage.withLock { $0 } }
+        set { storage.withLock { $0 = newValue } }
+    }
+}

@@ -1,0 +1,99 @@
+import Glibc
+import Logging
+import Synchronization
+
+/// Makes sure no task process outlives the daemon, even a daemon killed with SIGKILL.
+///
+/// Every task runs in a process group of its own. At start the daemon spawns a small guard
+/// process (`released --process-guard`) whose stdin is a pipe only the daemon holds (the
+/// write end is close-on-exec, so tasks never inherit it). The daemon tells the guard each
+/// task's process group as it starts and ends. When the daemon dies, however it dies, the
+/// kernel closes the pipe; the guard sees end-of-file and SIGKILLs every group still
+/// registered. `PR_SET_PDEATHSIG` on the direct child alone would not do: a shell may fork its
+/// last command instead of exec-ing it. Under systemd the service's cgroup does the same job.
+public final class ProcessGuard: Sendable {
+    public static let flag = "--process-guard"
+
+    private let writeFD: Int32
+    public let pid: pid_t
+
+    private init(writeFD: Int32, pid: pid_t) {
+        self.writeFD = writeFD
+        self.pid = pid
+    }
+
+    /// Spawns the guard from this very executable.
+    public static func spawn() throws(SpawnError) -> ProcessGuard {
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw SpawnError(errno: errno) }
+        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, fds[0], 0)
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        // Its own process group: a Ctrl-C meant for the daemon must not reach the guard.
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setpgroup(&attr, 0)
+        let exe = "/proc/self/exe"
+        var child: pid_t = 0
+        let argv: [UnsafeMutablePointer<CChar>?] = [strdup("released"), strdup(flag), nil]
+        defer { argv.forEach { free($0) } }
+        let envp: [UnsafeMutablePointer<CChar>?] = [strdup("SWIFT_BACKTRACE=enable=no"), nil]
+        defer { envp.forEach { free($0) } }
+        let rc = posix_spawn(&child, exe, &actions, &attr, argv, envp)
+        close(fds[0])
+        guard rc == 0 else {
+            close(fds[1])
+            throw SpawnError(errno: rc)
+        }
+        return ProcessGuard(writeFD: fds[1], pid: child)
+    }
+
+    public struct SpawnError: Error, CustomStringConvertible {
+        public var errno: Int32
+        public var description: String { "cannot start the process guard: \(String(cString: strerror(errno)))" }
+    }
+
+    /// Registers a task's process group.
+    public func register(processGroup: pid_t) { send("+\(processGroup)\n") }
+
+    /// Forgets a process group once it is empty.
+    public func unregister(processGroup: pid_t) { send("-\(processGroup)\n") }
+
+    private func send(_ line: String) {
+        var bytes = Array(line.utf8)
+        _ = bytes.withUnsafeMutableBytes { write(writeFD, $0.baseAddress, $0.count) }
+    }
+
+    /// The guard's main loop: runs in the child, never returns.
+    public static func runGuard() -> Never {
+        signal(SIGINT, SIG_IGN)
+        signal(SIGTERM, SIG_IGN)
+        signal(SIGHUP, SIG_IGN)
+        signal(SIGPIPE, SIG_IGN)
+        var groups = Set<pid_t>()
+        var pending: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            pending.append(contentsOf: buffer[0..<n])
+            while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = String(decoding: pending[..<newline], as: UTF8.self)
+                pending.removeSubrange(...newline)
+                guard let op = line.first, let group = pid_t(line.dropFirst()), group > 1 else { continue }
+                if op == "+" { groups.insert(group) } else { groups.remove(group) }
+            }
+        }
+        // The daemon is gone: nothing it started may stay.
+        for group in groups {
+            kill(-group, SIGKILL)
+        }
+        exit(0)
+    }
+}

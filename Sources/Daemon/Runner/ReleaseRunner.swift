@@ -1,0 +1,200 @@
+import FoundationEssentials
+import Glibc
+import Logging
+import ReleaseKit
+import SystemPackage
+
+/// Runs one release from its plan to its record: the tasks in order, each with its own
+/// environment and time limit; the first failure stops the rest (`not-run`) except tasks that
+/// run after failures (notify), which then report the outcome.
+struct ReleaseRunner: Sendable {
+    let spool: Spool
+    let registry: [any ReleaseTask.Type]
+    let processGuard: ProcessGuard?
+    let releaseTimeout: Duration
+    let killGrace: Duration
+    let identity: TaskIdentity?
+    let logger: Logger
+    /// Told when a task starts: (task, 1-based index, number of tasks that will run).
+    let onProgress: @Sendable (String, Int, Int) -> Void
+
+    func run(_ request: ReleaseRequest, plan: ReleasePlan, control: ReleaseControl) async -> ReleaseRecord {
+        let masking = Masking(env: request.env)
+        var logger = logger
+        logger[metadataKey: "release.id"] = "\(request.id)"
+        logger[metadataKey: "release.app"] = "\(request.app)"
+        logger[metadataKey: "release.name"] = "\(masking.apply(request.release))"
+        let log = ReleaseLog(spool: spool, id: request.id.rawValue, masking: masking, logger: logger)
+        defer { log.close() }
+
+        let started = Date()
+        let clock = ContinuousClock()
+        let startInstant = clock.now
+        let releaseDeadline = startInstant + releaseTimeout
+        var record = ReleaseRecord(id: request.id.rawValue, app: request.app, release: request.release, state: .running,
+                                   warnings: plan.warnings, directory: request.directory, submittedAt: request.submittedAt,
+                                   retryOf: request.retryOf?.rawValue)
+        record.startedAt = started
+        record.tasks = plan.steps.map { step in
+            var t = TaskRecord(name: step.name, state: step.willRun ? .pending : .skipped,
+                               reason: step.willRun ? nil : step.reason, gate: step.gate, command: step.command?.arguments)
+            t.command = t.command.map { $0.map(masking.apply) }
+            return t
+        }
+        let toRun = plan.steps.filter(\.willRun)
+        writeProgress(record)
+
+        let names = toRun.map(\.name)
+        log.note("\(request.app) \(request.release): " + (names.isEmpty ? "no tasks to run" : "running \(names.joined(separator: ", "))"),
+                 metadata: ["message.id": "\(MessageID.releaseStarted)", "release.state": "running"])
+        for warning in plan.warnings {
+            log.note("warning: \(warning)", level: .warning)
+        }
+
+        let home = identity?.home ?? Self.home(of: getuid())
+        var failure: (task: String, failure: TaskFailure)?
+        var index = 0
+        // Ordinary tasks first, then those that report (notify).
+        let ordered = plan.steps.enumerated().filter { !isReporter($0.element.name) } + plan.steps.enumerated().filter { isReporter($0.element.name) }
+        for (position, step) in ordered where step.willRun {
+            let reporter = isReporter(step.name)
+            if !reporter, failure != nil || control.reason != nil {
+                record.tasks[position].state = .notRun
+                record.tasks[position].reason = control.reason != nil ? "the release was \(Self.stopWord(control.reason!))" : "an earlier task failed"
+                continue
+            }
+            if reporter, control.reason == .shutdown {
+                record.tasks[position].state = .notRun
+                record.tasks[position].reason = "the daemon shut down"
+                continue
+            }
+            if reporter {
+                // The outcome as it stands, for the report.
+                let (state, reason) = Self.outcome(failure: failure, control: control)
+                record.state = state
+                record.reason = reason
+            }
+            index += 1
+            onProgress(step.name, index, toRun.count)
+            let taskStart = Date()
+            let taskStartInstant = clock.now
+            record.tasks[position].state = .running
+            record.tasks[position].startedAt = taskStart
+            writeProgress(record)
+            var deadline = releaseDeadline
+            if let t = step.timeout { deadline = min(deadline, taskStartInstant + t) }
+            if reporter { deadline = max(deadline, clock.now + .seconds(60)) }
+            log.note("\(step.name)" + (step.command.map { ": \($0)" } ?? ""),
+                     metadata: ["release.task": "\(step.name)", "release.state": "running"])
+
+            let taskLogger: Logger = {
+                var l = logger
+                l[metadataKey: "release.task"] = "\(step.name)"
+                return l
+            }()
+            let runner = TaskProcessRunner(log: log, control: control, processGuard: processGuard, killGrace: killGrace, identity: identity)
+            let context = TaskContext(
+                request: request, task: step.name,
+                environment: TaskEnvironment.make(request: request, task: step.name, home: home),
+                directory: FilePath(request.directory), command: step.command, deadline: deadline,
+                outcome: record, masking: masking, logger: taskLogger, runner: runner)
+            var result: TaskFailure?
+            if let problem = step.problem {
+                result = TaskFailure(.failed, reason: problem)
+            } else if let type = registry.first(where: { $0.name == step.name }) {
+                do {
+                    try await type.init().run(in: context)
+                } catch let f as TaskFailure {
+                    result = f
+                } catch {
+                    result = TaskFailure(.failed, reason: masking.apply("\(error)"))
+                }
+            }
+            if let f = result, f.state == .timedOut {
+                let limit = step.timeout.map { deadline == taskStartInstant + $0 } ?? false
+                    ? "its timeout of \(DurationParser.format(step.timeout!))"
+                    : "the release's time limit of \(DurationParser.format(releaseTimeout))"
+                result = TaskFailure(.timedOut, reason: "timed out after \(limit)")
+            }
+            let ms = (clock.now - taskStartInstant).milliseconds
+            record.tasks[position].durationMs = ms
+            if let f = result {
+                record.tasks[position].state = f.state
+                record.tasks[position].reason = masking.apply(f.reason)
+                record.tasks[position].exitStatus = f.exitStatus
+                record.tasks[position].signal = f.signal
+                let level: Logger.Level = f.state == .cancelled ? .notice : .error
+                log.note("\(step.name) \(Summary.taskResult(record.tasks[position])) after \(Summary.duration(ms))", level: level,
+                         metadata: ["release.task": "\(step.name)", "release.state": "\(f.state.rawValue)"])
+                if reporter {
+                    if plan.notifyRequired {
+                        failure = failure ?? (step.name, f)
+                    } else {
+                        let w = "\(step.name) failed: \(masking.apply(f.reason)) (set \(ReleasePlan.notifyRequiredVariable)=true to fail the release)"
+                        record.warnings.append(w)
+                    }
+                } else if failure == nil {
+                    failure = (step.name, f)
+                }
+            } else {
+                record.tasks[position].state = .succeeded
+                log.note("\(step.name) succeeded in \(Summary.duration(ms))",
+                         metadata: ["release.task": "\(step.name)", "release.state": "succeeded"])
+            }
+            writeProgress(record)
+        }
+
+        let (state, reason) = Self.outcome(failure: failure, control: control)
+        record.state = state
+        record.reason = reason.map(masking.apply)
+        record.finishedAt = Date()
+        record.durationMs = (clock.now - startInstant).milliseconds
+        let messageID = switch state {
+        case .succeeded: MessageID.releaseSucceeded
+        case .cancelled: MessageID.releaseCancelled
+        case .interrupted: MessageID.releaseInterrupted
+        default: MessageID.releaseFailed
+        }
+        let level: Logger.Level = switch state {
+        case .succeeded: .notice
+        case .cancelled, .interrupted: .warning
+        default: .error
+        }
+        log.note("release \(state.rawValue)" + (record.reason.map { ": \($0)" } ?? "") + " in \(Summary.duration(record.durationMs!))",
+                 level: level, metadata: ["message.id": "\(messageID)", "release.state": "\(state.rawValue)",
+                                          "duration.usec": "\(record.durationMs! * 1000)"])
+        return record
+    }
+
+    func isReporter(_ name: String) -> Bool {
+        registry.first { $0.name == name }?.runsAfterFailure ?? false
+    }
+
+    static func outcome(failure: (task: String, failure: TaskFailure)?, control: ReleaseControl) -> (ReleaseState, String?) {
+        switch control.reason {
+        case .shutdown?: return (.interrupted, "interrupted: the daemon shut down before the release finished")
+        case .cancelled?: return (.cancelled, "cancelled by releasectl cancel")
+        default: break
+        }
+        if let (task, f) = failure { return (.failed, "\(task) \(f.reason)") }
+        return (.succeeded, nil)
+    }
+
+    static func stopWord(_ r: StopReason) -> String {
+        switch r {
+        case .cancelled: "cancelled"
+        case .shutdown: "interrupted"
+        case .releaseTimeout: "timed out"
+        }
+    }
+
+    /// Records progress in `running/<id>.record.json` for `status` and for recovery.
+    func writeProgress(_ record: ReleaseRecord) {
+        try? spool.writeAtomically(record.encoded(), to: .running, name: "\(record.id).record.json", durable: false)
+    }
+
+    static func home(of uid: uid_t) -> String {
+        guard let pw = getpwuid(uid), let dir = pw.pointee.pw_dir else { return "/" }
+        return String(cString: dir)
+    }
+}

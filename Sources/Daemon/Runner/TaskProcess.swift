@@ -1,0 +1,203 @@
+import Dispatch
+import Glibc
+import Logging
+import ReleaseKit
+import Subprocess
+import SystemPackage
+
+/// Who a task runs as, when the daemon (as root) switches to an app's user.
+public struct TaskIdentity: Sendable {
+    public var user: String
+    public var uid: uid_t
+    public var gid: gid_t
+    public var groups: [gid_t]
+    public var home: String
+}
+
+/// Runs task commands as processes: each in a session and process group of its own, in the
+/// app directory, with exactly the task's environment, output (stdout and stderr together, in
+/// order) streamed into the release log. On a time-out, a cancel or a shutdown the whole group
+/// gets SIGTERM, then SIGKILL after the kill grace; processes a task leaves behind when it
+/// exits are ended the same way, so nothing outlives its task.
+struct TaskProcessRunner: ReleaseKit.TaskProcessRunner {
+    let log: ReleaseLog
+    let control: ReleaseControl
+    let processGuard: ProcessGuard?
+    let killGrace: Duration
+    let identity: TaskIdentity?
+
+    func say(_ line: String, for context: TaskContext) {
+        log.say(line, task: context.task)
+    }
+
+    func run(_ command: Command, for context: TaskContext) async throws(TaskFailure) {
+        let argv = command.arguments
+        guard let program = argv.first else { throw TaskFailure(.failed, reason: "empty command") }
+        let executable: FilePath
+        if program.contains("/") {
+            executable = program.hasPrefix("/") ? FilePath(program) : context.directory.appending(program)
+            guard access(executable.string, X_OK) == 0 else {
+                throw TaskFailure(.failed, reason: "cannot run \(program): \(String(cString: strerror(errno))) (in \(context.directory))")
+            }
+        } else {
+            let path = TaskEnvironment.path(for: context.environment)
+            guard let found = ExecutableLookup.find(program, path: path) else {
+                throw TaskFailure(.failed, reason: "command not found: \(program) (PATH=\(path))")
+            }
+            executable = FilePath(found)
+        }
+        var options = PlatformOptions()
+        options.createSession = true
+        if let identity {
+            options.userID = identity.uid
+            options.groupID = identity.gid
+            options.supplementaryGroups = identity.groups
+        }
+        let environment = context.environment.map { Array("\($0.key)=\($0.value)\0".utf8) }
+        let deadline = context.deadline
+        let grace = killGrace
+        let control = control
+        let log = log
+        let task = context.task
+        let processGuard = processGuard
+
+        let result: ExecutionResult<(StopReason?, Bool), SequenceOutput, CombinedErrorOutput>
+        var processGroup: pid_t = 0
+        do {
+            result = try await Subprocess.run(
+                .path(executable),
+                arguments: Arguments(executablePathOverride: program, remainingValues: Array(argv.dropFirst())),
+                environment: .custom(environment),
+                workingDirectory: context.directory,
+                platformOptions: options,
+                input: .none,
+                output: .sequence,
+                error: .combinedWithOutput
+            ) { execution in
+                let pid = execution.processIdentifier.value
+                processGroup = pid
+                processGuard?.register(processGroup: pid)
+                return await withTaskGroup(of: (StopReason?, Bool).self) { group in
+                    group.addTask {
+                        await Self.terminate(group: pid, deadline: deadline, control: control, grace: grace, log: log, task: task)
+                    }
+                    do {
+                        for try await buffer in execution.standardOutput {
+                            buffer.withUnsafeBytes { log.output($0, task: task) }
+                        }
+                    } catch {
+                        log.note("reading the output of \(task) failed: \(error)", level: .warning)
+                    }
+                    log.flush(task: task)
+                    // The output can end before the process does (it may close stdout).
+                    await ProcessExit.wait(execution.processIdentifier)
+                    group.cancelAll()
+                    var outcome: (StopReason?, Bool) = (nil, false)
+                    for await r in group where r.0 != nil { outcome = r }
+                    return outcome
+                }
+            }
+        } catch {
+            if processGroup != 0 { processGuard?.unregister(processGroup: processGroup) }
+            throw TaskFailure(.failed, reason: "cannot start \(program): \(error)")
+        }
+        await Self.endLeftovers(group: processGroup, grace: grace, log: log, task: task)
+        processGuard?.unregister(processGroup: processGroup)
+
+        let (stopReason, _) = result.closureResult
+        if let stopReason {
+            switch stopReason {
+            case .cancelled:
+                throw TaskFailure(.cancelled, reason: "cancelled")
+            case .shutdown:
+                throw TaskFailure(.cancelled, reason: "interrupted: the daemon shut down")
+            case .releaseTimeout:
+                throw TaskFailure(.timedOut, reason: "timed out")
+            }
+        }
+        switch result.terminationStatus {
+        case .exited(0):
+            return
+        case .exited(let code):
+            throw TaskFailure(.failed, reason: "exited with status \(code)", exitStatus: code)
+        case .signaled(let signal):
+            throw TaskFailure(.failed, reason: "killed by signal \(signal) (\(Self.signalName(signal)))", signal: signal)
+        }
+    }
+
+    /// Waits for the deadline or a stop; then SIGTERM to the group, SIGKILL after the grace.
+    /// Returns why it stopped the task, or nil when cancelled first (the task ended).
+    static func terminate(group pid: pid_t, deadline: ContinuousClock.Instant, control: ReleaseControl, grace: Duration,
+                          log: ReleaseLog, task: String) async -> (StopReason?, Bool) {
+        let reason: StopReason? = await withTaskGroup(of: StopReason?.self) { race in
+            race.addTask {
+                do { try await Task.sleep(until: deadline, clock: .continuous) } catch { return nil }
+                return .releaseTimeout
+            }
+            race.addTask { await control.wait() }
+            let first = await race.next() ?? nil
+            race.cancelAll()
+            return first
+        }
+        guard let reason, !Task.isCancelled else { return (nil, false) }
+        let why = switch reason {
+        case .cancelled: "the release was cancelled"
+        case .shutdown: "the daemon is shutting down"
+        case .releaseTimeout: "time limit reached"
+        }
+        log.note("\(task): \(why); sending SIGTERM to its processes", level: .warning)
+        kill(-pid, SIGTERM)
+        do {
+            try await Task.sleep(for: grace)
+        } catch {
+            return (reason, false)
+        }
+        log.note("\(task): still running after \(DurationParser.format(grace)); sending SIGKILL", level: .warning)
+        kill(-pid, SIGKILL)
+        return (reason, true)
+    }
+
+    /// Ends processes the task left in its group after it exited: SIGTERM, then SIGKILL.
+    static func endLeftovers(group pid: pid_t, grace: Duration, log: ReleaseLog, task: String) async {
+        guard pid > 1, kill(-pid, 0) == 0 else { return }
+        log.note("\(task) left processes behind; sending them SIGTERM", level: .warning)
+        kill(-pid, SIGTERM)
+        let clock = ContinuousClock()
+        let until = clock.now + grace
+        while clock.now < until {
+            if kill(-pid, 0) != 0 { return }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        log.note("\(task): leftover processes still running after \(DurationParser.format(grace)); sending SIGKILL", level: .warning)
+        kill(-pid, SIGKILL)
+    }
+
+    static func signalName(_ signal: Int32) -> String {
+        switch signal {
+        case SIGKILL: "SIGKILL"
+        case SIGTERM: "SIGTERM"
+        case SIGINT: "SIGINT"
+        case SIGSEGV: "SIGSEGV"
+        case SIGABRT: "SIGABRT"
+        case SIGHUP: "SIGHUP"
+        case SIGPIPE: "SIGPIPE"
+        case SIGBUS: "SIGBUS"
+        default: "signal \(signal)"
+        }
+    }
+}
+
+/// Waits for a process to exit without reaping it: Subprocess reaps it after the body of
+/// `run` returns, so the pid cannot be reused while this waits.
+enum ProcessExit {
+    static func wait(_ id: ProcessIdentifier) async {
+        let pid = id.value
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async {
+                var info = siginfo_t()
+                while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) < 0 && errno == EINTR {}
+                c.resume()
+            }
+        }
+    }
+}

@@ -1,0 +1,405 @@
+import FoundationEssentials
+import Glibc
+import Logging
+import ReleaseKit
+import SystemPackage
+
+/// What the scheduler needs from the rest of the daemon.
+struct DaemonContext: Sendable {
+    let spool: Spool
+    let registry: [any ReleaseTask.Type]
+    let processGuard: ProcessGuard?
+    let notifier: SystemdNotifier
+    let logger: Logger
+}
+
+/// A release the scheduler decided to start; the release service runs it.
+struct Job: Sendable {
+    let request: ReleaseRequest
+    let plan: ReleasePlan
+    let control: ReleaseControl
+    let runner: ReleaseRunner
+}
+
+/// The daemon's event loop: it takes requests in, rejects the bad ones at once, keeps one queue
+/// per app in id order, and starts releases — one at a time per app, up to `max-parallel` in
+/// all, oldest first — and writes each outcome durably.
+actor Scheduler {
+    private struct Queued {
+        let request: ReleaseRequest
+    }
+
+    private let context: DaemonContext
+    private var config: DaemonConfig
+    private var policy: IntakePolicy
+    private var queues: [String: [Queued]] = [:]
+    private var queuedIDs: Set<String> = []
+    /// Running releases by app.
+    private var running: [String: (id: String, release: String, control: ReleaseControl)] = [:]
+    private var progress: [String: String] = [:]
+    private var finishedCount = 0
+    private var accepting = true
+    private let jobs: AsyncStream<Job>.Continuation
+    private var idleWaiters: [CheckedContinuation<Void, Never>] = []
+    var metrics: Metrics?
+
+    init(context: DaemonContext, config: DaemonConfig, jobs: AsyncStream<Job>.Continuation) {
+        self.context = context
+        self.config = config
+        self.policy = Self.policy(for: config, logger: context.logger)
+        self.jobs = jobs
+    }
+
+    static func policy(for config: DaemonConfig, logger: Logger) -> IntakePolicy {
+        var users: Set<uid_t> = [0, getuid(), geteuid()]
+        var groups: Set<gid_t> = [getgid(), getegid()]
+        if let names = config.allowUsers {
+            users = [0]
+            for name in names {
+                if let uid = uid_t(name) { users.insert(uid) }
+                else if let pw = getpwnam(name) { users.insert(pw.pointee.pw_uid) }
+                else { logger.warning("allow-users: no such user \(name)") }
+            }
+        }
+        if let names = config.allowGroups {
+            groups = []
+            for name in names {
+                if let gid = gid_t(name) { groups.insert(gid) }
+                else if let gr = getgrnam(name) { groups.insert(gr.pointee.gr_gid) }
+                else { logger.warning("allow-groups: no such group \(name)") }
+            }
+        }
+        let roots = config.appRoots.map { RequestIntake.realPath($0) ?? $0 }
+        return IntakePolicy(allowedUsers: users, allowedGroups: groups, appRoots: roots)
+    }
+
+    /// Applies a re-read configuration (SIGHUP). Running releases keep their limits.
+    func apply(_ newConfig: DaemonConfig) {
+        config = newConfig
+        policy = Self.policy(for: newConfig, logger: context.logger)
+        dispatch()
+    }
+
+    /// Nothing: an actor hop that proves the event loop is alive (for the watchdog).
+    func heartbeat() {}
+
+    /// Blocks the event loop's thread (a test hook for the watchdog, `--test-stall-on-sigusr2`).
+    func stall() {
+        sleep(3600)
+    }
+
+    func refreshStatus() { updateStatus() }
+
+    func setMetrics(_ m: Metrics) {
+        metrics = m
+        m.write()
+    }
+
+    /// Counts a release finished outside the event loop (interrupted at recovery).
+    func count(_ record: ReleaseRecord) {
+        finishedCount += 1
+        metrics?.finished(record)
+    }
+
+    // MARK: Intake
+
+    /// Looks at everything in `incoming/` (at start, and after an inotify overflow). Releases
+    /// start as soon as their request is read, and the loop yields now and then, so thousands
+    /// of waiting requests neither delay the first claim nor stall the event loop.
+    func rescan() async {
+        let names = context.spool.entries(.incoming).sorted { $0.string < $1.string }
+        for (i, name) in names.enumerated() {
+            arrived([name])
+            if i % 64 == 63 { await Task.yield() }
+        }
+        processCancels(context.spool.entries(.cancel))
+    }
+
+    /// Files that appeared in `incoming/`.
+    func arrived(_ names: [FilePath.Component]) {
+        for name in names {
+            let s = name.string
+            if s.hasPrefix(".") { continue }
+            if s.hasSuffix(".json"), queuedIDs.contains(String(s.dropLast(5))) { continue }
+            intake(name)
+        }
+        dispatch()
+    }
+
+    private func intake(_ name: FilePath.Component) {
+        let spool = context.spool
+        let request: ReleaseRequest
+        do {
+            request = try RequestIntake.read(name, spool: spool, policy: policy)
+        } catch {
+            if error.reason.code == .unreadable, !spool.exists(spool.path(.incoming).appending(name)) {
+                return  // already gone (moved by an earlier event)
+            }
+            reject(name, reason: error.reason, partial: error.partial, request: nil)
+            return
+        }
+        let id = request.id.rawValue
+        if running.values.contains(where: { $0.id == id }) || spool.exists(spool.requestPath(.running, id))
+            || spool.exists(spool.recordPath(.done, id)) || spool.exists(spool.recordPath(.rejected, id)) {
+            reject(name, reason: RejectReason(.duplicateID, "duplicate id: release \(id) already exists"),
+                   partial: .init(id: id, app: request.app, release: request.release, submittedAt: request.submittedAt), request: request,
+                   keepID: false)
+            return
+        }
+        do {
+            _ = try validate(request)
+        } catch {
+            reject(name, reason: error, partial: .init(), request: request)
+            return
+        }
+        queuedIDs.insert(id)
+        var queue = queues[request.app, default: []]
+        if let last = queue.last, request.id < last.request.id {
+            let at = queue.firstIndex { request.id < $0.request.id }!
+            queue.insert(Queued(request: request), at: at)
+        } else {
+            queue.append(Queued(request: request))
+        }
+        queues[request.app] = queue
+        context.logger.info("queued \(request.app) \(request.release)", metadata: [
+            "release.id": "\(id)", "release.app": "\(request.app)", "release.name": "\(request.release)", "release.state": "queued",
+        ])
+        metrics?.queueDepth = queuedIDs.count
+    }
+
+    /// Full validation: directory, app user, release.toml, gates. Returns the plan.
+    private func validate(_ request: ReleaseRequest) throws(RejectReason) -> (ReleasePlan, TaskIdentity?) {
+        try RequestIntake.checkDirectory(request.directory, policy: policy)
+        let identity = try identity(for: request.app)
+        let inspection = try AppInspection.inspect(directory: request.directory, path: TaskEnvironment.path(for: request.env),
+                                                   registry: context.registry)
+        let plan = try ReleasePlan.make(app: request.app, directory: request.directory, env: request.env, tasks: request.tasks,
+                                        registry: context.registry, inspection: inspection)
+        return (plan, identity)
+    }
+
+    /// The user an app's tasks run as, from `[apps.<name>] user`.
+    private func identity(for app: String) throws(RejectReason) -> TaskIdentity? {
+        guard let user = config.apps[app]?.user else { return nil }
+        guard geteuid() == 0 else {
+            throw RejectReason(.user, "[apps.\(app)] user = \(user) needs the daemon to run as root")
+        }
+        guard let pw = getpwnam(user) else { throw RejectReason(.user, "[apps.\(app)] user \(user) does not exist") }
+        let uid = pw.pointee.pw_uid
+        let gid = pw.pointee.pw_gid
+        guard uid != 0 else { throw RejectReason(.user, "[apps.\(app)] user \(user) is root; tasks never run as root this way") }
+        var count: Int32 = 64
+        var groups = [gid_t](repeating: 0, count: Int(count))
+        if getgrouplist(user, gid, &groups, &count) < 0 {
+            groups = [gid_t](repeating: 0, count: Int(count))
+            _ = getgrouplist(user, gid, &groups, &count)
+        }
+        return TaskIdentity(user: user, uid: uid, gid: gid, groups: Array(groups.prefix(Int(max(0, count)))),
+                            home: pw.pointee.pw_dir.map { String(cString: $0) } ?? "/")
+    }
+
+    /// Moves a request to `rejected/` with a record saying why; the record is written first.
+    private func reject(_ name: FilePath.Component, reason: RejectReason, partial: ReleaseRequest.Partial, request: ReleaseRequest?,
+                        keepID: Bool = true) {
+        let spool = context.spool
+        let masking = request.map { Masking(env: $0.env) } ?? .none
+        let base = keepID ? (request?.id.rawValue ?? Self.safeStem(name.string)) : (request.map { "\($0.id).duplicate" } ?? Self.safeStem(name.string))
+        var stem = base
+        var n = 1
+        while spool.exists(spool.requestPath(.rejected, stem)) || spool.exists(spool.recordPath(.rejected, stem)) {
+            n += 1
+            stem = "\(base).\(n)"
+        }
+        var record = ReleaseRecord(id: stem, app: request?.app ?? partial.app, release: request?.release ?? partial.release,
+                                   state: .rejected, reason: masking.apply(reason.message), directory: request?.directory,
+                                   submittedAt: request?.submittedAt ?? partial.submittedAt,
+                                   retryOf: request?.retryOf?.rawValue ?? partial.retryOf)
+        if !keepID { record.id = stem }
+        record.reasonCode = reason.code.rawValue
+        record.finishedAt = Date()
+        let logger = context.logger
+        do {
+            try spool.writeAtomically(record.encoded(), to: .rejected, name: "\(stem).record.json")
+            try spool.move(name, from: .incoming, to: .rejected, as: "\(stem).json")
+        } catch {
+            logger.error("cannot file the rejected request \(name.string): \(error)")
+        }
+        logger.error("rejected \(name.string): \(record.reason ?? "")", metadata: [
+            "release.id": "\(stem)", "release.app": "\(record.app ?? "")", "release.name": "\(record.release ?? "")",
+            "release.state": "rejected", "message.id": "\(MessageID.releaseRejected)",
+        ])
+        metrics?.finished(record)
+    }
+
+    /// A file name made safe to use as a record id: `[A-Za-z0-9._-]`, no leading dot.
+    static func safeStem(_ name: String) -> String {
+        var stem = name.hasSuffix(".json") ? String(name.dropLast(5)) : name
+        stem = String(stem.unicodeScalars.map { c -> Character in
+            (c.isASCII && (c.properties.isAlphabetic || ("0"..."9").contains(c) || c == "-" || c == "_" || c == ".")) ? Character(c) : "_"
+        }.prefix(100))
+        while stem.hasPrefix(".") { stem.removeFirst() }
+        return stem.isEmpty ? "unnamed" : stem
+    }
+
+    // MARK: Cancel
+
+    /// Files that appeared in `cancel/`.
+    func processCancels(_ names: [FilePath.Component]) {
+        let spool = context.spool
+        for name in names {
+            let id = name.string
+            if let (app, entry) = running.first(where: { $0.value.id == id }) {
+                context.logger.notice("cancelling \(app) \(entry.release)", metadata: ["release.id": "\(id)", "release.app": "\(app)"])
+                entry.control.stop(.cancelled)
+                continue  // the file is removed when the release ends
+            }
+            if queuedIDs.contains(id), let app = queues.first(where: { $0.value.contains { $0.request.id.rawValue == id } })?.key {
+                let queued = queues[app]!.first { $0.request.id.rawValue == id }!
+                queues[app]!.removeAll { $0.request.id.rawValue == id }
+                queuedIDs.remove(id)
+                cancelQueued(queued.request)
+            }
+            spool.remove(.cancel, id)
+        }
+        dispatch()
+    }
+
+    private func cancelQueued(_ request: ReleaseRequest) {
+        let spool = context.spool
+        var record = ReleaseRecord(id: request.id.rawValue, app: request.app, release: request.release, state: .cancelled,
+                                   reason: "cancelled by releasectl cancel before it started", directory: request.directory,
+                                   submittedAt: request.submittedAt, retryOf: request.retryOf?.rawValue)
+        record.finishedAt = Date()
+        do {
+            try spool.writeAtomically(record.encoded(), to: .done, name: "\(request.id).record.json")
+            try spool.move(FilePath.Component("\(request.id).json")!, from: .incoming, to: .done, as: "\(request.id).json", replace: true)
+        } catch {
+            context.logger.error("cannot record the cancellation of \(request.id): \(error)")
+        }
+        context.logger.notice("cancelled \(request.app) \(request.release) before it started", metadata: [
+            "release.id": "\(request.id)", "release.app": "\(request.app)", "release.name": "\(request.release)",
+            "release.state": "cancelled", "message.id": "\(MessageID.releaseCancelled)",
+        ])
+        finishedCount += 1
+        metrics?.finished(record)
+        metrics?.queueDepth = queuedIDs.count
+    }
+
+    // MARK: Dispatch
+
+    private func dispatch() {
+        defer { updateStatus() }
+        guard accepting else { return }
+        while running.count < config.maxParallel {
+            // The app whose oldest waiting release is oldest, among apps not running.
+            guard let app = queues.filter({ !$0.value.isEmpty && running[$0.key] == nil })
+                .min(by: { $0.value[0].request.id < $1.value[0].request.id })?.key else { return }
+            let queued = queues[app]!.removeFirst()
+            if queues[app]!.isEmpty { queues[app] = nil }
+            queuedIDs.remove(queued.request.id.rawValue)
+            start(queued.request)
+        }
+    }
+
+    private func start(_ request: ReleaseRequest) {
+        let spool = context.spool
+        let id = request.id.rawValue
+        let name = FilePath.Component("\(id).json")!
+        // Validated again: the directory or release.toml may have changed while it waited.
+        let plan: ReleasePlan
+        let identity: TaskIdentity?
+        do {
+            (plan, identity) = try validate(request)
+        } catch {
+            reject(name, reason: error, partial: .init(), request: request)
+            return
+        }
+        do {
+            try spool.move(name, from: .incoming, to: .running, as: "\(id).json")
+        } catch {
+            context.logger.error("cannot claim \(id): \(error)", metadata: ["release.id": "\(id)"])
+            return
+        }
+        let control = ReleaseControl()
+        running[request.app] = (id, request.release, control)
+        metrics?.queueDepth = queuedIDs.count
+        let app = request.app
+        let release = request.release
+        let runner = ReleaseRunner(
+            spool: spool, registry: context.registry, processGuard: context.processGuard,
+            releaseTimeout: config.releaseTimeout, killGrace: config.killGrace, identity: identity,
+            logger: context.logger,
+            onProgress: { [weak self] task, index, count in
+                guard let self else { return }
+                Task { await self.setProgress(app: app, text: "\(app) \(release): \(task) (\(index)/\(count))") }
+            })
+        jobs.yield(Job(request: request, plan: plan, control: control, runner: runner))
+    }
+
+    func setProgress(app: String, text: String) {
+        guard running[app] != nil else { return }
+        progress[app] = text
+        updateStatus()
+    }
+
+    /// Records a finished release durably: record into `done/`, then the request.
+    func finished(_ request: ReleaseRequest, record: ReleaseRecord) {
+        let spool = context.spool
+        let id = request.id.rawValue
+        do {
+            try spool.writeAtomically(record.encoded(), to: .done, name: "\(id).record.json")
+            try spool.move(FilePath.Component("\(id).json")!, from: .running, to: .done, as: "\(id).json", replace: true)
+        } catch {
+            context.logger.critical("cannot record the outcome of \(id): \(error)", metadata: ["release.id": "\(id)"])
+        }
+        spool.remove(.running, "\(id).record.json")
+        spool.remove(.cancel, id)
+        running[request.app] = nil
+        progress[request.app] = nil
+        finishedCount += 1
+        metrics?.finished(record)
+        dispatch()
+        if running.isEmpty {
+            for w in idleWaiters { w.resume() }
+            idleWaiters = []
+        }
+    }
+
+    // MARK: Shutdown
+
+    /// Stops starting releases; queued requests stay in `incoming/` for the next start.
+    func stopAccepting() {
+        accepting = false
+        updateStatus()
+    }
+
+    /// Waits until no release runs.
+    func waitUntilIdle() async {
+        if running.isEmpty { return }
+        await withCheckedContinuation { idleWaiters.append($0) }
+    }
+
+    /// Stops every running release (their records become `interrupted`).
+    func interruptAll() {
+        for entry in running.values { entry.control.stop(.shutdown) }
+    }
+
+    var runningCount: Int { running.count }
+
+    // MARK: Status
+
+    private func updateStatus() {
+        let text: String
+        if !running.isEmpty {
+            let parts = running.keys.sorted().map { progress[$0] ?? "\($0) \(running[$0]!.release): starting" }
+            text = parts.joined(separator: "; ") + (queuedIDs.isEmpty ? "" : "; \(queuedIDs.count) queued")
+        } else if !accepting {
+            text = "stopping"
+        } else {
+            text = "idle, \(finishedCount) done" + (queuedIDs.isEmpty ? "" : ", \(queuedIDs.count) queued")
+        }
+        context.notifier.status(text)
+    }
+
+    var statusCounts: (finished: Int, queued: Int) { (finishedCount, queuedIDs.count) }
+}

@@ -1,0 +1,98 @@
+import Logging
+import ReleaseKit
+import ReleaseWatcher
+import ServiceLifecycle
+
+/// The daemon's main service: arms the watch on `incoming/` and `cancel/`, takes in what is
+/// already there, says READY, then runs releases as the scheduler starts them. On graceful
+/// shutdown it stops claiming, gives running releases the shutdown grace, then interrupts
+/// what still runs; queued requests stay queued.
+struct ReleaseService: Service {
+    let context: DaemonContext
+    let scheduler: Scheduler
+    let jobs: AsyncStream<Job>
+    let jobsContinuation: AsyncStream<Job>.Continuation
+    let shutdownGrace: @Sendable () async -> Duration
+
+    func run() async throws {
+        let spool = context.spool
+        let logger = context.logger
+        // Watch first, then scan: a file arriving in between is seen by one or the other.
+        let watcher = try DirectoryWatcher(folders: [spool.path(.incoming), spool.path(.cancel)])
+        await scheduler.rescan()
+        let counts = await scheduler.statusCounts
+        context.notifier.ready(status: "idle, \(counts.finished) done" + (counts.queued > 0 ? ", \(counts.queued) queued" : ""))
+        logger.notice("ready: watching \(spool.root)")
+
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                for await batch in watcher.events() {
+                    if batch.overflowed {
+                        logger.warning("inotify queue overflowed; rescanning the spool")
+                        await scheduler.rescan()
+                        continue
+                    }
+                    let arrivals = batch.events.filter { $0.folder == 0 }.compactMap(\.name)
+                    let cancels = batch.events.filter { $0.folder == 1 }.compactMap(\.name)
+                    if !arrivals.isEmpty { await scheduler.arrived(arrivals) }
+                    if !cancels.isEmpty { await scheduler.processCancels(cancels) }
+                }
+            }
+            group.addTask {
+                // Returns when a graceful shutdown starts (or throws when cancelled).
+                try? await gracefulShutdown()
+                context.notifier.stopping(status: "stopping")
+                await scheduler.stopAccepting()
+                watcher.shutdown()
+                jobsContinuation.finish()
+                let grace = await shutdownGrace()
+                let running = await scheduler.runningCount
+                if running > 0 {
+                    logger.notice("shutting down: waiting up to \(DurationParser.format(grace)) for \(running) running release(s)")
+                    let finished = await withTaskGroup(of: Bool.self) { race in
+                        race.addTask { await scheduler.waitUntilIdle(); return true }
+                        race.addTask { (try? await Task.sleep(for: grace)) != nil ? false : true }
+                        let first = await race.next()!
+                        race.cancelAll()
+                        return first
+                    }
+                    if !finished {
+                        logger.warning("shutdown grace of \(DurationParser.format(grace)) ran out; interrupting running releases")
+                        await scheduler.interruptAll()
+                    }
+                }
+            }
+            for await job in jobs {
+                group.addTask {
+                    let record = await job.runner.run(job.request, plan: job.plan, control: job.control)
+                    await scheduler.finished(job.request, record: record)
+                }
+            }
+        }
+        logger.notice("stopped")
+    }
+}
+
+/// Pings the systemd watchdog at half of `WATCHDOG_USEC`, each time only after a round trip
+/// through the scheduler: a stuck event loop stops the pings and systemd restarts the daemon.
+struct WatchdogService: Service {
+    let scheduler: Scheduler
+    let notifier: SystemdNotifier
+
+    func run() async throws {
+        guard let interval = notifier.watchdogPingInterval else {
+            try? await gracefulShutdown()
+            return
+        }
+        while !Task.isCancelled {
+            await scheduler.heartbeat()
+            notifier.watchdog()
+            do {
+                try await Task.sleep(for: interval)
+            } catch {
+                return
+            }
+            if Task.isShuttingDownGracefully { return }
+        }
+    }
+}

@@ -1,0 +1,38 @@
+import Logging
+import ReleaseKit
+import ServiceLifecycle
+import UnixSignals
+
+/// SIGHUP re-reads the configuration (`RELOADING=1` … `READY=1`); a bad file keeps the old one.
+struct SignalService: Service {
+    let scheduler: Scheduler
+    let notifier: SystemdNotifier
+    let logger: Logger
+    /// Loads the configuration again, with the command-line flags applied.
+    let reload: @Sendable () throws -> DaemonConfig
+    let onReload: @Sendable (DaemonConfig) async -> Void
+    let stallOnSIGUSR2: Bool
+
+    func run() async throws {
+        var signals: [UnixSignal] = [.sighup]
+        if stallOnSIGUSR2 { signals.append(.sigusr2) }
+        for await signal in await UnixSignalsSequence(trapping: signals).cancelOnGracefulShutdown() {
+            if signal == .sigusr2 {
+                logger.warning("SIGUSR2: blocking the event loop (test hook)")
+                await scheduler.stall()
+                continue
+            }
+            notifier.reloading()
+            logger.notice("SIGHUP: reloading the configuration")
+            do {
+                let config = try reload()
+                await onReload(config)
+                logger.notice("configuration reloaded")
+            } catch {
+                logger.error("configuration not reloaded, keeping the old one: \(error)")
+            }
+            notifier.send(["READY=1"])
+            await scheduler.refreshStatus()
+        }
+    }
+}

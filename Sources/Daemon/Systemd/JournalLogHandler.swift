@@ -1,0 +1,93 @@
+import CSystemd
+import Glibc
+import Logging
+
+/// A swift-log handler that writes structured entries to the systemd journal through
+/// `sd_journal_sendv(3)`.
+///
+/// Each entry carries `MESSAGE`, `PRIORITY`, `SYSLOG_IDENTIFIER`, `CODE_FILE`, `CODE_LINE`,
+/// `CODE_FUNC`, and the logger's metadata as journal fields: `release.id` becomes `RELEASE_ID`
+/// (journal field names allow only `[A-Z0-9_]` and no leading underscore). When the journal
+/// cannot take the entry (no socket, or a stale one), the line goes to stderr instead, so it is
+/// never lost.
+public struct JournalLogHandler: LogHandler {
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level = .info
+    let identifier: String
+    let fallback: ConsoleLogHandler
+
+    public init(label: String, identifier: String = "released") {
+        self.identifier = identifier
+        self.fallback = ConsoleLogHandler(label: label)
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var fields: [String] = []
+        fields.reserveCapacity(8 + metadata.count)
+        fields.append("MESSAGE=\(event.message)")
+        fields.append("PRIORITY=\(Self.priority(event.level))")
+        fields.append("SYSLOG_IDENTIFIER=\(identifier)")
+        fields.append("CODE_FILE=\(event.file)")
+        fields.append("CODE_LINE=\(event.line)")
+        fields.append("CODE_FUNC=\(event.function)")
+        var merged = metadata
+        if let extra = event.metadata { merged.merge(extra) { $1 } }
+        for (key, value) in merged {
+            guard let name = Self.fieldName(key) else { continue }
+            fields.append("\(name)=\(value)")
+        }
+        let rc = Self.send(fields)
+        if rc < 0 {
+            fallback.log(event: event)
+        }
+    }
+
+    /// Sends one entry; returns sd_journal_sendv's result (negative errno on failure).
+    static func send(_ fields: [String]) -> Int32 {
+        let total = fields.reduce(0) { $0 + $1.utf8.count }
+        let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: max(total, 1), alignment: 1)
+        defer { storage.deallocate() }
+        var iovecs: [iovec] = []
+        iovecs.reserveCapacity(fields.count)
+        var offset = 0
+        for field in fields {
+            let n = field.utf8.count
+            _ = UnsafeMutableRawBufferPointer(rebasing: storage[offset..<(offset + n)]).initializeMemory(as: UInt8.self, from: field.utf8)
+            iovecs.append(iovec(iov_base: storage.baseAddress! + offset, iov_len: n))
+            offset += n
+        }
+        return iovecs.withUnsafeBufferPointer { sd_journal_sendv($0.baseAddress, Int32($0.count)) }
+    }
+
+    /// syslog priorities: 2 crit … 7 debug.
+    static func priority(_ level: Logger.Level) -> Int {
+        switch level {
+        case .trace, .debug: 7
+        case .info: 6
+        case .notice: 5
+        case .warning: 4
+        case .error: 3
+        case .critical: 2
+        }
+    }
+
+    /// `release.id` → `RELEASE_ID`; nil for names that cannot be made valid.
+    static func fieldName(_ key: String) -> String? {
+        var out = ""
+        for b in key.utf8 {
+            switch b {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"): out.unicodeScalars.append(Unicode.Scalar(b - 32))
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): out.unicodeScalars.append(Unicode.Scalar(b))
+            default: out.append("_")
+            }
+        }
+        while out.hasPrefix("_") { out.removeFirst() }
+        guard let first = out.first, !first.isNumber, out.count <= 64 else { return nil }
+        return out
+    }
+}

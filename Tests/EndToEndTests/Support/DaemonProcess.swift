@@ -1,0 +1,111 @@
+import Foundation
+import Glibc
+import ReleaseKit
+
+/// A real `released` on a temporary spool, started with its own `NOTIFY_SOCKET` so the test
+/// knows when it is ready, logging to the console (captured in a file).
+final class DaemonProcess: @unchecked Sendable {
+    // @unchecked: `process` is set once in init and only read afterwards.
+    let spool: TempDir
+    let notify: NotifySocket
+    let process: Process
+    let logPath: String
+    var spoolPath: String { spool.path + "/spool" }
+
+    /// Starts the daemon and waits for READY=1.
+    init(arguments: [String] = [], environment: [String: String] = [:], spool existing: TempDir? = nil, waitReady: Bool = true,
+         abstractSocket: Bool = false) async throws {
+        spool = existing ?? TempDir("releasectl-spool")
+        notify = try NotifySocket(abstract: abstractSocket, directory: spool.path)
+        logPath = spool.path + "/released-\(UInt32.random(in: 0...UInt32.max)).log"
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: Binaries.released)
+        process.arguments = ["--spool", spool.path + "/spool", "--log-target", "console"] + arguments
+        var env = ["PATH": "/usr/local/bin:/usr/bin:/bin", "NOTIFY_SOCKET": notify.address, "SWIFT_BACKTRACE": "enable=no",
+                   "DAEMON_SECRET_MARKER": "daemon-env-must-not-leak"]
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        process.standardOutput = FileHandle(forWritingAtPath: logPath)
+        process.standardError = FileHandle(forWritingAtPath: logPath)
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        if waitReady {
+            try await notify.wait(for: "READY=1") { $0.fields["READY"] == "1" }
+        }
+    }
+
+    var pid: Int32 { process.processIdentifier }
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+    var isRunning: Bool { process.isRunning }
+
+    /// SIGTERM, then waits for the exit (bounded).
+    func stop(timeout: Duration = .seconds(60)) async throws {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGTERM)
+        try await eventually("released to exit after SIGTERM", timeout: timeout) { !self.process.isRunning }
+    }
+
+    func kill9() async throws {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
+        try await eventually("released to die after SIGKILL") { !self.process.isRunning }
+    }
+
+    /// Stops the daemon and removes the spool.
+    func cleanUp() async {
+        try? await stop()
+        notify.close()
+        spool.remove()
+    }
+
+    /// Runs `releasectl` against this daemon's spool; the environment is empty but for PATH.
+    func ctl(_ arguments: [String], environment: [String: String] = [:]) async throws -> CommandResult {
+        try await runProgram(Binaries.releasectl, arguments + ["--spool", spoolPath],
+                             environment: ["PATH": "/usr/local/bin:/usr/bin:/bin"].merging(environment) { $1 }, inheritEnvironment: false)
+    }
+
+    /// `submit --wait` with the given env and tasks.
+    func submitWait(app: String, release: String = "v1", dir: String, env: [String: String] = [:], tasks: [String] = [],
+                    extra: [String] = []) async throws -> CommandResult {
+        var args = ["submit", "--app", app, "--release", release, "--dir", dir, "--wait"]
+        for (k, v) in env.sorted(by: { $0.key < $1.key }) { args += ["--env", "\(k)=\(v)"] }
+        for t in tasks { args += ["--task", t] }
+        return try await ctl(args + extra)
+    }
+
+    /// `submit` without waiting; returns the id.
+    func submit(app: String, release: String = "v1", dir: String, env: [String: String] = [:], tasks: [String] = []) async throws -> String {
+        var args = ["submit", "--app", app, "--release", release, "--dir", dir]
+        for (k, v) in env.sorted(by: { $0.key < $1.key }) { args += ["--env", "\(k)=\(v)"] }
+        for t in tasks { args += ["--task", t] }
+        let r = try await ctl(args)
+        guard r.status == 0 else { throw HarnessError("submit failed: \(r)") }
+        return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    func record(_ id: String) throws -> ReleaseRecord? {
+        for folder in ["done", "rejected"] {
+            let p = "\(spoolPath)/\(folder)/\(id).record.json"
+            if let data = FileManager.default.contents(atPath: p) { return try ReleaseRecord.decode(Array(data)) }
+        }
+        return nil
+    }
+
+    /// Waits (bounded) for a release's final record.
+    func waitForRecord(_ id: String, timeout: Duration = .seconds(30)) async throws -> ReleaseRecord {
+        try await eventually("the record of \(id)", timeout: timeout) { try self.record(id) != nil }
+        return try record(id)!
+    }
+
+    func files(in folder: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "\(spoolPath)/\(folder)")) ?? []).sorted()
+    }
+
+    /// Drops a raw file into incoming/ the way a writer must (via tmp/ and rename).
+    func drop(name: String, contents: Data) throws {
+        let tmp = "\(spoolPath)/tmp/\(name)"
+        FileManager.default.createFile(atPath: tmp, contents: contents)
+        guard rename(tmp, "\(spoolPath)/incoming/\(name)") == 0 else { throw HarnessError("rename: \(errno)") }
+    }
+}

@@ -19,6 +19,12 @@ public struct AppConfig: Sendable, Equatable {
     public struct TaskSettings: Sendable, Equatable {
         public var command: Command?
         public var timeout: Duration?
+
+        /// Settings as a parsed `[tasks.<name>]` table holds them (nil: not set there).
+        public init(command: Command? = nil, timeout: Duration? = nil) {
+            self.command = command
+            self.timeout = timeout
+        }
     }
 
     public var tasks: [String: TaskSettings] = [:]
@@ -29,6 +35,11 @@ public struct AppConfig: Sendable, Equatable {
     /// that take no command (notify).
     public static func parse(_ text: String, path: String, taskNames: [String], commandless: Set<String> = []) throws(RejectReason) -> AppConfig {
         func fail(_ problem: String) -> RejectReason { RejectReason(.appConfig, "\(path): \(problem)") }
+        // TOMLKit hands strings over as C strings, so an escaped NUL would silently cut a
+        // command short: refuse it before parsing.
+        if let line = escapedNULLine(in: text) {
+            throw fail("line \(line): a NUL character (\\u0000) is not allowed")
+        }
         let table: TOMLTable
         do {
             table = try TOMLTable(string: text)
@@ -85,5 +96,23 @@ public struct AppConfig: Sendable, Equatable {
             config.tasks[name] = settings
         }
         return config
+    }
+
+    /// The line of the first NUL byte or `\u0000` / `\U00000000` escape (an odd number of
+    /// backslashes before the `u`), or nil.
+    static func escapedNULLine(in text: String) -> Int? {
+        let bytes = Array(text.utf8)
+        var line = 1
+        var backslashes = 0
+        for (i, b) in bytes.enumerated() {
+            if b == 0 { return line }
+            if b == UInt8(ascii: "\n") { line += 1 }
+            if b == UInt8(ascii: "\\") { backslashes += 1; continue }
+            defer { backslashes = 0 }
+            guard backslashes % 2 == 1 else { continue }
+            let rest = bytes[i...]
+            if rest.starts(with: "u0000".utf8) || rest.starts(with: "U00000000".utf8) { return line }
+        }
+        return nil
     }
 }

@@ -12,7 +12,8 @@ public enum DurationParser {
         let s = text.trimmingBlanks()
         guard !s.isEmpty else { throw ParseError(text: text) }
         if let seconds = UInt64(s) {
-            guard seconds <= 366 * 86_400 else { throw ParseError(text: text) }
+            // Zero is no duration, as "0s" is not (and `timeout = 0` is refused in the TOML files).
+            guard seconds > 0, seconds <= 366 * 86_400 else { throw ParseError(text: text) }
             return .seconds(Int64(seconds))
         }
         var total: Duration = .zero

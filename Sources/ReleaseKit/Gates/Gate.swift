@@ -76,7 +76,8 @@ public enum Gate {
 extension String {
     /// Drops spaces, tabs, CR and LF at both ends.
     public func trimmingBlanks() -> String {
-        let blanks: Set<Character> = [" ", "\t", "\r", "\n"]
+        // "\r\n" is one Character (a grapheme cluster), equal to neither "\r" nor "\n".
+        let blanks: Set<Character> = [" ", "\t", "\r", "\n", "\r\n"]
         var s = Substring(self)
         while let f = s.first, blanks.contains(f) { s.removeFirst() }
         while let l = s.last, blanks.contains(l) { s.removeLast() }

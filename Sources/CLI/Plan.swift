@@ -6,68 +6,127 @@ import ReleasePlugins
 import SystemPackage
 
 /// `releasectl plan`: what a release would do, without running anything.
+///
+/// It reads the app directory exactly as the daemon will (release.toml, the Procfile, the
+/// preset) and applies the same gates, so what it prints is what a `submit` of the same
+/// request would run. Nothing is spooled and no task runs. Exits 2 when the daemon would
+/// reject the request; a task that would run and fail (no command) is shown as FAIL and does
+/// not change the exit status.
 struct Plan: RunnableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show what a release would run, and why, without running anything (exit 2 if it would be rejected).")
+        abstract: "Show what a release would run, and why, without running anything (exit 2 if it would be rejected).",
+        discussion: """
+            For each task: whether it will run, why (its gate variable and value, or "no command"), \
+            the exact command and working directory, and its timeout; and the framework preset \
+            detected in the app directory.
+            """)
 
+    @OptionGroup var spoolOptions: SpoolOptions
     @Option(name: .long, help: ArgumentHelp("The app.", valueName: "name")) var app: String
     @Option(name: .long, help: ArgumentHelp("The app directory.", valueName: "dir")) var dir: String
     @OptionGroup var envOptions: EnvOptions
     @OptionGroup var taskOptions: TaskOptions
-    @Option(name: .long, help: ArgumentHelp("The daemon's configuration, for app-roots and the release time limit (read if readable).", valueName: "file"))
+    @Option(name: .long, help: ArgumentHelp("The daemon's configuration, for app-roots and the release time limit (default: /etc/releasectl/released.toml if readable).", valueName: "file"))
     var config: String?
     @Flag(name: .long, help: "Print {app, directory, preset, tasks: [{name, willRun, reason, gate, command, timeout}]} as JSON.")
     var json = false
 
     func validate() throws {
         guard Syntax.isValidAppName(app) else { throw ValidationError("--app \(Masking.preview(app)) is not a valid app name") }
+        guard !dir.isEmpty else { throw ValidationError("--dir must not be empty") }
     }
 
+    /// The `--json` shape: the contract's fields, then extras (`workingDirectory`, `releaseTimeout`,
+    /// `warnings`; each task may carry `problem`). `preset` is null when none was detected.
     struct JSONPlan: Encodable {
         var app: String
         var directory: String
         var preset: String?
+        var tasks: [ReleasePlan.Step]
         var workingDirectory: String
         var releaseTimeout: String
         var warnings: [String]
-        var tasks: [ReleasePlan.Step]
+
+        enum CodingKeys: String, CodingKey { case app, directory, preset, tasks, workingDirectory, releaseTimeout, warnings }
+
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(app, forKey: .app)
+            try c.encode(directory, forKey: .directory)
+            try c.encode(preset, forKey: .preset)
+            try c.encode(tasks, forKey: .tasks)
+            try c.encode(workingDirectory, forKey: .workingDirectory)
+            try c.encode(releaseTimeout, forKey: .releaseTimeout)
+            try c.encode(warnings, forKey: .warnings)
+        }
     }
 
     func execute() async throws {
         let env = try envOptions.resolve()
         let tasks = try taskOptions.resolve(known: Registry.tasks.map { $0.name })
         let directory = FilePath(dir).absolute().string
-        let daemonConfig = (try? DaemonConfig.load(path: config)) ?? DaemonConfig()
+        let daemonConfig: DaemonConfig
+        do { daemonConfig = try DaemonConfig.load(path: config) } catch {
+            // Only an explicit --config is an error; an unreadable default file is skipped.
+            if config != nil { throw CLIError.usage("--config \(error)") }
+            daemonConfig = DaemonConfig()
+        }
         let policy = IntakePolicy(allowedUsers: [], allowedGroups: [], appRoots: daemonConfig.appRoots.map { RequestIntake.realPath($0) ?? $0 })
+        let masking = Masking(env: env)
         let plan: ReleasePlan
         do throws(RejectReason) {
             try RequestIntake.checkDirectory(directory, policy: policy)
             let inspection = try AppInspection.inspect(directory: directory, path: TaskEnvironment.path(for: env), registry: Registry.tasks)
             plan = try ReleasePlan.make(app: app, directory: directory, env: env, tasks: tasks, registry: Registry.tasks, inspection: inspection)
         } catch {
-            throw CLIError(2, "the release would be rejected: \(Masking(env: env).apply(error.message))")
+            throw CLIError(2, "the release would be rejected: \(masking.apply(error.message))")
         }
-        let masking = Masking(env: env)
+        let releaseTimeout = DurationParser.format(daemonConfig.releaseTimeout)
         if json {
             var steps = plan.steps
             for i in steps.indices { steps[i].command = steps[i].command.map { Command.argv($0.arguments.map(masking.apply)) } }
-            Output.line(JSONOutput.encode(JSONPlan(app: app, directory: directory, preset: plan.preset, workingDirectory: directory,
-                                                   releaseTimeout: DurationParser.format(daemonConfig.releaseTimeout),
-                                                   warnings: plan.warnings, tasks: steps)))
+            Output.line(JSONOutput.encode(JSONPlan(app: app, directory: directory, preset: plan.preset, tasks: steps,
+                                                   workingDirectory: directory, releaseTimeout: releaseTimeout,
+                                                   warnings: plan.warnings)))
             return
         }
-        Output.line("\(app) in \(directory) (preset: \(plan.preset ?? "none"); release time limit \(DurationParser.format(daemonConfig.releaseTimeout)))")
+        Output.out(Self.text(plan, releaseTimeout: releaseTimeout, masking: masking))
+    }
+
+    /// The plan for people: a header, then one block per task.
+    ///
+    /// ```
+    /// shop in /srv/apps/shop/v42
+    ///   preset:            rails
+    ///   working directory: /srv/apps/shop/v42
+    ///   release limit:     1h (per-task timeouts below)
+    ///
+    ///   run   procfile     on by default; command from the Procfile release: line
+    ///                      $ /bin/sh -c 'bash ./release-tasks.sh'
+    ///   skip  migrate      left to the Procfile release: line
+    /// ```
+    static func text(_ plan: ReleasePlan, releaseTimeout: String, masking: Masking) -> String {
+        let pad = String(repeating: " ", count: 21)
+        var out = "\(plan.app) in \(plan.directory)\n"
+        out += "  preset:            \(plan.preset ?? "none detected")\n"
+        out += "  working directory: \(plan.directory)\n"
+        out += "  release limit:     \(releaseTimeout)\n\n"
         for step in plan.steps {
             let mark = step.willRun ? (step.problem == nil ? "run " : "FAIL") : "skip"
-            Output.line("  \(mark)  \(step.name.padding(12))\(step.reason)")
+            out += "  \(mark)  \(step.name.padding(13))\(step.reason)\n"
             if let command = step.command {
-                Output.line("        \(String().padding(12))$ \(masking.apply(command.description))" + (step.timeout.map { "   (timeout \(DurationParser.format($0)))" } ?? ""))
+                // The exact argv the daemon will execute, quoted so it can be pasted into a shell.
+                out += pad + "$ " + Command.argv(command.arguments.map(masking.apply)).description + "\n"
+            }
+            if step.willRun, let timeout = step.timeout {
+                out += pad + "timeout \(DurationParser.format(timeout))\n"
             }
             if let problem = step.problem {
-                Output.line("        \(String().padding(12))will fail: \(problem)")
+                out += pad + "will fail: \(problem)\n"
             }
         }
-        for w in plan.warnings { Output.line("warning: \(w)") }
+        for w in plan.warnings { out += "warning: \(w)\n" }
+        return out
     }
 }
 

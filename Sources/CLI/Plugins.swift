@@ -6,6 +6,7 @@ import ReleasePlugins
 struct Plugins: RunnableCommand {
     static let configuration = CommandConfiguration(abstract: "List the registered release tasks, their gates and default commands.")
 
+    @OptionGroup var spoolOptions: SpoolOptions   // accepted like every command's; the list does not depend on it
     @Flag(name: .long, help: "Print an array of {name, gate, summary, defaultCommand, presets} as JSON.") var json = false
 
     struct Entry: Encodable {

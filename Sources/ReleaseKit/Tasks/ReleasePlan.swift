@@ -100,7 +100,7 @@ public struct ReleasePlan: Sendable {
                         : "\(why); command from the \(inspection.preset?.name ?? "default") preset"
                 } else {
                     step.willRun = true
-                    step.reason = why
+                    step.reason = "\(why); no command"
                     step.problem = task.name == "procfile"
                         ? "\(task.gate) is on but \(inspection.directory)/Procfile has no release: line"
                         : "no command for \(task.name) in this app: add [tasks.\(task.name)] command = \"…\" to \(inspection.directory)/\(AppConfig.fileName)"

@@ -21,12 +21,7 @@ public struct ConsoleLogHandler: LogHandler {
         var merged = metadata
         if let extra = event.metadata { merged.merge(extra) { $1 } }
         var line = Self.clock() + " " + Self.level(event.level) + " "
-        var context: [String] = []
-        if let app = merged["release.app"] { context.append("\(app)") }
-        if let name = merged["release.name"] { context.append("\(name)") }
-        if let task = merged["release.task"] { context.append("\(task)") }
-        if !context.isEmpty { line += context.joined(separator: " ") + " | " }
-        line += "\(event.message)"
+        line += ReleaseContext.prefixed("\(event.message)", metadata: merged)
         let rest = merged.filter { !$0.key.hasPrefix("release.") && $0.key != "message.id" }
         if !rest.isEmpty {
             line += " " + rest.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")

@@ -18,12 +18,40 @@ struct ReleaseRunner: Sendable {
     /// Told when a task starts: (task, 1-based index, number of tasks that will run).
     let onProgress: @Sendable (String, Int, Int) -> Void
 
+    /// Claims the request: moves it from `incoming/` to `running/`, durably, before any task
+    /// starts (so that after a crash it is known to have been running and is never re-run).
+    func claim(_ request: ReleaseRequest) -> Bool {
+        let id = request.id.rawValue
+        do {
+            try spool.move(FilePath.Component("\(id).json")!, from: .incoming, to: .running, as: "\(id).json")
+            return true
+        } catch {
+            logger.error("cannot claim \(id): \(error)", metadata: ["release.id": "\(id)"])
+            return false
+        }
+    }
+
+    /// Makes the outcome durable: the record into `done/`, then the request beside it.
+    func commit(_ record: ReleaseRecord) {
+        let id = record.id
+        do {
+            try spool.writeAtomically(record.encoded(), to: .done, name: "\(id).record.json", syncFolder: false)
+            try spool.move(FilePath.Component("\(id).json")!, from: .running, to: .done, as: "\(id).json", replace: true)
+        } catch {
+            logger.critical("cannot record the outcome of \(id): \(error)", metadata: ["release.id": "\(id)"])
+        }
+        spool.remove(.running, "\(id).record.json")
+        spool.remove(.cancel, id)
+    }
+
     func run(_ request: ReleaseRequest, plan: ReleasePlan, control: ReleaseControl) async -> ReleaseRecord {
         let masking = Masking(env: request.env)
         var logger = logger
         logger[metadataKey: "release.id"] = "\(request.id)"
         logger[metadataKey: "release.app"] = "\(request.app)"
         logger[metadataKey: "release.name"] = "\(masking.apply(request.release))"
+        // Every entry of a release says its state (journal field RELEASE_STATE); milestones override it.
+        logger[metadataKey: "release.state"] = "running"
         let log = ReleaseLog(spool: spool, id: request.id.rawValue, masking: masking, logger: logger)
         defer { log.close() }
 

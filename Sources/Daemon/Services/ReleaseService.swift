@@ -20,8 +20,7 @@ struct ReleaseService: Service {
         // Watch first, then scan: a file arriving in between is seen by one or the other.
         let watcher = try DirectoryWatcher(folders: [spool.path(.incoming), spool.path(.cancel)])
         await scheduler.rescan()
-        let counts = await scheduler.statusCounts
-        context.notifier.ready(status: "idle, \(counts.finished) done" + (counts.queued > 0 ? ", \(counts.queued) queued" : ""))
+        context.notifier.ready()
         logger.notice("ready: watching \(spool.root)")
 
         await withDiscardingTaskGroup { group in
@@ -64,35 +63,18 @@ struct ReleaseService: Service {
             }
             for await job in jobs {
                 group.addTask {
+                    // Claim and commit run here, not on the scheduler, so that one release's
+                    // fsyncs do not hold up the others.
+                    guard job.runner.claim(job.request) else {
+                        await scheduler.claimFailed(job.request)
+                        return
+                    }
                     let record = await job.runner.run(job.request, plan: job.plan, control: job.control)
+                    job.runner.commit(record)
                     await scheduler.finished(job.request, record: record)
                 }
             }
         }
         logger.notice("stopped")
-    }
-}
-
-/// Pings the systemd watchdog at half of `WATCHDOG_USEC`, each time only after a round trip
-/// through the scheduler: a stuck event loop stops the pings and systemd restarts the daemon.
-struct WatchdogService: Service {
-    let scheduler: Scheduler
-    let notifier: SystemdNotifier
-
-    func run() async throws {
-        guard let interval = notifier.watchdogPingInterval else {
-            try? await gracefulShutdown()
-            return
-        }
-        while !Task.isCancelled {
-            await scheduler.heartbeat()
-            notifier.watchdog()
-            do {
-                try await Task.sleep(for: interval)
-            } catch {
-                return
-            }
-            if Task.isShuttingDownGracefully { return }
-        }
     }
 }

@@ -6,15 +6,23 @@ import Logging
 /// `sd_journal_sendv(3)`.
 ///
 /// Each entry carries `MESSAGE`, `PRIORITY`, `SYSLOG_IDENTIFIER`, `CODE_FILE`, `CODE_LINE`,
-/// `CODE_FUNC`, and the logger's metadata as journal fields: `release.id` becomes `RELEASE_ID`
-/// (journal field names allow only `[A-Z0-9_]` and no leading underscore). When the journal
-/// cannot take the entry (no socket, or a stale one), the line goes to stderr instead, so it is
-/// never lost.
+/// `CODE_FUNC`, and the logger's metadata as journal fields: `release.id` becomes `RELEASE_ID`,
+/// `message.id` `MESSAGE_ID`, `duration.usec` `DURATION_USEC` (journal field names allow only
+/// `[A-Z0-9_]`, at most 64 characters, no leading underscore or digit). Metadata never replaces
+/// the fields above (a `message` key becomes `LOG_MESSAGE`); empty values are left out. A
+/// release's entries start with its context (`shop v42 migrate | …`, see `ReleaseContext`).
+///
+/// When the journal does not take an entry (no socket, a stale one, journald gone), the line
+/// goes to stderr instead, readable and with the same context, so it is never lost; under
+/// systemd stderr is itself connected to the journal.
 public struct JournalLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level = .info
     let identifier: String
     let fallback: ConsoleLogHandler
+
+    /// Fields the handler sets itself; metadata with these names is renamed `LOG_<NAME>`.
+    static let ownFields: Set<String> = ["MESSAGE", "PRIORITY", "SYSLOG_IDENTIFIER", "CODE_FILE", "CODE_LINE", "CODE_FUNC"]
 
     public init(label: String, identifier: String = "released") {
         self.identifier = identifier
@@ -27,27 +35,37 @@ public struct JournalLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
+        var merged = metadata
+        if let extra = event.metadata { merged.merge(extra) { $1 } }
+        if Self.send(Self.fields(for: event, metadata: merged, identifier: identifier)) < 0 {
+            var console = fallback
+            console.metadata = metadata
+            console.logLevel = logLevel
+            console.log(event: event)
+        }
+    }
+
+    /// The entry's fields, `NAME=value` each.
+    static func fields(for event: LogEvent, metadata: Logger.Metadata, identifier: String) -> [String] {
         var fields: [String] = []
-        fields.reserveCapacity(8 + metadata.count)
-        fields.append("MESSAGE=\(event.message)")
-        fields.append("PRIORITY=\(Self.priority(event.level))")
+        fields.reserveCapacity(6 + metadata.count)
+        fields.append("MESSAGE=" + ReleaseContext.prefixed("\(event.message)", metadata: metadata))
+        fields.append("PRIORITY=\(priority(event.level))")
         fields.append("SYSLOG_IDENTIFIER=\(identifier)")
         fields.append("CODE_FILE=\(event.file)")
         fields.append("CODE_LINE=\(event.line)")
         fields.append("CODE_FUNC=\(event.function)")
-        var merged = metadata
-        if let extra = event.metadata { merged.merge(extra) { $1 } }
-        for (key, value) in merged {
-            guard let name = Self.fieldName(key) else { continue }
-            fields.append("\(name)=\(value)")
+        for (key, value) in metadata {
+            let text = "\(value)"
+            guard !text.isEmpty, var name = fieldName(key) else { continue }
+            if ownFields.contains(name) { name = "LOG_" + name }
+            fields.append("\(name)=\(text)")
         }
-        let rc = Self.send(fields)
-        if rc < 0 {
-            fallback.log(event: event)
-        }
+        return fields
     }
 
-    /// Sends one entry; returns sd_journal_sendv's result (negative errno on failure).
+    /// Sends one entry; returns sd_journal_sendv's result (negative errno on failure). Values
+    /// may hold newlines or any bytes: libsystemd encodes such fields in binary form.
     static func send(_ fields: [String]) -> Int32 {
         let total = fields.reduce(0) { $0 + $1.utf8.count }
         let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: max(total, 1), alignment: 1)
@@ -76,7 +94,9 @@ public struct JournalLogHandler: LogHandler {
         }
     }
 
-    /// `release.id` → `RELEASE_ID`; nil for names that cannot be made valid.
+    /// A swift-log metadata key as a journal field name: `release.id` → `RELEASE_ID`; nil for
+    /// keys that cannot be made valid (empty, only punctuation, starting with a digit, over
+    /// 64 characters).
     static func fieldName(_ key: String) -> String? {
         var out = ""
         for b in key.utf8 {
@@ -87,7 +107,7 @@ public struct JournalLogHandler: LogHandler {
             }
         }
         while out.hasPrefix("_") { out.removeFirst() }
-        guard let first = out.first, !first.isNumber, out.count <= 64 else { return nil }
+        guard let first = out.first, !first.isNumber, out.utf8.count <= 64 else { return nil }
         return out
     }
 }

@@ -1,40 +1,109 @@
 import CSystemd
 import Glibc
+import Synchronization
 
 /// Talks to the service manager through `sd_notify(3)`. Without `NOTIFY_SOCKET` every call is
 /// a no-op, so the daemon behaves the same outside systemd.
-public struct SystemdNotifier: Sendable {
+///
+/// The notifier keeps the daemon's current status line so that what systemd shows is always
+/// the scheduler's latest word:
+/// - while starting and while reloading, `status(_:)` only records the text, and the next
+///   `READY=1` carries it — systemd sees `READY=1` with the status at that moment, never a
+///   running-state status before the daemon is ready;
+/// - an unchanged status is not sent again.
+///
+/// Messages go out in the order the calls are made (one lock around each send).
+public final class SystemdNotifier: Sendable {
+    private enum Phase { case starting, reloading, running, stopping }
+
+    private struct State {
+        var phase = Phase.starting
+        /// The scheduler's latest status line.
+        var current = ""
+        /// The last `STATUS=` sent.
+        var shown: String?
+    }
+
+    private let state = Mutex(State())
+
     public init() {}
 
     /// Whether a service manager listens.
     public var isEnabled: Bool { getenv("NOTIFY_SOCKET") != nil }
 
-    /// Sends newline-separated assignments, e.g. `["READY=1", "STATUS=idle"]`.
-    public func send(_ assignments: [String]) {
-        let state = assignments.joined(separator: "\n")
-        _ = sd_notify(0, state)
+    /// The daemon's current status line (what the next `READY=1` carries).
+    public var currentStatus: String { state.withLock { $0.current } }
+
+    /// Records what the daemon is doing ("idle, 12 done", "shop v42: migrate (1/3)") and, once
+    /// the daemon is ready, sends it as `STATUS=` if it changed.
+    public func status(_ text: String) {
+        state.withLock { s in
+            s.current = text
+            guard s.phase == .running || s.phase == .stopping, s.shown != text else { return }
+            s.shown = text
+            Self.send(["STATUS=\(text)"])
+        }
     }
 
-    public func ready(status: String) { send(["READY=1", "STATUS=\(status)"]) }
-    public func status(_ text: String) { send(["STATUS=\(text)"]) }
-    public func watchdog() { send(["WATCHDOG=1"]) }
-    public func stopping(status: String) { send(["STOPPING=1", "STATUS=\(status)"]) }
+    /// `READY=1` with the current status: start-up (spool recovered, watch armed) or a reload
+    /// is complete.
+    public func ready() {
+        state.withLock { s in
+            s.phase = .running
+            s.shown = s.current
+            Self.send(["READY=1", "STATUS=\(s.current)"])
+        }
+    }
 
-    /// `RELOADING=1` with the `MONOTONIC_USEC` systemd 253+ expects alongside it.
+    /// `RELOADING=1` with the `MONOTONIC_USEC` systemd 253+ expects alongside it; status
+    /// updates wait for the `ready()` that ends the reload.
     public func reloading() {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         let usec = UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec) / 1000
-        send(["RELOADING=1", "MONOTONIC_USEC=\(usec)", "STATUS=reloading configuration"])
+        state.withLock { s in
+            s.phase = .reloading
+            s.shown = "reloading configuration"
+            Self.send(["RELOADING=1", "MONOTONIC_USEC=\(usec)", "STATUS=reloading configuration"])
+        }
     }
 
-    /// Reports a fatal start-up error before exiting.
-    public func failed(errno: Int32, status: String) { send(["ERRNO=\(errno)", "STATUS=\(status)"]) }
+    /// `STOPPING=1`: a graceful shutdown started. Status updates continue.
+    public func stopping(status: String) {
+        state.withLock { s in
+            s.phase = .stopping
+            s.current = status
+            s.shown = status
+            Self.send(["STOPPING=1", "STATUS=\(status)"])
+        }
+    }
 
-    /// Half the watchdog interval systemd asked for (`WATCHDOG_USEC` for this pid), or nil.
+    /// `WATCHDOG=1`: the event loop is alive.
+    public func watchdog() {
+        Self.send(["WATCHDOG=1"])
+    }
+
+    /// Reports a fatal start-up error (`ERRNO=` and why) before the daemon exits, so
+    /// `systemctl status` shows the reason.
+    public func failed(errno: Int32, status: String) {
+        state.withLock { s in
+            s.shown = status
+            Self.send(["ERRNO=\(errno)", "STATUS=\(status)"])
+        }
+    }
+
+    /// Half the watchdog interval systemd asked for (`WATCHDOG_USEC`, when `WATCHDOG_PID` is
+    /// unset or this process), or nil when no watchdog is wanted.
     public var watchdogPingInterval: Duration? {
         var usec: UInt64 = 0
         guard sd_watchdog_enabled(0, &usec) > 0, usec > 0 else { return nil }
         return .microseconds(Int64(usec / 2))
+    }
+
+    /// One datagram of newline-separated assignments. A status line is made one line: a
+    /// newline inside it would start a new assignment.
+    private static func send(_ assignments: [String]) {
+        let state = assignments.map { $0.replacing("\n", with: " ") }.joined(separator: "\n")
+        _ = sd_notify(0, state)
     }
 }

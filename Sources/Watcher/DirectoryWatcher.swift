@@ -119,16 +119,32 @@ public final class DirectoryWatcher: Sendable {
         return batch
     }
 
-    /// The batches as an async sequence, read on a thread of their own; ends after `shutdown()`.
-    public func events() -> AsyncStream<Batch> {
-        let (stream, continuation) = AsyncStream.makeStream(of: Batch.self)
-        let thread = DispatchQueue(label: "released.watcher")
-        thread.async { [self] in
-            while let batch = next() {
-                continuation.yield(batch)
+    /// The batches as an async sequence. It is pull-based: the folders are read only when the
+    /// consumer asks for the next batch, so while the consumer is busy events wait in the
+    /// kernel's queue (bounded); if that overflows the next batch says `overflowed`. Each
+    /// wait runs on a thread of its own, never on the cooperative pool. Ends after `shutdown()`.
+    public func events() -> Events { Events(watcher: self) }
+
+    public struct Events: AsyncSequence, Sendable {
+        public typealias Element = Batch
+        let watcher: DirectoryWatcher
+
+        public struct AsyncIterator: AsyncIteratorProtocol {
+            let watcher: DirectoryWatcher
+
+            public mutating func next() async -> Batch? {
+                let watcher = watcher
+                return await withCheckedContinuation { (c: CheckedContinuation<Batch?, Never>) in
+                    DispatchQueue.global().async {
+                        while true {
+                            guard let batch = watcher.next() else { return c.resume(returning: nil) }
+                            if batch.overflowed || !batch.events.isEmpty { return c.resume(returning: batch) }
+                        }
+                    }
+                }
             }
-            continuation.finish()
         }
-        return stream
+
+        public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(watcher: watcher) }
     }
 }

@@ -119,11 +119,12 @@ public final class ReleaseLog: Sendable {
         }
     }
 
-    /// Flushes the log to disk and closes it.
+    /// Closes the log. It is not fsynced on its own: the record's fsync, which follows, commits
+    /// the journal and with it the log's data (ext4's ordered mode); the record is what must
+    /// be durable.
     public func close() {
         state.withLock { s in
             if s.fd >= 0 {
-                fsync(s.fd)
                 Glibc.close(s.fd)
                 s.fd = -1
             }

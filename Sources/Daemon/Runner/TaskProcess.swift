@@ -159,13 +159,13 @@ struct TaskProcessRunner: ReleaseKit.TaskProcessRunner {
 
     /// Ends processes the task left in its group after it exited: SIGTERM, then SIGKILL.
     static func endLeftovers(group pid: pid_t, grace: Duration, log: ReleaseLog, task: String) async {
-        guard pid > 1, kill(-pid, 0) == 0 else { return }
+        guard pid > 1, kill(-pid, 0) == 0, ProcessGroup.hasLiveMembers(pid) else { return }
         log.note("\(task) left processes behind; sending them SIGTERM", level: .warning)
         kill(-pid, SIGTERM)
         let clock = ContinuousClock()
         let until = clock.now + grace
         while clock.now < until {
-            if kill(-pid, 0) != 0 { return }
+            if kill(-pid, 0) != 0 || !ProcessGroup.hasLiveMembers(pid) { return }
             try? await Task.sleep(for: .milliseconds(20))
         }
         log.note("\(task): leftover processes still running after \(DurationParser.format(grace)); sending SIGKILL", level: .warning)
@@ -199,5 +199,34 @@ enum ProcessExit {
                 c.resume()
             }
         }
+    }
+}
+
+/// Process groups as /proc shows them.
+enum ProcessGroup {
+    /// Whether any process that is not a zombie belongs to the group. (`kill(-pgid, 0)` also
+    /// counts zombies that nobody has reaped yet.)
+    static func hasLiveMembers(_ pgid: pid_t) -> Bool {
+        guard let dir = opendir("/proc") else { return true }
+        defer { closedir(dir) }
+        var buffer = [UInt8](repeating: 0, count: 1024)
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            guard let first = name.utf8.first, first >= 48, first <= 57 else { continue }
+            let fd = open("/proc/\(name)/stat", O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { continue }
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            close(fd)
+            guard n > 0 else { continue }
+            // "pid (comm) S ppid pgrp …" — comm may hold spaces and parentheses: split after the last ')'.
+            guard let close = buffer[0..<n].lastIndex(of: UInt8(ascii: ")")) else { continue }
+            let fields = buffer[(close + 2)..<n].split(separator: UInt8(ascii: " "))
+            guard fields.count > 2, let state = fields[0].first,
+                  let group = pid_t(String(decoding: fields[2], as: UTF8.self)) else { continue }
+            if group == pgid && state != UInt8(ascii: "Z") && state != UInt8(ascii: "X") { return true }
+        }
+        return false
     }
 }

@@ -40,7 +40,8 @@ actor Scheduler {
     private var finishedCount = 0
     private var accepting = true
     private let jobs: AsyncStream<Job>.Continuation
-    private var idleWaiters: [CheckedContinuation<Void, Never>] = []
+    private var idleWaiters: [Int: CheckedContinuation<Void, Never>] = [:]
+    private var nextWaiter = 0
     var metrics: Metrics?
 
     init(context: DaemonContext, config: DaemonConfig, jobs: AsyncStream<Job>.Continuation) {
@@ -83,9 +84,11 @@ actor Scheduler {
     /// Nothing: an actor hop that proves the event loop is alive (for the watchdog).
     func heartbeat() {}
 
-    /// Blocks the event loop's thread (a test hook for the watchdog, `--test-stall-on-sigusr2`).
+    /// Blocks the event loop's thread (a test hook, `--test-stall-on-sigusr2`): for
+    /// `$RELEASED_TEST_STALL_SECONDS` (default an hour, so the watchdog fires).
     func stall() {
-        sleep(3600)
+        let seconds = getenv("RELEASED_TEST_STALL_SECONDS").flatMap { UInt32(String(cString: $0)) } ?? 3600
+        sleep(seconds)
     }
 
     func refreshStatus() { updateStatus() }
@@ -103,27 +106,29 @@ actor Scheduler {
 
     // MARK: Intake
 
-    /// Looks at everything in `incoming/` (at start, and after an inotify overflow). Releases
-    /// start as soon as their request is read, and the loop yields now and then, so thousands
-    /// of waiting requests neither delay the first claim nor stall the event loop.
+    /// Looks at everything in `incoming/` (at start, and after an inotify overflow).
     func rescan() async {
         let names = context.spool.entries(.incoming).sorted { $0.string < $1.string }
-        for (i, name) in names.enumerated() {
-            arrived([name])
-            if i % 64 == 63 { await Task.yield() }
-        }
+        await arrived(names)
         processCancels(context.spool.entries(.cancel))
     }
 
-    /// Files that appeared in `incoming/`.
-    func arrived(_ names: [FilePath.Component]) {
-        for name in names {
+    /// Files that appeared in `incoming/`. Each is dispatched as soon as it is read, and the
+    /// loop yields now and then, so thousands of arrivals neither delay the first claim nor
+    /// stall the rest of the event loop.
+    func arrived(_ names: [FilePath.Component]) async {
+        for (i, name) in names.enumerated() {
             let s = name.string
             if s.hasPrefix(".") { continue }
-            if s.hasSuffix(".json"), queuedIDs.contains(String(s.dropLast(5))) { continue }
+            if s.hasSuffix(".json") {
+                let id = String(s.dropLast(5))
+                // Already queued, or dispatched and about to be claimed.
+                if queuedIDs.contains(id) || running.values.contains(where: { $0.id == id }) { continue }
+            }
             intake(name)
+            dispatch()
+            if i % 32 == 31 { await Task.yield() }
         }
-        dispatch()
     }
 
     private func intake(_ name: FilePath.Component) {
@@ -150,6 +155,12 @@ actor Scheduler {
             _ = try validate(request)
         } catch {
             reject(name, reason: error, partial: .init(), request: request)
+            return
+        }
+        if spool.exists(spool.path(.cancel, id)) {
+            // Cancelled before the daemon picked it up (e.g. while no daemon ran).
+            cancelQueued(request)
+            spool.remove(.cancel, id)
             return
         }
         queuedIDs.insert(id)
@@ -219,7 +230,7 @@ actor Scheduler {
         record.finishedAt = Date()
         let logger = context.logger
         do {
-            try spool.writeAtomically(record.encoded(), to: .rejected, name: "\(stem).record.json")
+            try spool.writeAtomically(record.encoded(), to: .rejected, name: "\(stem).record.json", syncFolder: false)
             try spool.move(name, from: .incoming, to: .rejected, as: "\(stem).json")
         } catch {
             logger.error("cannot file the rejected request \(name.string): \(error)")
@@ -271,7 +282,7 @@ actor Scheduler {
                                    submittedAt: request.submittedAt, retryOf: request.retryOf?.rawValue)
         record.finishedAt = Date()
         do {
-            try spool.writeAtomically(record.encoded(), to: .done, name: "\(request.id).record.json")
+            try spool.writeAtomically(record.encoded(), to: .done, name: "\(request.id).record.json", syncFolder: false)
             try spool.move(FilePath.Component("\(request.id).json")!, from: .incoming, to: .done, as: "\(request.id).json", replace: true)
         } catch {
             context.logger.error("cannot record the cancellation of \(request.id): \(error)")
@@ -314,12 +325,6 @@ actor Scheduler {
             reject(name, reason: error, partial: .init(), request: request)
             return
         }
-        do {
-            try spool.move(name, from: .incoming, to: .running, as: "\(id).json")
-        } catch {
-            context.logger.error("cannot claim \(id): \(error)", metadata: ["release.id": "\(id)"])
-            return
-        }
         let control = ReleaseControl()
         running[request.app] = (id, request.release, control)
         metrics?.queueDepth = queuedIDs.count
@@ -342,26 +347,28 @@ actor Scheduler {
         updateStatus()
     }
 
-    /// Records a finished release durably: record into `done/`, then the request.
-    func finished(_ request: ReleaseRequest, record: ReleaseRecord) {
-        let spool = context.spool
-        let id = request.id.rawValue
-        do {
-            try spool.writeAtomically(record.encoded(), to: .done, name: "\(id).record.json")
-            try spool.move(FilePath.Component("\(id).json")!, from: .running, to: .done, as: "\(id).json", replace: true)
-        } catch {
-            context.logger.critical("cannot record the outcome of \(id): \(error)", metadata: ["release.id": "\(id)"])
+    /// A release could not be claimed (its file vanished or the spool is not writable): it
+    /// did not start; a later rescan sees the file again if it is still there.
+    func claimFailed(_ request: ReleaseRequest) {
+        running[request.app] = nil
+        progress[request.app] = nil
+        dispatch()
+        if running.isEmpty {
+            for w in idleWaiters.values { w.resume() }
+            idleWaiters = [:]
         }
-        spool.remove(.running, "\(id).record.json")
-        spool.remove(.cancel, id)
+    }
+
+    /// Books a finished release (its record is already durable in `done/`).
+    func finished(_ request: ReleaseRequest, record: ReleaseRecord) {
         running[request.app] = nil
         progress[request.app] = nil
         finishedCount += 1
         metrics?.finished(record)
         dispatch()
         if running.isEmpty {
-            for w in idleWaiters { w.resume() }
-            idleWaiters = []
+            for w in idleWaiters.values { w.resume() }
+            idleWaiters = [:]
         }
     }
 
@@ -373,10 +380,22 @@ actor Scheduler {
         updateStatus()
     }
 
-    /// Waits until no release runs.
+    /// Waits until no release runs (returns early if the waiting task is cancelled).
     func waitUntilIdle() async {
         if running.isEmpty { return }
-        await withCheckedContinuation { idleWaiters.append($0) }
+        nextWaiter += 1
+        let token = nextWaiter
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { c in
+                if Task.isCancelled { c.resume() } else { idleWaiters[token] = c }
+            }
+        } onCancel: {
+            Task { await self.cancelIdleWaiter(token) }
+        }
+    }
+
+    private func cancelIdleWaiter(_ token: Int) {
+        idleWaiters.removeValue(forKey: token)?.resume()
     }
 
     /// Stops every running release (their records become `interrupted`).

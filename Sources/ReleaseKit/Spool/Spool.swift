@@ -80,7 +80,9 @@ public struct Spool: Sendable {
 
     /// Writes bytes to `folder/name` atomically and durably: a temporary file in `tmp/` is
     /// written, fsynced, renamed over the target, and the target folder fsynced.
-    public func writeAtomically(_ bytes: [UInt8], to folder: Folder, name: String, durable: Bool = true) throws(SpoolError) {
+    /// `syncFolder: false` leaves the folder's fsync to a `move` into the same folder that
+    /// follows at once; `durable: false` skips both fsyncs (progress files).
+    public func writeAtomically(_ bytes: [UInt8], to folder: Folder, name: String, durable: Bool = true, syncFolder: Bool = true) throws(SpoolError) {
         let target = path(folder, name)
         let temporary = path(.tmp, ".\(name).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp")
         do throws(Errno) {
@@ -96,7 +98,7 @@ public struct Spool: Sendable {
                 throw error
             }
             try Syscalls.rename(temporary, target)
-            if durable { try Syscalls.fsyncDirectory(path(folder)) }
+            if durable && syncFolder { try Syscalls.fsyncDirectory(path(folder)) }
         } catch {
             try? Syscalls.unlink(temporary)
             throw SpoolError(.write, path: target, errno: error)
@@ -143,7 +145,10 @@ public struct Spool: Sendable {
         }
     }
 
-    /// Moves `from/name` to `to/newName` and makes both folders durable.
+    /// Moves `from/name` to `to/newName` and makes the move durable by fsyncing the target
+    /// folder. (A rename is one journal transaction on ext4 and XFS, so that commits the
+    /// source folder's side too; if a crash ever left a copy behind in the source folder,
+    /// recovery recognises it by the record already in the target.)
     /// With `replace: false` an existing target is an error (EEXIST) rather than overwritten
     /// (the daemon is the only process that moves files out of `incoming/`).
     public func move(_ name: FilePath.Component, from: Folder, to: Folder, as newName: String, replace: Bool = false) throws(SpoolError) {
@@ -153,7 +158,6 @@ public struct Spool: Sendable {
             if !replace, exists(target) { throw Errno.fileExists }
             try Syscalls.rename(source, target)
             try Syscalls.fsyncDirectory(path(to))
-            if from != to { try Syscalls.fsyncDirectory(path(from)) }
         } catch {
             throw SpoolError(.move, path: source, errno: error)
         }

@@ -26,7 +26,7 @@ final class NotifySocket: Sendable {
     init(abstract: Bool = false, directory: String) throws {
         fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw HarnessError("socket: \(errno)") }
-        let name = abstract ? "@releasectl-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))" : directory + "/notify.sock"
+        let name = abstract ? "@releasectl-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))" : directory + "/notify-\(UInt32.random(in: 0...UInt32.max)).sock"
         address = name
         var addr = sockaddr_un()
         addr.sun_family = sa_family_t(AF_UNIX)

@@ -1,0 +1,218 @@
+import Foundation
+import Glibc
+import ReleaseKit
+import Testing
+
+/// Time limits, cancel, shutdown, crashes, lost inotify events: the daemon never loses a
+/// request, never runs one twice, never leaves a task process behind.
+@Suite("reliability", .serialized)
+struct ReliabilityTests {
+    /// A config file with short limits, so the tests take seconds.
+    static func config(_ dir: TempDir, _ extra: String = "") throws -> String {
+        let path = dir.file("released.toml")
+        try ("kill-grace = \"1s\"\nshutdown-grace = \"2s\"\n" + extra).write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// A task that starts a grandchild ignoring SIGTERM, then waits on it.
+    static func stubbornTask(_ marker: Int) -> String {
+        "sh -c 'trap \"\" TERM; exec sleep \(marker)' & trap 'echo parent got TERM' TERM; echo started; wait; wait"
+    }
+
+    @Test("a task over its timeout is timed-out: SIGTERM to its group, SIGKILL after the grace, grandchildren included")
+    func taskTimeout() async throws {
+        let work = TempDir()
+        let marker = ProcessTable.uniqueSleep()
+        let app = try AppFixture(commands: ["migrate": Self.stubbornTask(marker), "seed": "echo seeded"], timeouts: ["migrate": "1s"])
+        defer { app.remove(); work.remove() }
+        let daemon = try await DaemonProcess(arguments: ["--config", try Self.config(work)])
+        let r = try await daemon.submitWait(app: "shop", dir: app.path, env: ["RUN_MIGRATIONS_DURING_RELEASE": "1", "SEED_DB_DURING_RELEASE": "1"])
+        #expect(r.status == 1, "\(r)")
+        #expect(r.stdout.contains("parent got TERM"), "the whole group gets SIGTERM first")
+        #expect(r.stdout.contains("sending SIGKILL"), "SIGKILL after the grace for what ignored SIGTERM")
+        let record = try #require(try daemon.record(r.lines[0]))
+        let migrate = try #require(record.tasks.first { $0.name == "migrate" })
+        #expect(migrate.state == .timedOut)
+        #expect(migrate.reason == "timed out after its timeout of 1s")
+        #expect(record.tasks.first { $0.name == "seed" }?.state == .notRun)
+        #expect(record.state == .failed)
+        #expect(ProcessTable.pids(withCommandLineContaining: "sleep \(marker)").isEmpty, "no grandchild outlives its task")
+        await daemon.cleanUp()
+    }
+
+    @Test("the release's own time limit (release-timeout) times out a task with no timeout of its own")
+    func releaseTimeout() async throws {
+        let work = TempDir()
+        let marker = ProcessTable.uniqueSleep()
+        let app = try AppFixture(commands: ["migrate": "sleep \(marker)"])
+        defer { app.remove(); work.remove() }
+        let daemon = try await DaemonProcess(arguments: ["--config", try Self.config(work, "release-timeout = \"1s\"\n")])
+        let r = try await daemon.submitWait(app: "shop", dir: app.path, env: ["RUN_MIGRATIONS_DURING_RELEASE": "1"])
+        #expect(r.status == 1, "\(r)")
+        let record = try #require(try daemon.record(r.lines[0]))
+        #expect(record.tasks.first { $0.name == "migrate" }?.reason == "timed out after the release's time limit of 1s")
+        #expect(record.reason == "migrate timed out after the release's time limit of 1s")
+        #expect(ProcessTable.pids(withCommandLineContaining: "sleep \(marker)").isEmpty)
+        await daemon.cleanUp()
+    }
+
+    @Test("cancel: a queued release is cancelled without running; a running one is stopped; waiters exit 3")
+    func cancelQueuedAndRunning() async throws {
+        let work = TempDir()
+        let marker = ProcessTable.uniqueSleep()
+        let app = try AppFixture(commands: [
+            "migrate": "touch \(work.file("running")); " + Self.stubbornTask(marker),
+            "seed": "touch \(work.file("queued-ran"))",
+        ])
+        defer { app.remove(); work.remove() }
+        let daemon = try await DaemonProcess(arguments: ["--config", try Self.config(work), "--max-parallel", "1"])
+        let first = try await daemon.submit(app: "shop", dir: app.path, env: ["RUN_MIGRATIONS_DURING_RELEASE": "1"])
+        try await eventually("the first release's task to start") { FileManager.default.fileExists(atPath: work.file("running")) }
+        let second = try await daemon.submit(app: "blog", dir: app.path, env: ["SEED_DB_DURING_RELEASE": "1"])
+        #expect(daemon.files(in: "incoming") == ["\(second).json"], "blog waits: max-parallel 1")
+
+        let cancelQueued = try await daemon.ctl(["cancel", second])
+        #expect(cancelQueued.status == 0, "\(cancelQueued)")
+        let waitQueued = try await daemon.ctl(["wait", second])
+        #expect(waitQueued.status == 3)
+        #expect(try daemon.record(second)?.state == .cancelled)
+        #expect(try daemon.record(second)?.tasks.isEmpty == true)
+        #expect(!FileManager.default.fileExists(atPath: work.file("queued-ran")), "a cancelled queued release never runs")
+
+        async let waiter = daemon.ctl(["wait", first])
+        let cancelRunning = try await daemon.ctl(["cancel", first])
+        #expect(cancelRunning.status == 0, "\(cancelRunning)")
+        let waited = try await waiter
+        #expect(waited.status == 3, "\(waited)")
+        let record = try #require(try daemon.record(first))
+        #expect(record.state == .cancelled)
+        #expect(record.tasks.first { $0.name == "migrate" }?.state == .cancelled)
+        try await eventually("the cancelled task's processes to be gone") {
+            ProcessTable.pids(withCommandLineContaining: "sleep \(marker)").isEmpty
+        }
+        // Cancelling a finished release: 1 if it ended otherwise, 0 if it is cancelled, 2 if unknown.
+        let again = try await daemon.ctl(["cancel", first])
+        #expect(again.status == 0)
+        let ok = try await daemon.submitWait(app: "shop", dir: app.path)
+        let done = try await daemon.ctl(["cancel", ok.lines[0]])
+        #expect(done.status == 1, "\(done)")
+        let unknown = try await daemon.ctl(["cancel", "01JDQ8K3ZP6V4TQX2M9B7C5N1R"])
+        #expect(unknown.status == 2)
+        await daemon.cleanUp()
+    }
+
+    @Test("a cancel requested while no daemon runs is applied before anything runs when it starts")
+    func cancelWhileStopped() async throws {
+        let spool = TempDir("releasectl-spool")
+        let work = TempDir()
+        let app = try AppFixture(commands: ["migrate": "touch \(work.file("ran"))"])
+        defer { app.remove(); work.remove() }
+        let submit = try await runProgram(Binaries.releasectl, ["submit", "--spool", spool.path + "/spool", "--app", "shop", "--release", "v1",
+                                                                  "--dir", app.path, "--env", "RUN_MIGRATIONS_DURING_RELEASE=1"])
+        let id = submit.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let cancel = try await runProgram(Binaries.releasectl, ["cancel", "--spool", spool.path + "/spool", id])
+        #expect(cancel.status == 0)
+        #expect(cancel.stdout.contains("no released is running"))
+        let daemon = try await DaemonProcess(spool: spool)
+        let record = try await daemon.waitForRecord(id)
+        #expect(record.state == .cancelled)
+        #expect(!FileManager.default.fileExists(atPath: work.file("ran")))
+        await daemon.cleanUp()
+    }
+
+    @Test("SIGTERM: running releases get the shutdown grace, then become interrupted; queued ones stay queued")
+    func gracefulShutdown() async throws {
+        let work = TempDir()
+        let marker = ProcessTable.uniqueSleep()
+        let app = try AppFixture(commands: [
+            "migrate": "touch \(work.file("slow-started")); " + Self.stubbornTask(marker),
+            "seed": "touch \(work.file("quick-started")); sleep 0.5; echo quick done",
+        ])
+        defer { app.remove(); work.remove() }
+        let daemon = try await DaemonProcess(arguments: ["--config", try Self.config(work), "--max-parallel", "2"])
+        let slow = try await daemon.submit(app: "slow", dir: app.path, env: ["RUN_MIGRATIONS_DURING_RELEASE": "1"])
+        let quick = try await daemon.submit(app: "quick", dir: app.path, env: ["SEED_DB_DURING_RELEASE": "1"])
+        try await eventually("both tasks to start") {
+            FileManager.default.fileExists(atPath: work.file("slow-started")) && FileManager.default.fileExists(atPath: work.file("quick-started"))
+        }
+        let queued = try await daemon.submit(app: "slow", release: "v2", dir: app.path, env: ["RUN_MIGRATIONS_DURING_RELEASE": "1"])
+        try await daemon.stop()
+        #expect(try daemon.record(quick)?.state == .succeeded, "a release that ends within the grace keeps its outcome")
+        let interrupted = try #require(try daemon.record(slow))
+        #expect(interrupted.state == .interrupted)
+        #expect(interrupted.tasks.first { $0.name == "migrate" }?.state == .cancelled)
+        #expect(daemon.files(in: "incoming") == ["\(queued).json"], "the queued request stays for the next start")
+        #expect(daemon.files(in: "running").isEmpty)
+        #expect(ProcessTable.pids(withCommandLineContaining: "sleep \(marker)").isEmpty)
+        #expect(daemon.process.terminationStatus == 0)
+        await daemon.cleanUp()
+    }
+
+    @Test("SIGKILL mid-release: the guard kills the task's processes; on restart the release is interrupted, never re-run; retry makes a new one")
+    func crashAndRetry() async throws {
+        let work = TempDir()
+        let marker = ProcessTable.uniqueSleep()
+        let trace = work.file("trace")
+        let app = try AppFixture(commands: ["migrate": "echo $RELEASE_ID >> \(trace); if [ ! -f \(work.file("second")) ]; then touch \(work.file("second")); " + Self.stubbornTask(marker) + "; fi"])
+        defer { app.remove(); work.remove() }
+        let daemon = try await DaemonProcess(arguments: ["--config", try Self.config(work)])
+        let id = try await daemon.submit(app: "shop", dir: app.path, env: ["RUN_MIGRATIONS_DURING_RELEASE": "1"])
+        try await eventually("the task's grandchild to start") { !ProcessTable.pids(withCommandLineContaining: "sleep \(marker)").isEmpty }
+        try await daemon.kill9()
+        try await eventually("the process guard to kill the orphaned task processes", timeout: .seconds(10)) {
+            ProcessTable.pids(withCommandLineContaining: "sleep \(marker)").isEmpty
+        }
+        #expect(daemon.files(in: "running").contains("\(id).json"))
+
+        let restarted = try await DaemonProcess(spool: daemon.spool)
+        let record = try #require(try restarted.record(id))
+        #expect(record.state == .interrupted, "recovery happens before READY")
+        #expect(record.tasks.first { $0.name == "migrate" }?.state == .cancelled)
+        #expect(restarted.files(in: "running").isEmpty)
+        let waited = try await restarted.ctl(["wait", id])
+        #expect(waited.status == 3)
+        #expect(try String(contentsOfFile: trace, encoding: .utf8) == "\(id)\n", "the interrupted release did not run again")
+
+        let retry = try await restarted.ctl(["retry", id, "--wait"])
+        #expect(retry.status == 0, "\(retry)")
+        let newID = retry.lines[0]
+        #expect(newID != id)
+        #expect(try restarted.record(newID)?.retryOf == id)
+        #expect(try String(contentsOfFile: trace, encoding: .utf8) == "\(id)\n\(newID)\n")
+        await restarted.cleanUp()
+        daemon.notify.close()
+    }
+
+    @Test("inotify overflow while the loop is busy: the daemon rescans and every one of 1000 requests is processed")
+    func overflowRescan() async throws {
+        let limitPath = "/proc/sys/fs/inotify/max_queued_events"
+        let original = try String(contentsOfFile: limitPath, encoding: .utf8)
+        try "16\n".write(toFile: limitPath, atomically: false, encoding: .utf8)
+        let daemon: DaemonProcess
+        do {
+            daemon = try await DaemonProcess(arguments: ["--test-stall-on-sigusr2"], environment: ["RELEASED_TEST_STALL_SECONDS": "2"])
+        } catch {
+            try? original.write(toFile: limitPath, atomically: false, encoding: .utf8)
+            throw error
+        }
+        try original.write(toFile: limitPath, atomically: false, encoding: .utf8)
+        let app = try AppFixture()
+        defer { app.remove() }
+        kill(daemon.pid, SIGUSR2)
+        try await eventually("the daemon to report its stalled loop") { daemon.log.contains("blocking the event loop") }
+        var ids: [String] = []
+        for i in 0..<1000 {
+            let request = ReleaseRequest(id: ReleaseID.generate(), app: "app\(i % 25)", release: "v\(i)", directory: app.path)
+            try daemon.drop(name: "\(request.id).json", contents: Data(request.encoded()))
+            ids.append(request.id.rawValue)
+        }
+        try await eventually("all 1000 requests to finish", timeout: .seconds(240)) {
+            daemon.files(in: "done").count == 2000
+        }
+        #expect(daemon.log.contains("inotify queue overflowed; rescanning"))
+        #expect(daemon.files(in: "incoming").isEmpty)
+        #expect(daemon.files(in: "rejected").isEmpty)
+        for id in ids.prefix(50) { #expect(try daemon.record(id)?.state == .succeeded) }
+        await daemon.cleanUp()
+    }
+}

@@ -90,7 +90,8 @@ struct Plan: RunnableCommand {
                                                    warnings: plan.warnings)))
             return
         }
-        Output.out(Self.text(plan, releaseTimeout: releaseTimeout, masking: masking))
+        let notes = [NotifyTask.name: NotifyTask.describe(env: env)]
+        Output.out(Self.text(plan, releaseTimeout: releaseTimeout, masking: masking, notes: notes))
     }
 
     /// The plan for people: a header, then one block per task.
@@ -105,7 +106,8 @@ struct Plan: RunnableCommand {
     ///                      $ /bin/sh -c 'bash ./release-tasks.sh'
     ///   skip  migrate      left to the Procfile release: line
     /// ```
-    static func text(_ plan: ReleasePlan, releaseTimeout: String, masking: Masking) -> String {
+    /// `notes`: an extra line for a task that runs (notify: where it posts).
+    static func text(_ plan: ReleasePlan, releaseTimeout: String, masking: Masking, notes: [String: String] = [:]) -> String {
         let pad = String(repeating: " ", count: 21)
         var out = "\(plan.app) in \(plan.directory)\n"
         out += "  preset:            \(plan.preset ?? "none detected")\n"
@@ -117,6 +119,9 @@ struct Plan: RunnableCommand {
             if let command = step.command {
                 // The exact argv the daemon will execute, quoted so it can be pasted into a shell.
                 out += pad + "$ " + Command.argv(command.arguments.map(masking.apply)).description + "\n"
+            }
+            if step.willRun, let note = notes[step.name] {
+                out += pad + masking.apply(note) + "\n"
             }
             if step.willRun, let timeout = step.timeout {
                 out += pad + "timeout \(DurationParser.format(timeout))\n"

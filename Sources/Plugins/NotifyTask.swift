@@ -24,13 +24,19 @@ public struct NotifyTask: ReleaseTask {
 
     public func run(in context: TaskContext) async throws {
         let env = context.request.env
-        let urls = (env["RELEASE_NOTIFY_URL"] ?? "").split(separator: ",").map { String($0).trimmingBlanks() }.filter { !$0.isEmpty }
+        let urls = Self.urls(in: env)
         guard !urls.isEmpty else {
             throw TaskFailure(.failed, reason: "\(Self.gate) is on but RELEASE_NOTIFY_URL is not set")
         }
-        var timeout = Duration.seconds(10)
-        if let t = env["RELEASE_NOTIFY_TIMEOUT"] {
-            timeout = (try? DurationParser.parse(t)) ?? timeout
+        if let bad = urls.first(where: { Self.scheme(of: $0) == nil }) {
+            throw TaskFailure(.failed, reason: "RELEASE_NOTIFY_URL: \(Self.redact(bad)) is not an http:// or https:// URL")
+        }
+        let timeout: Duration
+        switch Self.timeout(in: env) {
+        case .success(let t): timeout = t
+        case .failure(let problem):
+            context.say("\(problem); using \(DurationParser.format(Self.defaultTimeout))")
+            timeout = Self.defaultTimeout
         }
         let body = Self.payload(for: context.outcome)
         var signature: String?
@@ -46,6 +52,43 @@ public struct NotifyTask: ReleaseTask {
         if !failures.isEmpty {
             throw TaskFailure(.failed, reason: failures.joined(separator: "; "))
         }
+    }
+
+    public static let defaultTimeout = Duration.seconds(10)
+
+    /// The webhook URLs of `RELEASE_NOTIFY_URL`: comma-separated, blanks around each ignored.
+    public static func urls(in env: [String: String]) -> [String] {
+        (env["RELEASE_NOTIFY_URL"] ?? "").split(separator: ",").map { String($0).trimmingBlanks() }.filter { !$0.isEmpty }
+    }
+
+    /// The per-request timeout, `RELEASE_NOTIFY_TIMEOUT` (default 10s), or why it cannot be read.
+    public static func timeout(in env: [String: String]) -> Result<Duration, TimeoutProblem> {
+        guard let text = env["RELEASE_NOTIFY_TIMEOUT"] else { return .success(defaultTimeout) }
+        guard let t = try? DurationParser.parse(text), t > .zero else {
+            return .failure(TimeoutProblem(description: "RELEASE_NOTIFY_TIMEOUT=\(Masking.preview(text)) is not a duration (e.g. 5s, 500ms)"))
+        }
+        return .success(t)
+    }
+
+    public struct TimeoutProblem: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// One line for `releasectl plan`: where the report goes and how.
+    public static func describe(env: [String: String]) -> String {
+        let urls = urls(in: env)
+        guard !urls.isEmpty else { return "will fail: RELEASE_NOTIFY_URL is not set" }
+        var line = "POST to " + urls.map(redact).joined(separator: ", ")
+        line += env["RELEASE_NOTIFY_SECRET"].map { $0.isEmpty ? "" : ", signed (X-Releasectl-Signature)" } ?? ""
+        if case .success(let t) = timeout(in: env) { line += ", \(DurationParser.format(t)) per request" }
+        return line
+    }
+
+    static func scheme(of url: String) -> String? {
+        let lower = url.lowercased()
+        if lower.hasPrefix("http://") { return "http" }
+        if lower.hasPrefix("https://") { return "https" }
+        return nil
     }
 
     /// Returns nil on success, else why it failed.

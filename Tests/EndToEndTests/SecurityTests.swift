@@ -1,0 +1,185 @@
+import Foundation
+import Glibc
+import ReleaseKit
+import Testing
+
+/// Least privilege and secrets: who may submit, where apps may live, which user tasks run as,
+/// file modes, and masking of secret values everywhere they could show.
+@Suite("security", .serialized)
+struct SecurityTests {
+    @Test("secret values are masked in the release log, logs, status, --json, records and the notify payload")
+    func masking() async throws {
+        let server = try await WebhookServer()
+        let daemon = try await DaemonProcess()
+        let app = try AppFixture(commands: [
+            "migrate": "echo \"url=$DATABASE_URL\"; echo \"token=$GITHUB_TOKEN pw=$REDIS_PASSWORD\"; echo \"plain=$PLAIN\"; echo \"raw password: s3cr3t-pw\"",
+        ], argv: ["seed": ["echo", "arg-with-secret-ghp_abc123TOKEN"]])
+        defer { app.remove() }
+        let env = [
+            "RUN_MIGRATIONS_DURING_RELEASE": "true", "SEED_DB_DURING_RELEASE": "true",
+            "DATABASE_URL": "postgres://shop:s3cr3t-pw@db.internal:5432/shop",
+            "GITHUB_TOKEN": "ghp_abc123TOKEN", "REDIS_PASSWORD": "redis-pass-42", "PLAIN": "visible-value",
+            "NOTIFY_DURING_RELEASE": "true", "RELEASE_NOTIFY_URL": server.url,
+            "SIDEKIQ_URL": "redis://:queue-pass-77@redis:6379/0",
+        ]
+        let r = try await daemon.submitWait(app: "shop", dir: app.path, env: env)
+        #expect(r.status == 0, "\(r)")
+        let id = r.lines[0]
+        let secrets = ["s3cr3t-pw", "ghp_abc123TOKEN", "redis-pass-42", "queue-pass-77"]
+        var outputs: [(String, String)] = [("submit --wait", r.stdout + r.stderr)]
+        outputs.append(("release log", (try? String(contentsOfFile: "\(daemon.spoolPath)/logs/\(id).log", encoding: .utf8)) ?? ""))
+        outputs.append(("logs", try await daemon.ctl(["logs", id]).stdout))
+        outputs.append(("status", try await daemon.ctl(["status", id]).stdout))
+        outputs.append(("status --json", try await daemon.ctl(["status", id, "--json"]).stdout))
+        outputs.append(("list --json", try await daemon.ctl(["list", "--json"]).stdout))
+        outputs.append(("record", (try? String(contentsOfFile: "\(daemon.spoolPath)/done/\(id).record.json", encoding: .utf8)) ?? ""))
+        outputs.append(("daemon log", daemon.log))
+        outputs.append(("notify payload", String(decoding: server.received.first?.body ?? Data(), as: UTF8.self)))
+        for (name, text) in outputs {
+            #expect(!text.isEmpty, "\(name) is empty")
+            for secret in secrets {
+                #expect(!text.contains(secret), "\(name) shows the secret \(secret)")
+            }
+        }
+        #expect(r.stdout.contains("url=***"))
+        #expect(r.stdout.contains("token=*** pw=***"))
+        #expect(r.stdout.contains("plain=visible-value"), "values of ordinary variables are not masked")
+        #expect(r.stdout.contains("raw password: ***"), "the password of a URL is masked on its own too")
+        #expect(r.stdout.contains("arg-with-secret-***"))
+        // The request file keeps the secrets (the task needs them) but is never world-readable.
+        let request = "\(daemon.spoolPath)/done/\(id).json"
+        #expect(try String(contentsOfFile: request, encoding: .utf8).contains("s3cr3t-pw"))
+        #expect(mode(request) & 0o007 == 0, "request files are not world-readable")
+        await daemon.cleanUp()
+        await server.shutdown()
+    }
+
+    @Test("spool folders are 2770 and request, record and log files 0640")
+    func modes() async throws {
+        let daemon = try await DaemonProcess()
+        let app = try AppFixture(commands: ["migrate": "echo hi"])
+        defer { app.remove() }
+        let r = try await daemon.submitWait(app: "shop", dir: app.path, env: ["RUN_MIGRATIONS_DURING_RELEASE": "1"])
+        let id = r.lines[0]
+        for folder in ["", "/tmp", "/incoming", "/running", "/done", "/rejected", "/cancel", "/logs"] {
+            #expect(mode(daemon.spoolPath + folder) & 0o7777 == 0o2770, "folder \(folder)")
+        }
+        for file in ["done/\(id).json", "done/\(id).record.json", "logs/\(id).log"] {
+            #expect(mode("\(daemon.spoolPath)/\(file)") & 0o777 == 0o640, "\(file)")
+        }
+        await daemon.cleanUp()
+    }
+
+    @Test("the daemon refuses to start on a world-writable spool")
+    func worldWritableSpool() async throws {
+        let dir = TempDir()
+        defer { dir.remove() }
+        let spool = dir.path + "/spool"
+        try FileManager.default.createDirectory(atPath: spool + "/incoming", withIntermediateDirectories: true)
+        chmod(spool + "/incoming", 0o777)
+        let r = try await runProgram(Binaries.released, ["--spool", spool, "--log-target", "console"])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("refusing to start: \(spool)/incoming is world-writable"), "\(r)")
+    }
+
+    @Test("a second daemon on the same spool exits with a clear error")
+    func secondDaemon() async throws {
+        let daemon = try await DaemonProcess()
+        let r = try await runProgram(Binaries.released, ["--spool", daemon.spoolPath, "--log-target", "console"])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("another released is already running on \(daemon.spoolPath)"), "\(r)")
+        await daemon.cleanUp()
+    }
+
+    @Test("request files owned by a user that is not allowed are rejected; allow-users admits them")
+    func ownership() async throws {
+        let work = TempDir()
+        let app = try AppFixture()
+        defer { app.remove(); work.remove() }
+        guard let nobody = getpwnam("nobody") else { Issue.record("no user nobody"); return }
+        let uid = nobody.pointee.pw_uid
+        let gid = nobody.pointee.pw_gid
+        func drop(_ daemon: DaemonProcess) throws -> String {
+            let request = ReleaseRequest(id: ReleaseID.generate(), app: "shop", release: "v1", directory: app.path)
+            let tmp = "\(daemon.spoolPath)/tmp/\(request.id).json"
+            FileManager.default.createFile(atPath: tmp, contents: Data(request.encoded()))
+            chown(tmp, uid, gid)
+            rename(tmp, "\(daemon.spoolPath)/incoming/\(request.id).json")
+            return request.id.rawValue
+        }
+        // The spool folder is setgid, so a new file takes the spool's group: use a spool whose
+        // group is not the daemon's for this test.
+        let daemon = try await DaemonProcess()
+        chown("\(daemon.spoolPath)/tmp", 0, gid)
+        let refused = try drop(daemon)
+        let record = try await daemon.waitForRecord(refused)
+        #expect(record.state == .rejected)
+        #expect(record.reasonCode == "owner-not-allowed")
+        #expect(record.reason?.contains("uid \(uid)") == true, "\(record.reason ?? "")")
+        try await daemon.stop()
+
+        let config = work.file("released.toml")
+        try "allow-users = [\"nobody\"]\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let allowing = try await DaemonProcess(arguments: ["--config", config], spool: daemon.spool)
+        let accepted = try drop(allowing)
+        #expect(try await allowing.waitForRecord(accepted).state == .succeeded)
+        await allowing.cleanUp()
+        daemon.notify.close()
+    }
+
+    @Test("app-roots: a directory outside them, or a symlink leading out, is rejected")
+    func appRoots() async throws {
+        let work = TempDir()
+        defer { work.remove() }
+        let root = work.file("apps")
+        try FileManager.default.createDirectory(atPath: root + "/shop/v1", withIntermediateDirectories: true)
+        let outside = try AppFixture()
+        defer { outside.remove() }
+        try FileManager.default.createSymbolicLink(atPath: root + "/sneaky", withDestinationPath: outside.path)
+        let config = work.file("released.toml")
+        try "app-roots = [\"\(root)\"]\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let daemon = try await DaemonProcess(arguments: ["--config", config])
+        let inside = try await daemon.submitWait(app: "shop", dir: root + "/shop/v1")
+        #expect(inside.status == 0, "\(inside)")
+        let out = try await daemon.submitWait(app: "shop", dir: outside.path)
+        #expect(out.status == 2)
+        #expect(out.stdout.contains("is outside the allowed app roots"), "\(out)")
+        let link = try await daemon.submitWait(app: "shop", dir: root + "/sneaky")
+        #expect(link.status == 2, "a symlink inside the root that leads out is outside: \(link)")
+        let control = try await daemon.submitWait(app: "shop", dir: root + "/shop/v1\u{1b}[2J")
+        #expect(control.status == 2)
+        #expect(control.stdout.contains("contains control characters"), "\(control)")
+        await daemon.cleanUp()
+    }
+
+    @Test("[apps.<name>] user: the daemon (as root) runs that app's tasks as that user and its groups, never as root")
+    func perAppUser() async throws {
+        guard geteuid() == 0 else { Issue.record("this test needs root (the daemon must be root to switch users)"); return }
+        guard let nobody = getpwnam("nobody") else { Issue.record("no user nobody"); return }
+        let uid = nobody.pointee.pw_uid
+        let work = TempDir()
+        defer { work.remove() }
+        let app = try AppFixture(commands: ["migrate": "echo uid=$(id -u) gid=$(id -g) home=$HOME; touch /root/.releasectl-test-must-fail 2>&1 || echo cannot-write-root"])
+        defer { app.remove() }
+        chmod(app.path, 0o755)
+        chmod(app.path + "/release.toml", 0o644)
+        let config = work.file("released.toml")
+        try "[apps.shop]\nuser = \"nobody\"\n[apps.ghost]\nuser = \"no-such-user-xyz\"\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let daemon = try await DaemonProcess(arguments: ["--config", config])
+        let r = try await daemon.submitWait(app: "shop", dir: app.path, env: ["RUN_MIGRATIONS_DURING_RELEASE": "1"])
+        #expect(r.status == 0, "\(r)")
+        #expect(r.stdout.contains("uid=\(uid) gid=\(nobody.pointee.pw_gid) home=\(String(cString: nobody.pointee.pw_dir))"), "\(r.stdout)")
+        #expect(r.stdout.contains("cannot-write-root"))
+        let other = try await daemon.submitWait(app: "blog", dir: app.path, env: ["RUN_MIGRATIONS_DURING_RELEASE": "1"])
+        #expect(other.stdout.contains("uid=0"), "apps without a user keep the daemon's")
+        let ghost = try await daemon.submitWait(app: "ghost", dir: app.path)
+        #expect(ghost.status == 2)
+        #expect(ghost.stdout.contains("no-such-user-xyz does not exist"), "\(ghost)")
+        await daemon.cleanUp()
+    }
+}
+
+func mode(_ path: String) -> mode_t {
+    var st = stat()
+    return lstat(path, &st) == 0 ? st.st_mode : 0
+}

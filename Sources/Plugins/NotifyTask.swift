@@ -38,7 +38,7 @@ public struct NotifyTask: ReleaseTask {
             context.say("\(problem); using \(DurationParser.format(Self.defaultTimeout))")
             timeout = Self.defaultTimeout
         }
-        let body = Self.payload(for: context.outcome)
+        let body = Self.payload(for: Self.provisional(context.outcome))
         var signature: String?
         if let secret = env["RELEASE_NOTIFY_SECRET"], !secret.isEmpty {
             signature = Self.signature(body: body, secret: secret)
@@ -125,6 +125,17 @@ public struct NotifyTask: ReleaseTask {
             }
         }
         return lastProblem
+    }
+
+    /// The release as notify reports it: it ends as notify ends, so `finishedAt` and
+    /// `durationMs` are filled in as of now when the record does not have them yet.
+    static func provisional(_ record: ReleaseRecord, now: Date = Date()) -> ReleaseRecord {
+        var r = record
+        if r.finishedAt == nil { r.finishedAt = now }
+        if r.durationMs == nil, let started = r.startedAt {
+            r.durationMs = max(0, Int64((r.finishedAt!.timeIntervalSince(started) * 1000).rounded()))
+        }
+        return r
     }
 
     /// The JSON body: the record's fields plus `text`.

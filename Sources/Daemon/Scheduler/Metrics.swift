@@ -1,26 +1,56 @@
 import FoundationEssentials
 import Glibc
+import Logging
 import ReleaseKit
+import SystemPackage
 
-/// Prometheus metrics in the text exposition format, for node_exporter's textfile collector:
-/// rewritten atomically (temporary file + rename) after each release ends.
+/// Prometheus metrics in the text exposition format, for node_exporter's textfile collector
+/// (no network listener): the whole file is rewritten atomically — written beside the target
+/// as `<path>.tmp`, which the collector's `*.prom` glob ignores, then renamed over it — when a
+/// release ends and when the queue depth changes. A reader sees the old file or the new one,
+/// never half of one. The file is mode 0644 whatever the daemon's umask: the collector runs as
+/// another user, and nothing in it is secret.
+///
+/// Counters start from zero when the daemon starts (Prometheus treats that as a counter
+/// reset); the last-success gauge is restored from the records in `done/`, so an alert on
+/// "no successful release for N days" survives a restart. Owned by the scheduler actor.
 final class Metrics {
+    /// Task duration buckets, in seconds: from a quick cache clear to Heroku's one-hour limit.
     static let buckets: [Double] = [0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 1800, 3600]
 
     struct Histogram {
         var counts = [Int](repeating: 0, count: Metrics.buckets.count)
         var sum = 0.0
         var total = 0
+
+        mutating func observe(_ seconds: Double) {
+            for (i, le) in Metrics.buckets.enumerated() where seconds <= le { counts[i] += 1 }
+            sum += seconds
+            total += 1
+        }
     }
 
     let path: String
+    private let logger: Logger
     private var releases: [String: [String: Int]] = [:]   // app → state → count
     private var durations: [String: [String: Histogram]] = [:]  // app → task → histogram
     private var lastSuccess: [String: Double] = [:]
+    /// The last write error reported, so a broken path is logged once, not after every release.
+    private var lastWriteError: String?
+    /// Requests waiting in `incoming/`.
     var queueDepth = 0 { didSet { if queueDepth != oldValue { write() } } }
 
-    init(path: String) {
+    init(path: String, logger: Logger = Logger(label: "released.metrics")) {
         self.path = path
+        self.logger = logger
+    }
+
+    /// Takes the last success of each app from finished records (at start).
+    func restoreLastSuccess(from records: [ReleaseRecord]) {
+        for record in records where record.state == .succeeded {
+            guard let app = record.app, let finished = record.finishedAt else { continue }
+            lastSuccess[app] = max(lastSuccess[app] ?? 0, finished.timeIntervalSince1970)
+        }
     }
 
     /// Counts a finished release (from its record) and rewrites the file.
@@ -29,12 +59,7 @@ final class Metrics {
         releases[app, default: [:]][record.state.rawValue, default: 0] += 1
         for task in record.tasks {
             guard let ms = task.durationMs else { continue }
-            let seconds = Double(ms) / 1000
-            var h = durations[app, default: [:]][task.name] ?? Histogram()
-            for (i, le) in Self.buckets.enumerated() where seconds <= le { h.counts[i] += 1 }
-            h.sum += seconds
-            h.total += 1
-            durations[app, default: [:]][task.name] = h
+            durations[app, default: [:]][task.name, default: Histogram()].observe(Double(ms) / 1000)
         }
         if record.state == .succeeded {
             lastSuccess[app] = (record.finishedAt ?? Date()).timeIntervalSince1970
@@ -42,21 +67,21 @@ final class Metrics {
         write()
     }
 
+    /// The exposition text.
     func render() -> String {
         var out = ""
         out += "# HELP releasectl_releases_total Finished releases by app and final state.\n"
         out += "# TYPE releasectl_releases_total counter\n"
         for app in releases.keys.sorted() {
-            for state in releases[app]!.keys.sorted() {
-                out += "releasectl_releases_total{app=\"\(Self.escape(app))\",state=\"\(state)\"} \(releases[app]![state]!)\n"
+            for (state, count) in releases[app]!.sorted(by: { $0.key < $1.key }) {
+                out += "releasectl_releases_total{app=\"\(Self.escape(app))\",state=\"\(state)\"} \(count)\n"
             }
         }
-        out += "# HELP releasectl_task_duration_seconds How long tasks ran.\n"
+        out += "# HELP releasectl_task_duration_seconds How long release tasks ran.\n"
         out += "# TYPE releasectl_task_duration_seconds histogram\n"
         for app in durations.keys.sorted() {
-            for task in durations[app]!.keys.sorted() {
-                let h = durations[app]![task]!
-                let labels = "app=\"\(Self.escape(app))\",task=\"\(task)\""
+            for (task, h) in durations[app]!.sorted(by: { $0.key < $1.key }) {
+                let labels = "app=\"\(Self.escape(app))\",task=\"\(Self.escape(task))\""
                 for (i, le) in Self.buckets.enumerated() {
                     out += "releasectl_task_duration_seconds_bucket{\(labels),le=\"\(Self.number(le))\"} \(h.counts[i])\n"
                 }
@@ -65,27 +90,47 @@ final class Metrics {
                 out += "releasectl_task_duration_seconds_count{\(labels)} \(h.total)\n"
             }
         }
-        out += "# HELP releasectl_queue_depth Requests waiting in incoming/.\n"
+        out += "# HELP releasectl_queue_depth Release requests waiting in incoming/.\n"
         out += "# TYPE releasectl_queue_depth gauge\n"
         out += "releasectl_queue_depth \(queueDepth)\n"
-        out += "# HELP releasectl_last_success_timestamp_seconds When the app's last release succeeded.\n"
+        out += "# HELP releasectl_last_success_timestamp_seconds When the app's last successful release finished (Unix time).\n"
         out += "# TYPE releasectl_last_success_timestamp_seconds gauge\n"
-        for app in lastSuccess.keys.sorted() {
-            out += "releasectl_last_success_timestamp_seconds{app=\"\(Self.escape(app))\"} \(Self.number(lastSuccess[app]!))\n"
+        for (app, time) in lastSuccess.sorted(by: { $0.key < $1.key }) {
+            out += "releasectl_last_success_timestamp_seconds{app=\"\(Self.escape(app))\"} \(Self.number(time))\n"
         }
         return out
     }
 
-    /// Writes the file atomically: a temporary file beside it, then rename.
+    /// Writes the file atomically: `<path>.tmp`, then rename. A failure is logged (once until
+    /// a write succeeds again) and never affects releases.
     func write() {
-        let temporary = path + ".tmp"
-        let data = Data(render().utf8)
-        guard FileManager.default.createFile(atPath: temporary, contents: data) else { return }
-        _ = rename(temporary, path)
+        let target = FilePath(path)
+        let temporary = FilePath(path + ".tmp")
+        do {
+            let fd = try FileDescriptor.open(temporary, .writeOnly, options: [.create, .truncate, .closeOnExec],
+                                             permissions: [.ownerReadWrite, .groupRead, .otherRead])
+            try fd.closeAfter {
+                _ = fchmod(fd.rawValue, 0o644)   // the umask (0007 under the unit) must not hide it from the collector
+                _ = try fd.writeAll(render().utf8)
+            }
+            if rename(temporary.string, target.string) != 0 { throw Errno(rawValue: errno) }
+            if lastWriteError != nil {
+                logger.notice("metrics file \(path) written again")
+                lastWriteError = nil
+            }
+        } catch {
+            _ = unlink(temporary.string)
+            let message = "\(error)"
+            if lastWriteError != message {
+                logger.warning("cannot write the metrics file \(path): \(message)")
+                lastWriteError = message
+            }
+        }
     }
 
+    /// A label value escaped for the exposition format: backslash, double quote, newline.
     static func escape(_ s: String) -> String {
-        s.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"")
+        s.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"").replacing("\n", with: "\\n")
     }
 
     static func number(_ d: Double) -> String {

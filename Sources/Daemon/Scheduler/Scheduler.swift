@@ -95,6 +95,7 @@ actor Scheduler {
 
     func setMetrics(_ m: Metrics) {
         metrics = m
+        m.restoreLastSuccess(from: context.spool.finishedRecords())
         m.write()
     }
 

@@ -77,6 +77,9 @@ struct DotEnvTests {
             b'
             """
         #expect(try pairs(text) == [["KEY", "-----BEGIN KEY-----\nabc\n-----END KEY-----"], ["NEXT", "1"], ["SQ", "a\nb"]])
+        let escapedBreak = parseError("A=\"x\\\ny\"\nbroken\n")
+        #expect(escapedBreak?.line == 3, "a backslash before a line break does not hide the line: \(String(describing: escapedBreak))")
+        #expect(try pairs("A=\"x\\\ny\"") == [["A", "x\\\ny"]], "an unknown escape keeps its backslash")
         let bad = "A=\"x\ny\nz\"\nB=1\nbroken\n"
         let error = parseError(bad)
         #expect(error?.line == 5, "the multi-line value took lines 1–3, B line 4, the error is on line 5: \(String(describing: error))")

@@ -69,6 +69,7 @@ public enum DotEnv {
                     if c == "\n" { line += 1 }
                     if quote == "\"", c == "\\", i + 1 < scalars.count {
                         let n = scalars[i + 1]
+                        if n == "\n" { line += 1 }   // a backslash before a line break: still a new line
                         switch n {
                         case "n": value += "\n"
                         case "t": value += "\t"

@@ -37,7 +37,7 @@ public struct JournalLogHandler: LogHandler {
     public func log(event: LogEvent) {
         var merged = metadata
         if let extra = event.metadata { merged.merge(extra) { $1 } }
-        if Self.send(Self.fields(for: event, metadata: merged, identifier: identifier)) < 0 {
+        if Self.send(Self.fields(for: event, metadata: merged, identifier: identifier)) != 0 {
             var console = fallback
             console.metadata = metadata
             console.logLevel = logLevel
@@ -64,9 +64,14 @@ public struct JournalLogHandler: LogHandler {
         return fields
     }
 
-    /// Sends one entry; returns sd_journal_sendv's result (negative errno on failure). Values
-    /// may hold newlines or any bytes: libsystemd encodes such fields in binary form.
+    /// Sends one entry: 0 when the journal took it, else a negative errno. Values may hold
+    /// newlines or any bytes: libsystemd encodes such fields in binary form.
+    ///
+    /// sd_journal_sendv reports success when the socket does not exist ("fail silently if the
+    /// journal is not available"), which would lose the entry; so a missing socket is checked
+    /// first. A stale socket (journald gone) fails with ECONNREFUSED by itself.
     static func send(_ fields: [String]) -> Int32 {
+        guard access(LogTarget.journalSocket, F_OK) == 0 else { return -ENOENT }
         let total = fields.reduce(0) { $0 + $1.utf8.count }
         let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: max(total, 1), alignment: 1)
         defer { storage.deallocate() }

@@ -12,16 +12,18 @@ final class DaemonProcess: @unchecked Sendable {
     let logPath: String
     var spoolPath: String { spool.path + "/spool" }
 
-    /// Starts the daemon and waits for READY=1.
+    /// Starts the daemon and waits for READY=1. `wrapper` runs it through a program that
+    /// execs it (`["/usr/bin/env", "-u", "NOTIFY_SOCKET"]`), so `pid` is still the daemon's.
     init(arguments: [String] = [], environment: [String: String] = [:], spool existing: TempDir? = nil, waitReady: Bool = true,
-         abstractSocket: Bool = false) async throws {
+         abstractSocket: Bool = false, wrapper: [String] = []) async throws {
         spool = existing ?? TempDir("releasectl-spool")
         notify = try NotifySocket(abstract: abstractSocket, directory: spool.path)
         logPath = spool.path + "/released-\(UInt32.random(in: 0...UInt32.max)).log"
         FileManager.default.createFile(atPath: logPath, contents: nil)
         process = Process()
-        process.executableURL = URL(fileURLWithPath: Binaries.released)
-        process.arguments = ["--spool", spool.path + "/spool", "--log-target", "console"] + arguments
+        let command = wrapper + [Binaries.released, "--spool", spool.path + "/spool", "--log-target", "console"] + arguments
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst())
         var env = ["PATH": "/usr/local/bin:/usr/bin:/bin", "NOTIFY_SOCKET": notify.address, "SWIFT_BACKTRACE": "enable=no",
                    "DAEMON_SECRET_MARKER": "daemon-env-must-not-leak"]
         for (k, v) in environment { env[k] = v }

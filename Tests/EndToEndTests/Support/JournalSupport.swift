@@ -1,0 +1,190 @@
+import Foundation
+import Glibc
+import Testing
+
+/// The real systemd journal, read back with `journalctl -o json`.
+///
+/// The journal tests need a journald listening on `/run/systemd/journal/socket`. Where systemd
+/// is not PID 1 (CI, containers) `script/journald-start` starts one by hand (as root) and
+/// `script/journald-stop` stops it. Without it the tests fail, saying so — they never pass by
+/// skipping.
+enum Journal {
+    static let socket = "/run/systemd/journal/socket"
+
+    /// One journal entry: field name → value (binary values decoded as UTF-8; of a field given
+    /// several times, the first value).
+    struct Entry: CustomStringConvertible {
+        var fields: [String: String]
+        /// The entry as journalctl printed it.
+        var json: String
+        subscript(_ name: String) -> String? { fields[name] }
+        var description: String { json }
+    }
+
+    /// Throws (failing the test) unless a journald takes entries on the native socket.
+    static func requireJournald() throws {
+        let advice = "run script/journald-start (as root) first; CI starts it before the tests"
+        guard access(socket, F_OK) == 0 else {
+            throw HarnessError("no journal socket at \(socket): \(advice)")
+        }
+        let probe = "MESSAGE=releasectl journal test probe\nPRIORITY=7\nSYSLOG_IDENTIFIER=releasectl-tests\n"
+        let error = sendDatagram(Array(probe.utf8), to: socket)
+        guard error == 0 else {
+            let why = String(cString: strerror(error))
+            throw HarnessError("stale journal socket \(socket) (\(why)): \(advice)")
+        }
+    }
+
+    /// `journalctl <matches> -o json`, in journal order.
+    static func entries(_ matches: [String]) async throws -> [Entry] {
+        let r = try await runProgram("/usr/bin/journalctl", matches + ["-o", "json", "--no-pager", "--all"], inheritEnvironment: true)
+        // journalctl exits 1 when nothing matches yet on some versions; output tells.
+        guard r.status == 0 || r.stdout.isEmpty else { throw HarnessError("journalctl \(matches): \(r)") }
+        return r.stdout.split(separator: "\n").compactMap { line in
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return nil }
+            var fields: [String: String] = [:]
+            for (name, value) in object {
+                fields[name] = text(of: value)
+            }
+            return Entry(fields: fields, json: String(line))
+        }
+    }
+
+    /// Polls `journalctl <matches>` until `done` holds for the entries (journald may take a
+    /// moment to make new entries visible), bounded by `timeout`.
+    static func wait(for what: String, _ matches: [String], timeout: Duration = .seconds(20),
+                     until done: ([Entry]) -> Bool) async throws -> [Entry] {
+        var last: [Entry] = []
+        let clock = ContinuousClock()
+        let until = clock.now + timeout
+        while clock.now < until {
+            last = try await entries(matches)
+            if done(last) { return last }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let shown = last.map { "\($0["MESSAGE"] ?? "")" }.joined(separator: "\n  ")
+        Issue.record("timed out after \(timeout) waiting for journal entries: \(what) (journalctl \(matches.joined(separator: " ")) has \(last.count):\n  \(shown))")
+        throw HarnessError("timed out waiting for journal entries: \(what)")
+    }
+
+    /// journalctl's JSON value: a string, an array of bytes (binary), or an array of values
+    /// (a field given several times).
+    private static func text(of value: Any) -> String? {
+        if let s = value as? String { return s }
+        if let bytes = value as? [Int] { return String(decoding: bytes.map { UInt8(truncatingIfNeeded: $0) }, as: UTF8.self) }
+        if let many = value as? [Any], let first = many.first { return text(of: first) }
+        return nil
+    }
+}
+
+/// The daemon's MESSAGE_IDs (Sources/Daemon/Systemd/MessageID.swift; the test target cannot
+/// import the executable).
+enum MessageIDs {
+    static let started = "1bf7496297ab4decad338e40114bfe32"
+    static let succeeded = "3d8e5ccf4805415186be0ff8e96b9ac4"
+    static let failed = "f0a2e52c71664604868356475a44e60e"
+    static let cancelled = "059a9aeb42e946f3be1947dd835e4e4b"
+    static let interrupted = "5a73f194e1064f5b9228157b92c59f33"
+    static let rejected = "dfbf08f353364db5bb810d358efad0ff"
+    static let all = [started, succeeded, failed, cancelled, interrupted, rejected]
+}
+
+/// The MESSAGE_IDs `systemd/released.catalog` describes, with their `Subject:` lines.
+enum Catalog {
+    static let path: String = {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("systemd/released.catalog").path
+    }()
+
+    static func subjects() throws -> [String: String] {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        var out: [String: String] = [:]
+        var current: String?
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("-- ") {
+                current = String(line.dropFirst(3)).trimmingCharacters(in: .whitespaces)
+            } else if let id = current, line.hasPrefix("Subject: ") {
+                out[id] = String(line.dropFirst("Subject: ".count))
+                current = nil
+            }
+        }
+        return out
+    }
+}
+
+/// Sends one datagram to a unix socket path; 0 or the errno.
+func sendDatagram(_ bytes: [UInt8], to path: String) -> Int32 {
+    let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    guard fd >= 0 else { return errno }
+    defer { close(fd) }
+    var addr = sockaddr_un()
+    guard fill(&addr, path) else { return ENAMETOOLONG }
+    let n = withUnsafePointer(to: &addr) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { a in
+            bytes.withUnsafeBytes { b in sendto(fd, b.baseAddress, b.count, 0, a, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+    }
+    return n < 0 ? errno : 0
+}
+
+/// Leaves a unix socket file at `path` that nobody listens on any more (a stale socket, as a
+/// journald that died leaves behind).
+func makeStaleSocket(at path: String) throws {
+    let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    guard fd >= 0 else { throw HarnessError("socket: \(errno)") }
+    defer { close(fd) }
+    var addr = sockaddr_un()
+    guard fill(&addr, path) else { throw HarnessError("path too long: \(path)") }
+    let rc = withUnsafePointer(to: &addr) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+    guard rc == 0 else { throw HarnessError("bind \(path): \(errno)") }
+}
+
+private func fill(_ addr: inout sockaddr_un, _ path: String) -> Bool {
+    addr.sun_family = sa_family_t(AF_UNIX)
+    let bytes = Array(path.utf8)
+    return withUnsafeMutableBytes(of: &addr.sun_path) { p in
+        guard bytes.count < p.count else { return false }
+        for (i, b) in bytes.enumerated() { p[i] = b }
+        p[bytes.count] = 0
+        return true
+    }
+}
+
+/// Runs `releasectl submit` on a spool no daemon serves; returns the new id.
+func submitOffline(spool: String, app: String, release: String, dir: String, env: [String: String] = [:]) async throws -> String {
+    var args = ["submit", "--app", app, "--release", release, "--dir", dir, "--spool", spool]
+    for (k, v) in env.sorted(by: { $0.key < $1.key }) { args += ["--env", "\(k)=\(v)"] }
+    let r = try await runProgram(Binaries.releasectl, args, environment: ["PATH": "/usr/bin:/bin"], inheritEnvironment: false)
+    guard r.status == 0 else { throw HarnessError("submit failed: \(r)") }
+    return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+}
+
+/// Wrappers that exec the daemon in a changed setting (see `DaemonProcess(wrapper:)`).
+enum Launch {
+    /// Sets `WATCHDOG_PID` to the daemon's own pid, as systemd does.
+    static let ownWatchdogPID = ["/bin/sh", "-c", "export WATCHDOG_PID=$$; exec \"$@\"", "sh"]
+    /// No `NOTIFY_SOCKET` at all: outside systemd.
+    static let withoutNotifySocket = ["/usr/bin/env", "-u", "NOTIFY_SOCKET"]
+    /// As user and group nobody (65534), with no supplementary groups.
+    static let asNobody = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+    /// In a private mount namespace whose /run is empty: no journal socket at all, or (with
+    /// `staleSocket`) a socket file nobody listens on at /run/systemd/journal/socket.
+    static func withoutJournal(staleSocket: String?) -> [String] {
+        let script = """
+            mount -t tmpfs -o mode=0755 releasectl-test /run && mkdir -p /run/systemd/journal && \
+            if [ "$0" != - ]; then touch /run/systemd/journal/socket && mount --bind "$0" /run/systemd/journal/socket; fi && \
+            exec "$@"
+            """
+        return ["/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", script, staleSocket ?? "-"]
+    }
+}
+
+/// CLOCK_MONOTONIC in microseconds (what `MONOTONIC_USEC=` is measured in).
+func monotonicMicroseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec) / 1000
+}

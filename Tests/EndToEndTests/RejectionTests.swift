@@ -147,6 +147,10 @@ struct RejectionTests {
             try daemon.drop(name: "release v1!.json", contents: rawRequest(id: c.id, directory: c.dir))
             return Dropped(stem: "release_v1_", incomingName: "release v1!.json")
         },
+        Kind("a file name that is not UTF-8", code: "file-name", reason: "but its id is") { daemon, c in
+            try daemon.dropRawName([0xFF, 0xFE] + Array(".json".utf8), contents: rawRequest(id: c.id, directory: c.dir))
+            return Dropped(stem: "__", incomingName: "\u{FFFD}\u{FFFD}.json")
+        },
     ]
 
     @Test("each kind of invalid request goes to rejected/ with a record; wait reports it (exit 2); the daemon keeps serving",

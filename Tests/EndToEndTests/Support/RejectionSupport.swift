@@ -56,6 +56,18 @@ extension DaemonProcess {
         }
     }
 
+    /// A file whose name is raw bytes (which need not be UTF-8), made in tmp/ and renamed in.
+    func dropRawName(_ name: [UInt8], contents: Data) throws {
+        func cPath(_ folder: String) -> [CChar] { (Array("\(spoolPath)/\(folder)/".utf8) + name + [0]).map { CChar(bitPattern: $0) } }
+        let tmp = cPath("tmp")
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0o640)
+        guard fd >= 0 else { throw HarnessError("open: errno \(errno)") }
+        let written = contents.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        guard written == contents.count else { throw HarnessError("write: errno \(errno)") }
+        guard rename(tmp, cPath("incoming")) == 0 else { throw HarnessError("rename: errno \(errno)") }
+    }
+
     /// The record file's JSON as written, or nil.
     func rawRecord(_ stem: String, in folder: String = "rejected") throws -> [String: Any]? {
         guard let data = FileManager.default.contents(atPath: "\(spoolPath)/\(folder)/\(stem).record.json") else { return nil }

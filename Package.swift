@@ -8,7 +8,9 @@ import PackageDescription
 // - swift-system: FilePath and Errno instead of raw strings and Int32s.
 // - swift-subprocess: spawns task processes with their own process group, user and groups
 //   (its C shim does the fork/exec work that Swift must not do after fork()).
-// - TOMLKit: release.toml and released.toml (toml++ underneath, a complete TOML 1.0 parser).
+// (release.toml and released.toml are read by ReleaseKit's own TOML parser: TOMLKit 0.6.0's
+//  toml++ aborts on some malformed input and leaks on every table, unacceptable for files
+//  the daemon reads from untrusted app directories.)
 // - async-http-client: the notify task's webhooks (HTTPS, timeouts, redirects).
 // - swift-crypto: HMAC-SHA256 for signed webhooks.
 // - swift-nio: only the tests' HTTP server (already part of async-http-client's graph).
@@ -25,7 +27,6 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
-        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -36,7 +37,6 @@ let package = Package(
             dependencies: [
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
-                .product(name: "TOMLKit", package: "TOMLKit"),
             ]
         ),
         .target(
@@ -76,6 +76,13 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
             path: "Sources/CLI"
+        ),
+        // The parsers of untrusted input under libFuzzer (script/fuzz builds it with
+        // -sanitize=fuzzer -DFUZZING); a normal build gets a seeded random driver instead.
+        .executableTarget(
+            name: "ReleaseFuzz",
+            dependencies: ["ReleaseKit"],
+            path: "Fuzz/ReleaseFuzz"
         ),
         .testTarget(
             name: "ReleaseKitTests",

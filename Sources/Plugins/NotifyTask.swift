@@ -176,7 +176,7 @@ public struct NotifyTask: ReleaseTask {
 
     /// A URL as it may be shown: scheme and host only (webhook paths are often secrets).
     static func redact(_ url: String) -> String {
-        guard let schemeEnd = url.range(of: "://") else { return "<invalid URL>" }
+        guard let schemeEnd = url.firstRange(of: "://") else { return "<invalid URL>" }
         let rest = url[schemeEnd.upperBound...]
         var host = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
         if let at = host.lastIndex(of: "@") { host = host[host.index(after: at)...] }

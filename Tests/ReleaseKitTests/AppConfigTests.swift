@@ -92,7 +92,7 @@ struct AppConfigTests {
         Case("[tasks.migrate]\ncommand = [\"rake\", 1]", "[tasks.migrate] command array must hold only strings"),
         Case("[tasks.migrate]\ncommand = 5", "[tasks.migrate] command must be a string (run by /bin/sh -c) or an array of strings"),
         Case("[tasks.migrate]\ncommand = { run = \"x\" }", "[tasks.migrate] command must be a string (run by /bin/sh -c) or an array of strings"),
-        // TOMLKit passes strings as C strings: a NUL must reject, not silently cut the command short.
+        // A NUL must reject, not silently cut the command short.
         Case("[tasks.migrate]\ncommand = [\"rake\", \"a\\u0000b\"]", #"line 2: a NUL character (\u0000) is not allowed"#),
         Case("[tasks.migrate]\n\ncommand = \"a\\U00000000b\"", #"line 3: a NUL character (\u0000) is not allowed"#),
         Case("[tasks.migrate]\ncommand = \"ok\"\n\u{0}[tasks.seed]\ncommand = \"x\"", #"line 3: a NUL character (\u0000) is not allowed"#),

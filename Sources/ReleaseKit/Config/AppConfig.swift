@@ -1,4 +1,3 @@
-@preconcurrency import TOMLKit
 import SystemPackage
 
 /// An app's `release.toml`: per-task commands and timeouts.
@@ -35,16 +34,9 @@ public struct AppConfig: Sendable, Equatable {
     /// that take no command (notify).
     public static func parse(_ text: String, path: String, taskNames: [String], commandless: Set<String> = []) throws(RejectReason) -> AppConfig {
         func fail(_ problem: String) -> RejectReason { RejectReason(.appConfig, "\(path): \(problem)") }
-        // TOMLKit hands strings over as C strings, so an escaped NUL would silently cut a
-        // command short: refuse it before parsing.
-        if let line = escapedNULLine(in: text) {
-            throw fail("line \(line): a NUL character (\\u0000) is not allowed")
-        }
-        let table: TOMLTable
-        do {
-            table = try TOMLTable(string: text)
-        } catch let e as TOMLParseError {
-            throw fail("line \(e.source.begin.line): \(e.description)")
+        let table: TOML.Table
+        do throws(TOML.ParseError) {
+            table = try TOML.parse(text)
         } catch {
             throw fail("\(error)")
         }
@@ -67,6 +59,7 @@ public struct AppConfig: Sendable, Equatable {
                     let value = t[key]!
                     if let s = value.string {
                         guard !s.trimmingBlanks().isEmpty else { throw fail("[tasks.\(name)] command is empty") }
+                        if s.utf8.contains(0) { throw fail("[tasks.\(name)] command contains a NUL character") }
                         settings.command = .shell(s)
                     } else if let a = value.array {
                         var argv: [String] = []
@@ -75,7 +68,7 @@ public struct AppConfig: Sendable, Equatable {
                             argv.append(s)
                         }
                         guard let first = argv.first, !first.isEmpty else { throw fail("[tasks.\(name)] command is empty") }
-                        if argv.contains(where: { $0.utf8.contains(0) }) { throw fail("[tasks.\(name)] command contains a NUL byte") }
+                        if argv.contains(where: { $0.utf8.contains(0) }) { throw fail("[tasks.\(name)] command contains a NUL character") }
                         settings.command = .argv(argv)
                     } else {
                         throw fail("[tasks.\(name)] command must be a string (run by /bin/sh -c) or an array of strings")
@@ -84,8 +77,8 @@ public struct AppConfig: Sendable, Equatable {
                     let value = t[key]!
                     do throws(DurationParser.ParseError) {
                         if let s = value.string { settings.timeout = try DurationParser.parse(s) }
-                        else if let n = value.int, n > 0 { settings.timeout = .seconds(n) }
-                        else { throw DurationParser.ParseError(text: "\(value)") }
+                        else if let n = value.integer, n > 0, n <= 366 * 86_400 { settings.timeout = .seconds(n) }
+                        else { throw DurationParser.ParseError(text: "\(value.integer.map(String.init) ?? value.kind)") }
                     } catch {
                         throw fail("[tasks.\(name)] timeout: \(error)")
                     }
@@ -96,23 +89,5 @@ public struct AppConfig: Sendable, Equatable {
             config.tasks[name] = settings
         }
         return config
-    }
-
-    /// The line of the first NUL byte or `\u0000` / `\U00000000` escape (an odd number of
-    /// backslashes before the `u`), or nil.
-    static func escapedNULLine(in text: String) -> Int? {
-        let bytes = Array(text.utf8)
-        var line = 1
-        var backslashes = 0
-        for (i, b) in bytes.enumerated() {
-            if b == 0 { return line }
-            if b == UInt8(ascii: "\n") { line += 1 }
-            if b == UInt8(ascii: "\\") { backslashes += 1; continue }
-            defer { backslashes = 0 }
-            guard backslashes % 2 == 1 else { continue }
-            let rest = bytes[i...]
-            if rest.starts(with: "u0000".utf8) || rest.starts(with: "U00000000".utf8) { return line }
-        }
-        return nil
     }
 }

@@ -1,4 +1,3 @@
-@preconcurrency import TOMLKit
 import Glibc
 
 /// The daemon's configuration: `/etc/releasectl/released.toml` or `--config FILE`, with
@@ -40,34 +39,32 @@ public struct DaemonConfig: Sendable, Equatable {
     /// Parses released.toml.
     public static func parse(_ text: String, path: String) throws(ConfigError) -> DaemonConfig {
         func fail(_ problem: String) -> ConfigError { ConfigError(path: path, problem: problem) }
-        let table: TOMLTable
-        do {
-            table = try TOMLTable(string: text)
-        } catch let e as TOMLParseError {
-            throw fail("line \(e.source.begin.line): \(e.description)")
+        let table: TOML.Table
+        do throws(TOML.ParseError) {
+            table = try TOML.parse(text)
         } catch {
             throw fail("\(error)")
         }
         var c = DaemonConfig()
-        func string(_ key: String, _ v: any TOMLValueConvertible) throws(ConfigError) -> String {
+        func string(_ key: String, _ v: TOML.Value) throws(ConfigError) -> String {
             guard let s = v.string else { throw fail("\(key) must be a string") }
             return s
         }
-        func int(_ key: String, _ v: any TOMLValueConvertible, min: Int) throws(ConfigError) -> Int {
-            guard let n = v.int, n >= min else { throw fail("\(key) must be an integer ≥ \(min)") }
-            return n
+        func int(_ key: String, _ v: TOML.Value, min: Int) throws(ConfigError) -> Int {
+            guard let n = v.integer, n >= min, n <= Int64(Int32.max) else { throw fail("\(key) must be an integer ≥ \(min)") }
+            return Int(n)
         }
-        func duration(_ key: String, _ v: any TOMLValueConvertible) throws(ConfigError) -> Duration {
-            if let n = v.int, n > 0 { return .seconds(n) }
+        func duration(_ key: String, _ v: TOML.Value) throws(ConfigError) -> Duration {
+            if let n = v.integer, n > 0, n <= 366 * 86_400 { return .seconds(n) }
             guard let s = v.string else { throw fail("\(key) must be a duration such as \"30s\" or \"1h\"") }
             do throws(DurationParser.ParseError) { return try DurationParser.parse(s) } catch { throw fail("\(key): \(error)") }
         }
-        func strings(_ key: String, _ v: any TOMLValueConvertible) throws(ConfigError) -> [String] {
+        func strings(_ key: String, _ v: TOML.Value) throws(ConfigError) -> [String] {
             guard let a = v.array else { throw fail("\(key) must be an array of strings") }
             var out: [String] = []
             for item in a {
                 if let s = item.string { out.append(s) }
-                else if let n = item.int { out.append(String(n)) }
+                else if let n = item.integer { out.append(String(n)) }
                 else { throw fail("\(key) must be an array of strings") }
             }
             return out

@@ -1,3 +1,4 @@
+import FoundationEssentials
 /// Masks secret values of a request's env wherever they could show: task output, records,
 /// `--json`, the journal, the notify payload.
 ///
@@ -41,7 +42,7 @@ public struct Masking: Sendable {
 
     /// The password of a URL of the form `scheme://user:password@host…`, or nil.
     static func urlPassword(_ value: String) -> String? {
-        guard let schemeEnd = value.range(of: "://") else { return nil }
+        guard let schemeEnd = value.firstRange(of: "://") else { return nil }
         let rest = value[schemeEnd.upperBound...]
         let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? rest.endIndex
         let authority = rest[..<authorityEnd]

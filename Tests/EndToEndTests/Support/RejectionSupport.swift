@@ -82,8 +82,9 @@ extension DaemonProcess {
     func expectRejected(_ stem: String, code: String, reason: String, incomingName: String? = nil,
                         sourceLocation: SourceLocation = #_sourceLocation) async throws -> [String: Any] {
         let path = "\(spoolPath)/rejected/\(stem).record.json"
-        try await eventually("the rejection record \(stem).record.json (daemon log:\n\(log))", timeout: .seconds(20)) {
-            FileManager.default.fileExists(atPath: path)
+        // The daemon writes the record first, then moves the request: wait for both.
+        try await eventually("rejected/\(stem).record.json and rejected/\(stem).json (daemon log:\n\(log))", timeout: .seconds(20)) {
+            FileManager.default.fileExists(atPath: path) && fileExistsNoFollow("\(spoolPath)/rejected/\(stem).json")
         }
         let json = try #require(try rawRecord(stem), "rejected/\(stem).record.json is not a JSON object", sourceLocation: sourceLocation)
         #expect(json["version"] as? Int == 1, sourceLocation: sourceLocation)
@@ -98,8 +99,6 @@ extension DaemonProcess {
         // The spool: filed away, nothing left behind or run.
         let incoming = incomingName ?? "\(stem).json"
         #expect(!files(in: "incoming").contains(incoming), "\(incoming) is still in incoming/", sourceLocation: sourceLocation)
-        #expect(fileExistsNoFollow("\(spoolPath)/rejected/\(stem).json"), "the request itself is kept as rejected/\(stem).json",
-                sourceLocation: sourceLocation)
         #expect(files(in: "running").isEmpty, sourceLocation: sourceLocation)
         #expect(!files(in: "done").contains { $0.hasPrefix(stem) }, sourceLocation: sourceLocation)
         var st = stat()

@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import ReleaseKit
 import Testing
 
@@ -169,6 +170,19 @@ struct ProcfileTests {
         #expect(on.status == 1, "\(on)")
         let failed = try #require(try daemon.record(on.lines[0]))
         #expect(failed.reason == "procfile RUN_PROCFILE_RELEASE is on but \(app.path)/Procfile has no release: line")
+        await daemon.cleanUp()
+    }
+
+    @Test("a Procfile that is a named pipe is ignored; it cannot block the daemon")
+    func fifoProcfile() async throws {
+        let daemon = try await DaemonProcess()
+        let app = try AppFixture(commands: ["migrate": "echo migrated"])
+        defer { app.remove() }
+        #expect(mkfifo(app.dir.file("Procfile"), 0o644) == 0)
+        let r = try await daemon.submitWait(app: "shop", dir: app.path, env: ["RUN_MIGRATIONS_DURING_RELEASE": "true"],
+                                            extra: ["--timeout", "20s"])
+        #expect(r.status == 0, "\(r)")
+        #expect(try daemon.record(r.lines[0])?.tasks.first?.reason == "RUN_PROCFILE_RELEASE is off (unset)")
         await daemon.cleanUp()
     }
 }

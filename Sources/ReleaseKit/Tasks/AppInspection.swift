@@ -35,9 +35,13 @@ public struct AppInspection: Sendable {
         return inspection
     }
 
+    /// The first MiB of a regular file, or nil. Opened non-blocking and checked with fstat, so
+    /// a FIFO or device planted in an app directory (a `Procfile` that is a named pipe) cannot
+    /// block the daemon's event loop.
     static func readSmallFile(_ path: String) -> [UInt8]? {
-        guard let fd = try? Syscalls.open(FilePath(path), O_RDONLY) else { return nil }
+        guard let fd = try? Syscalls.open(FilePath(path), O_RDONLY | O_NONBLOCK) else { return nil }
         defer { Syscalls.close(fd) }
+        guard let st = try? Syscalls.fstat(fd), st.st_mode & S_IFMT == S_IFREG else { return nil }
         return try? Syscalls.read(fd, limit: 1 << 20)
     }
 }

@@ -49,11 +49,10 @@ public struct Preset: Sendable, Equatable {
 
     /// The preset for an app directory, or nil. `path` is the task's PATH (for Django's python).
     public static func detect(in directory: String, path: String) -> Preset? {
-        let fm = FileManager.default
-        func has(_ relative: String) -> Bool { fm.fileExists(atPath: directory + "/" + relative) }
+        func has(_ relative: String) -> Bool { FileManager.default.fileExists(atPath: directory + "/" + relative) }
+        // Bounded, regular files only: the app directory is not trusted to be well-formed.
         func read(_ relative: String) -> String? {
-            guard let data = fm.contents(atPath: directory + "/" + relative), data.count < 1 << 20 else { return nil }
-            return String(decoding: data, as: UTF8.self)
+            AppInspection.readSmallFile(directory + "/" + relative).map { String(decoding: $0, as: UTF8.self) }
         }
         if has("bin/rails") { return rails }
         if let gemfile = read("Gemfile"), gemfile.contains("gem \"rails\"") || gemfile.contains("gem 'rails'") { return rails }

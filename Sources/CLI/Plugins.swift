@@ -36,6 +36,8 @@ struct Plugins: RunnableCommand {
         Output.out(Output.table(rows))
         Output.line("")
         Output.line("Gate values: true/1/yes/on or false/0/no/off (any case); anything else rejects the release.")
+        Output.line("A Procfile release: line runs first, as on Heroku (RUN_PROCFILE_RELEASE=false turns it off); while it runs,")
+        Output.line("gated tasks without a release.toml command are left to it.")
         Output.line("Commands come from release.toml, else the framework preset detected in the app directory:")
         for preset in Preset.all {
             let cmds = Registry.tasks.compactMap { t in preset.commands[t.name].map { "\(t.name): \($0)" } }

@@ -213,13 +213,17 @@ public struct Spool: Sendable {
     }
 
     /// Finds a release by id in the queue, among the running ones, or among the finished.
+    ///
+    /// After the first look for a record, the folders are looked at in the order a request
+    /// moves through them (incoming → running → done/rejected, each final record written
+    /// before the request leaves its folder), so a release that moves on while we look is
+    /// found in a later folder rather than missed.
     public func locate(_ id: String) -> Location? {
         if let r = record(in: .done, id: id) ?? record(in: .rejected, id: id) { return .finished(r) }
+        if exists(requestPath(.incoming, id)) { return .queued(readRequest(requestPath(.incoming, id))) }
         if exists(requestPath(.running, id)) {
             return .running(readRequest(requestPath(.running, id)), progress: record(in: .running, id: id))
         }
-        if exists(requestPath(.incoming, id)) { return .queued(readRequest(requestPath(.incoming, id))) }
-        // It may have moved between the checks above: look once more at the final folders.
         if let r = record(in: .done, id: id) ?? record(in: .rejected, id: id) { return .finished(r) }
         return nil
     }

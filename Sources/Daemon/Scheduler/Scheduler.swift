@@ -81,9 +81,6 @@ actor Scheduler {
         dispatch()
     }
 
-    /// Nothing: an actor hop that proves the event loop is alive (for the watchdog).
-    func heartbeat() {}
-
     /// Blocks the event loop's thread (a test hook, `--test-stall-on-sigusr2`): for
     /// `$RELEASED_TEST_STALL_SECONDS` (default an hour, so the watchdog fires).
     func stall() {
@@ -420,6 +417,4 @@ actor Scheduler {
         }
         context.notifier.status(text)
     }
-
-    var statusCounts: (finished: Int, queued: Int) { (finishedCount, queuedIDs.count) }
 }

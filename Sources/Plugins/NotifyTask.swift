@@ -28,16 +28,11 @@ public struct NotifyTask: ReleaseTask {
         guard !urls.isEmpty else {
             throw TaskFailure(.failed, reason: "\(Self.gate) is on but RELEASE_NOTIFY_URL is not set")
         }
-        if let bad = urls.first(where: { Self.scheme(of: $0) == nil }) {
+        if let bad = urls.first(where: { !Self.isHTTP($0) }) {
             throw TaskFailure(.failed, reason: "RELEASE_NOTIFY_URL: \(Self.redact(bad)) is not an http:// or https:// URL")
         }
-        let timeout: Duration
-        switch Self.timeout(in: env) {
-        case .success(let t): timeout = t
-        case .failure(let problem):
-            context.say("\(problem); using \(DurationParser.format(Self.defaultTimeout))")
-            timeout = Self.defaultTimeout
-        }
+        let (timeout, problem) = Self.timeout(in: env)
+        if let problem { context.say(problem) }
         let body = Self.payload(for: Self.provisional(context.outcome))
         var signature: String?
         if let secret = env["RELEASE_NOTIFY_SECRET"], !secret.isEmpty {
@@ -61,17 +56,14 @@ public struct NotifyTask: ReleaseTask {
         (env["RELEASE_NOTIFY_URL"] ?? "").split(separator: ",").map { String($0).trimmingBlanks() }.filter { !$0.isEmpty }
     }
 
-    /// The per-request timeout, `RELEASE_NOTIFY_TIMEOUT` (default 10s), or why it cannot be read.
-    public static func timeout(in env: [String: String]) -> Result<Duration, TimeoutProblem> {
-        guard let text = env["RELEASE_NOTIFY_TIMEOUT"] else { return .success(defaultTimeout) }
+    /// The per-request timeout, `RELEASE_NOTIFY_TIMEOUT` (default 10s). An unreadable value
+    /// does not fail the release: the default is used, and `problem` says so.
+    public static func timeout(in env: [String: String]) -> (timeout: Duration, problem: String?) {
+        guard let text = env["RELEASE_NOTIFY_TIMEOUT"] else { return (defaultTimeout, nil) }
         guard let t = try? DurationParser.parse(text), t > .zero else {
-            return .failure(TimeoutProblem(description: "RELEASE_NOTIFY_TIMEOUT=\(Masking.preview(text)) is not a duration (e.g. 5s, 500ms)"))
+            return (defaultTimeout, "RELEASE_NOTIFY_TIMEOUT=\(Masking.preview(text)) is not a duration (e.g. 5s, 500ms); using \(DurationParser.format(defaultTimeout))")
         }
-        return .success(t)
-    }
-
-    public struct TimeoutProblem: Error, CustomStringConvertible {
-        public var description: String
+        return (t, nil)
     }
 
     /// One line for `releasectl plan`: where the report goes and how.
@@ -79,16 +71,14 @@ public struct NotifyTask: ReleaseTask {
         let urls = urls(in: env)
         guard !urls.isEmpty else { return "will fail: RELEASE_NOTIFY_URL is not set" }
         var line = "POST to " + urls.map(redact).joined(separator: ", ")
-        line += env["RELEASE_NOTIFY_SECRET"].map { $0.isEmpty ? "" : ", signed (X-Releasectl-Signature)" } ?? ""
-        if case .success(let t) = timeout(in: env) { line += ", \(DurationParser.format(t)) per request" }
-        return line
+        if let secret = env["RELEASE_NOTIFY_SECRET"], !secret.isEmpty { line += ", signed (X-Releasectl-Signature)" }
+        let (timeout, problem) = timeout(in: env)
+        return line + ", \(DurationParser.format(timeout)) per request" + (problem.map { " (\($0))" } ?? "")
     }
 
-    static func scheme(of url: String) -> String? {
+    static func isHTTP(_ url: String) -> Bool {
         let lower = url.lowercased()
-        if lower.hasPrefix("http://") { return "http" }
-        if lower.hasPrefix("https://") { return "https" }
-        return nil
+        return lower.hasPrefix("http://") || lower.hasPrefix("https://")
     }
 
     /// Returns nil on success, else why it failed.

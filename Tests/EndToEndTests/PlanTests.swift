@@ -150,4 +150,22 @@ struct PlanTests {
         #expect(r.stdout.contains("FAIL  migrate      RUN_MIGRATIONS_DURING_RELEASE=on; no command\n"), "\(r)")
         #expect(r.stdout.contains("will fail: no command for migrate in this app: add [tasks.migrate] command = \"…\" to \(app.path)/release.toml"))
     }
+
+    @Test("notify: where it will post (scheme and host only), signed or not; a missing URL is called out")
+    func notify() async throws {
+        let app = try AppFixture()
+        defer { app.remove() }
+        let r = try await releasectl(["plan", "--app", "shop", "--dir", app.path, "--env", "NOTIFY_DURING_RELEASE=true",
+                                      "--env", "RELEASE_NOTIFY_URL=https://hooks.slack.com/services/T0/B0/XYZ,http://10.0.0.5:8080/h",
+                                      "--env", "RELEASE_NOTIFY_SECRET=k", "--env", "RELEASE_NOTIFY_TIMEOUT=3s"])
+        #expect(r.status == 0, "\(r)")
+        #expect(r.stdout.contains("""
+              run   notify       NOTIFY_DURING_RELEASE=true
+                                 POST to https://hooks.slack.com/…, http://10.0.0.5:8080/…, signed (X-Releasectl-Signature), 3s per request
+
+            """), "\(r)")
+        #expect(!r.stdout.contains("XYZ"), "webhook paths are secrets")
+        let missing = try await releasectl(["plan", "--app", "shop", "--dir", app.path, "--env", "NOTIFY_DURING_RELEASE=true"])
+        #expect(missing.stdout.contains("will fail: RELEASE_NOTIFY_URL is not set"), "\(missing)")
+    }
 }

@@ -125,6 +125,28 @@ struct JournalTests {
         #expect(Set(catalog.keys) == Set(MessageIDs.all), "the catalog's ids differ from the daemon's")
         await daemon.cleanUp()
     }
+
+    @Test("--log-target auto: the journal when stderr is not a terminal, readable stderr on a terminal, never both")
+    func autoTarget() async throws {
+        try Journal.requireJournald()
+        // stderr is a file: the journal, and nothing on stderr.
+        let piped = try await DaemonProcess(arguments: ["--log-target", "auto"])
+        let ready = "ready: watching \(piped.spoolPath)"
+        _ = try await Journal.wait(for: "the ready line", ["_PID=\(piped.pid)"]) { $0.contains { $0["MESSAGE"] == ready } }
+        try await piped.stop()
+        #expect(piped.log.isEmpty, "released also wrote to stderr:\n\(piped.log)")
+        await piped.cleanUp()
+
+        // stderr is a terminal: stderr, readable, and nothing in the journal.
+        let terminal = try PseudoTerminal()
+        defer { terminal.close() }
+        let onTTY = try await DaemonProcess(arguments: ["--log-target", "auto"], wrapper: Launch.withStderr(on: terminal))
+        try await onTTY.stop()
+        #expect(terminal.text.contains(" note  ready: watching \(onTTY.spoolPath)"), "on the terminal: \(terminal.text)")
+        #expect(terminal.text.contains(" note  stopped"), "on the terminal: \(terminal.text)")
+        #expect(try await Journal.entries(["_PID=\(onTTY.pid)"]).isEmpty, "it logged to the journal too")
+        await onTTY.cleanUp()
+    }
 }
 
 /// The journal falls away: the daemon keeps every line, on stderr.

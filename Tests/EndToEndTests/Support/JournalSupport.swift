@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Synchronization
 import Testing
 
 /// The real systemd journal, read back with `journalctl -o json`.
@@ -169,6 +170,10 @@ enum Launch {
     static let withoutNotifySocket = ["/usr/bin/env", "-u", "NOTIFY_SOCKET"]
     /// As user and group nobody (65534), with no supplementary groups.
     static let asNobody = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    /// With stderr on a terminal: the slave side of `terminal`.
+    static func withStderr(on terminal: PseudoTerminal) -> [String] {
+        ["/bin/sh", "-c", "exec \"$@\" 2>\"$0\"", terminal.slavePath]
+    }
 
     /// In a private mount namespace whose /run is empty: no journal socket at all, or (with
     /// `staleSocket`) a socket file nobody listens on at /run/systemd/journal/socket.
@@ -187,4 +192,47 @@ func monotonicMicroseconds() -> UInt64 {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec) / 1000
+}
+
+/// A pseudo-terminal the test holds: a program writing to `slavePath` writes to a terminal
+/// (`isatty` is true); what it writes is collected from the master side.
+final class PseudoTerminal: Sendable {
+    let slavePath: String
+    private let master: Int32
+    private let output = Mutex<[UInt8]>([])
+    private let closed = Atomic<Bool>(false)
+
+    init() throws {
+        // posix_openpt, unlockpt and ptsname by hand (the Glibc module does not export them):
+        // TIOCSPTLCK and TIOCGPTN, Linux's ioctls behind them.
+        let TIOCSPTLCK: UInt = 0x4004_5431, TIOCGPTN: UInt = 0x8004_5430
+        master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC)
+        var unlock: CInt = 0
+        var number: CInt = 0
+        guard master >= 0, ioctl(master, TIOCSPTLCK, &unlock) == 0, ioctl(master, TIOCGPTN, &number) == 0 else {
+            throw HarnessError("cannot open a pseudo-terminal: \(errno)")
+        }
+        slavePath = "/dev/pts/\(number)"
+        let fd = master
+        Thread.detachNewThread { [self] in
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            while !closed.load(ordering: .relaxed) {
+                var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                if poll(&p, 1, 100) <= 0 { continue }
+                // EIO: no process has the slave open (yet, or any more).
+                let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if n > 0 { output.withLock { $0.append(contentsOf: buffer[0..<n]) } } else { usleep(20_000) }
+            }
+        }
+    }
+
+    /// Everything written to the terminal so far.
+    var text: String { output.withLock { String(decoding: $0, as: UTF8.self) } }
+
+    func close() {
+        if !closed.exchange(true, ordering: .relaxed) {
+            Thread.sleep(forTimeInterval: 0.15)
+            Glibc.close(master)
+        }
+    }
 }

@@ -31,8 +31,7 @@ struct MetricsTests {
         // One shop release holds the only slot; three more wait behind it.
         let migrate = ["RUN_MIGRATIONS_DURING_RELEASE": "true"]
         let first = try await daemon.submit(app: "shop", dir: app.path, env: migrate)
-        let log = daemon.spoolPath + "/logs/\(first).log"
-        try await eventually("the first release to start") { ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("started") }
+        try await daemon.waitForTaskOutput(first, "started")
         var queued = [try await daemon.submit(app: "shop", release: "v2", dir: app.path, env: migrate)]
         queued.append(try await daemon.submit(app: "shop", release: "v3", dir: app.path, env: migrate))
         queued.append(try await daemon.submit(app: "blog", dir: app.path, env: migrate))

@@ -98,8 +98,7 @@ struct NotifyTests {
         let id = try await daemon.submit(app: "shop", release: "v9", dir: app.path, env: Self.notifyEnv(server.url, [
             "RUN_MIGRATIONS_DURING_RELEASE": "true", "SEED_DB_DURING_RELEASE": "true",
         ]))
-        let log = daemon.spoolPath + "/logs/\(id).log"
-        try await eventually("migrate to start") { ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("       started") }
+        try await daemon.waitForTaskOutput(id, "started")
         let cancel = try await daemon.ctl(["cancel", id])
         #expect(cancel.status == 0, "\(cancel)")
         let record = try await daemon.waitForRecord(id)

@@ -72,8 +72,7 @@ struct RetryTests {
         let app = try AppFixture(commands: ["migrate": "if [ -e once ]; then echo second run; else touch once; echo started; sleep 30; fi"])
         defer { app.remove() }
         let id = try await daemon.submit(app: "shop", dir: app.path, env: ["RUN_MIGRATIONS_DURING_RELEASE": "true"])
-        let log = daemon.spoolPath + "/logs/\(id).log"
-        try await eventually("migrate to start") { ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("started") }
+        try await daemon.waitForTaskOutput(id, "started")
         try await daemon.kill9()
 
         let restarted = try await DaemonProcess(spool: daemon.spool)

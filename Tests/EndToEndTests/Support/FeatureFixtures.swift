@@ -200,3 +200,14 @@ func closedPort() throws -> Int {
     listener.close()
     return port
 }
+
+extension DaemonProcess {
+    /// Waits (bounded) until a release's log holds `line` as a line of task output (indented,
+    /// whole line), not merely somewhere in the echoed command.
+    func waitForTaskOutput(_ id: String, _ line: String, timeout: Duration = .seconds(20)) async throws {
+        let log = spoolPath + "/logs/\(id).log"
+        try await eventually("task output \(line.debugDescription) in logs/\(id).log", timeout: timeout) {
+            ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("\n       " + line + "\n")   // the release log indents task output by 7 spaces
+        }
+    }
+}

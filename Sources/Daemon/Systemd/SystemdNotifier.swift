@@ -31,9 +31,6 @@ public final class SystemdNotifier: Sendable {
     /// Whether a service manager listens.
     public var isEnabled: Bool { getenv("NOTIFY_SOCKET") != nil }
 
-    /// The daemon's current status line (what the next `READY=1` carries).
-    public var currentStatus: String { state.withLock { $0.current } }
-
     /// Records what the daemon is doing ("idle, 12 done", "shop v42: migrate (1/3)") and, once
     /// the daemon is ready, sends it as `STATUS=` if it changed.
     public func status(_ text: String) {

@@ -1,4 +1,3 @@
-import Dispatch
 import Glibc
 import SystemPackage
 
@@ -122,7 +121,7 @@ public final class DirectoryWatcher: Sendable {
     /// The batches as an async sequence. It is pull-based: the folders are read only when the
     /// consumer asks for the next batch, so while the consumer is busy events wait in the
     /// kernel's queue (bounded); if that overflows the next batch says `overflowed`. Each
-    /// wait runs on a thread of its own, never on the cooperative pool. Ends after `shutdown()`.
+    /// wait runs on a thread of its own (`BlockingCall`). Ends after `shutdown()`.
     public func events() -> Events { Events(watcher: self) }
 
     public struct Events: AsyncSequence, Sendable {
@@ -134,12 +133,10 @@ public final class DirectoryWatcher: Sendable {
 
             public mutating func next() async -> Batch? {
                 let watcher = watcher
-                return await withCheckedContinuation { (c: CheckedContinuation<Batch?, Never>) in
-                    DispatchQueue.global().async {
-                        while true {
-                            guard let batch = watcher.next() else { return c.resume(returning: nil) }
-                            if batch.overflowed || !batch.events.isEmpty { return c.resume(returning: batch) }
-                        }
+                return await BlockingCall.run {
+                    while true {
+                        guard let batch = watcher.next() else { return nil }
+                        if batch.overflowed || !batch.events.isEmpty { return batch }
                     }
                 }
             }

@@ -183,3 +183,28 @@ func mode(_ path: String) -> mode_t {
     var st = stat()
     return lstat(path, &st) == 0 ? st.st_mode : 0
 }
+
+@Suite("entries made in place", .serialized)
+struct InPlaceEntryTests {
+    @Test("a symlink, FIFO or hard link made directly in incoming/ (no rename) is still seen and rejected")
+    func createdInPlace() async throws {
+        let daemon = try await DaemonProcess()
+        let outside = TempDir()
+        defer { outside.remove() }
+        let target = outside.file("target.json")
+        FileManager.default.createFile(atPath: target, contents: Data("{}".utf8))
+        let incoming = daemon.spoolPath + "/incoming"
+        let ids = (0..<3).map { _ in ReleaseID.generate().rawValue }
+        #expect(symlink(target, "\(incoming)/\(ids[0]).json") == 0)
+        #expect(mkfifo("\(incoming)/\(ids[1]).json", 0o640) == 0)
+        #expect(link(target, "\(incoming)/\(ids[2]).json") == 0)
+        let codes = ["symlink", "not-regular-file", "hard-link"]
+        for (id, code) in zip(ids, codes) {
+            let record = try await daemon.waitForRecord(id, timeout: .seconds(10))
+            #expect(record.state == .rejected)
+            #expect(record.reasonCode == code)
+        }
+        #expect(try String(contentsOfFile: target, encoding: .utf8) == "{}", "the link's target is left alone")
+        await daemon.cleanUp()
+    }
+}

@@ -1,7 +1,7 @@
-import Dispatch
 import Glibc
 import Logging
 import ReleaseKit
+import ReleaseWatcher
 import Subprocess
 import SystemPackage
 
@@ -192,12 +192,9 @@ struct TaskProcessRunner: ReleaseKit.TaskProcessRunner {
 enum ProcessExit {
     static func wait(_ id: ProcessIdentifier) async {
         let pid = id.value
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            DispatchQueue.global().async {
-                var info = siginfo_t()
-                while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) < 0 && errno == EINTR {}
-                c.resume()
-            }
+        await BlockingCall.run {
+            var info = siginfo_t()
+            while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) < 0 && errno == EINTR {}
         }
     }
 }

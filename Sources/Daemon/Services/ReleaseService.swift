@@ -1,3 +1,4 @@
+import Glibc
 import Logging
 import ReleaseKit
 import ReleaseWatcher
@@ -18,7 +19,10 @@ struct ReleaseService: Service {
         let spool = context.spool
         let logger = context.logger
         // Watch first, then scan: a file arriving in between is seen by one or the other.
-        let watcher = try DirectoryWatcher(folders: [spool.path(.incoming), spool.path(.cancel)])
+        // IN_CREATE too: a symlink, FIFO, directory or hard link made right in incoming/ gets
+        // no IN_MOVED_TO or IN_CLOSE_WRITE, and must still be looked at (and rejected).
+        let watcher = try DirectoryWatcher(folders: [spool.path(.incoming), spool.path(.cancel)],
+                                           mask: DirectoryWatcher.arrivals | UInt32(IN_CREATE))
         await scheduler.rescan()
         context.notifier.ready()
         logger.notice("ready: watching \(spool.root)")
@@ -31,7 +35,7 @@ struct ReleaseService: Service {
                         await scheduler.rescan()
                         continue
                     }
-                    let arrivals = batch.events.filter { $0.folder == 0 }.compactMap(\.name)
+                    let arrivals = batch.events.filter { $0.folder == 0 && !Self.isBeingWritten($0, in: spool) }.compactMap(\.name)
                     let cancels = batch.events.filter { $0.folder == 1 }.compactMap(\.name)
                     if !arrivals.isEmpty { await scheduler.arrived(arrivals) }
                     if !cancels.isEmpty { await scheduler.processCancels(cancels) }
@@ -76,5 +80,14 @@ struct ReleaseService: Service {
             }
         }
         logger.notice("stopped")
+    }
+
+    /// A new regular file of its own (IN_CREATE alone) is still being written: its
+    /// IN_CLOSE_WRITE will follow. Anything else that was created is looked at now.
+    static func isBeingWritten(_ event: DirectoryWatcher.Event, in spool: Spool) -> Bool {
+        guard event.mask & UInt32(IN_CREATE) != 0, event.mask & DirectoryWatcher.arrivals == 0, let name = event.name else { return false }
+        var st = stat()
+        guard spool.path(.incoming).appending(name).withPlatformString({ lstat($0, &st) }) == 0 else { return true }
+        return st.st_mode & S_IFMT == S_IFREG && st.st_nlink == 1
     }
 }

@@ -1,5 +1,6 @@
 import CSystemd
 import Glibc
+import Dispatch
 import Synchronization
 
 /// Talks to the service manager through `sd_notify(3)`. Without `NOTIFY_SOCKET` every call is
@@ -12,7 +13,9 @@ import Synchronization
 ///   running-state status before the daemon is ready;
 /// - an unchanged status is not sent again.
 ///
-/// Messages go out in the order the calls are made (one lock around each send).
+/// Messages go out in the order the calls are made, from a sender thread of their own: a
+/// service manager that is slow to read (or a socket nobody reads) holds up only that thread,
+/// never the event loop; status lines waiting to be sent are coalesced to the latest.
 public final class SystemdNotifier: Sendable {
     private enum Phase { case starting, reloading, running, stopping }
 
@@ -25,6 +28,7 @@ public final class SystemdNotifier: Sendable {
     }
 
     private let state = Mutex(State())
+    private let outbox = Outbox()
 
     public init() {}
 
@@ -38,7 +42,7 @@ public final class SystemdNotifier: Sendable {
             s.current = text
             guard s.phase == .running || s.phase == .stopping, s.shown != text else { return }
             s.shown = text
-            Self.send(["STATUS=\(text)"])
+            outbox.post(["STATUS=\(text)"], replacesStatus: true)
         }
     }
 
@@ -48,7 +52,7 @@ public final class SystemdNotifier: Sendable {
         state.withLock { s in
             s.phase = .running
             s.shown = s.current
-            Self.send(["READY=1", "STATUS=\(s.current)"])
+            outbox.post(["READY=1", "STATUS=\(s.current)"])
         }
     }
 
@@ -61,7 +65,7 @@ public final class SystemdNotifier: Sendable {
         state.withLock { s in
             s.phase = .reloading
             s.shown = "reloading configuration"
-            Self.send(["RELOADING=1", "MONOTONIC_USEC=\(usec)", "STATUS=reloading configuration"])
+            outbox.post(["RELOADING=1", "MONOTONIC_USEC=\(usec)", "STATUS=reloading configuration"])
         }
     }
 
@@ -71,13 +75,13 @@ public final class SystemdNotifier: Sendable {
             s.phase = .stopping
             s.current = status
             s.shown = status
-            Self.send(["STOPPING=1", "STATUS=\(status)"])
+            outbox.post(["STOPPING=1", "STATUS=\(status)"])
         }
     }
 
     /// `WATCHDOG=1`: the event loop is alive.
     public func watchdog() {
-        Self.send(["WATCHDOG=1"])
+        outbox.post(["WATCHDOG=1"])
     }
 
     /// Reports a fatal start-up error (`ERRNO=` and why) before the daemon exits, so
@@ -85,9 +89,13 @@ public final class SystemdNotifier: Sendable {
     public func failed(errno: Int32, status: String) {
         state.withLock { s in
             s.shown = status
-            Self.send(["ERRNO=\(errno)", "STATUS=\(status)"])
+            outbox.post(["ERRNO=\(errno)", "STATUS=\(status)"])
         }
+        outbox.flush(timeout: .seconds(2))
     }
+
+    /// Waits (bounded) until everything posted so far has been sent, e.g. before exiting.
+    public func flush() { outbox.flush(timeout: .seconds(2)) }
 
     /// Half the watchdog interval systemd asked for (`WATCHDOG_USEC`, when `WATCHDOG_PID` is
     /// unset or this process), or nil when no watchdog is wanted.
@@ -99,8 +107,67 @@ public final class SystemdNotifier: Sendable {
 
     /// One datagram of newline-separated assignments. A status line is made one line: a
     /// newline inside it would start a new assignment.
-    private static func send(_ assignments: [String]) {
+    fileprivate static func send(_ assignments: [String]) {
         let state = assignments.map { $0.replacing("\n", with: " ") }.joined(separator: "\n")
         _ = sd_notify(0, state)
+    }
+}
+
+/// The messages waiting for the sender thread, which starts with the first message.
+private final class Outbox: Sendable {
+    private struct Queue {
+        var messages: [(assignments: [String], statusOnly: Bool)] = []
+        var sending = false
+        var threadStarted = false
+    }
+
+    private let queue = Mutex(Queue())
+    private let wakeUp = DispatchSemaphore(value: 0)
+
+    func post(_ assignments: [String], replacesStatus: Bool = false) {
+        guard getenv("NOTIFY_SOCKET") != nil else { return }
+        let startThread = queue.withLock { q -> Bool in
+            if replacesStatus, let last = q.messages.last, last.statusOnly {
+                q.messages[q.messages.count - 1] = (assignments, true)
+                return false
+            }
+            q.messages.append((assignments, replacesStatus))
+            defer { q.threadStarted = true }
+            return !q.threadStarted
+        }
+        if startThread {
+            let me = Unmanaged.passRetained(self)
+            var thread = pthread_t()
+            var attributes = pthread_attr_t()
+            pthread_attr_init(&attributes)
+            pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
+            pthread_create(&thread, &attributes, { raw in
+                Unmanaged<Outbox>.fromOpaque(raw!).takeRetainedValue().run()
+                return nil
+            }, me.toOpaque())
+            pthread_attr_destroy(&attributes)
+        }
+        wakeUp.signal()
+    }
+
+    private func run() -> Never {
+        while true {
+            wakeUp.wait()
+            while let next = queue.withLock({ q -> [String]? in
+                guard !q.messages.isEmpty else { q.sending = false; return nil }
+                q.sending = true
+                return q.messages.removeFirst().assignments
+            }) {
+                SystemdNotifier.send(next)
+            }
+        }
+    }
+
+    func flush(timeout: Duration) {
+        let clock = ContinuousClock()
+        let until = clock.now + timeout
+        while clock.now < until, queue.withLock({ !$0.messages.isEmpty || $0.sending }) {
+            usleep(1000)
+        }
     }
 }

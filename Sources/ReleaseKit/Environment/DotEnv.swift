@@ -51,6 +51,9 @@ public enum DotEnv {
             if key.isEmpty {
                 throw fail("expected KEY=VALUE, found \(Masking.preview(restOfLine(scalars, from: keyStart)))")
             }
+            guard Syntax.isValidEnvKey(key) else {
+                throw fail("the variable name \(Masking.preview(key)) is longer than 255 characters")
+            }
             skipInlineBlanks()
             guard i < scalars.count, scalars[i] == "=" else {
                 throw fail("expected '=' after \(key)")

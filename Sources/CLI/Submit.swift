@@ -10,7 +10,7 @@ struct Submit: RunnableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Submit a release request; with --wait, stream its tasks and exit with its outcome.",
         discussion: """
-            Without --wait prints the new release id alone (id=$(releasectl submit …)). With --wait \
+            Without --wait prints the new release id alone (id=$(releasectl submit ...)). With --wait \
             prints the id, then each task's start, output and result, then a summary line, and exits \
             0 succeeded, 1 failed, 2 rejected, 3 cancelled or interrupted, 4 --timeout passed.
             """)
@@ -57,7 +57,7 @@ struct WaitOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("With --wait: give up after this long (exit 4), e.g. 30m.", valueName: "duration"))
     var timeout: String?
 
-    @Flag(name: .long, help: "Print JSON: {\"id\": …}, or with --wait the final record (output goes to stderr).")
+    @Flag(name: .long, help: "Print JSON: {\"id\": ...}, or with --wait the final record (output goes to stderr).")
     var json = false
 
     func parsedTimeout() throws(CLIError) -> Duration? {

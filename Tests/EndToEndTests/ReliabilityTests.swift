@@ -216,3 +216,35 @@ struct ReliabilityTests {
         await daemon.cleanUp()
     }
 }
+
+@Suite("retention", .serialized)
+struct RetentionTests {
+    @Test("finished releases past retention-days are removed (request, record, log), keeping the newest retention-keep per app")
+    func sweep() async throws {
+        let work = TempDir()
+        defer { work.remove() }
+        let app = try AppFixture(commands: ["migrate": "echo hi"])
+        defer { app.remove() }
+        let daemon = try await DaemonProcess()
+        var shop: [String] = []
+        for i in 0..<4 {
+            shop.append(try await daemon.submitWait(app: "shop", release: "v\(i)", dir: app.path, env: ["RUN_MIGRATIONS_DURING_RELEASE": "1"]).lines[0])
+        }
+        let blog = try await daemon.submitWait(app: "blog", dir: app.path).lines[0]
+        try await daemon.stop()
+        let config = work.file("released.toml")
+        try "retention-days = 0\nretention-keep = 2\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let restarted = try await DaemonProcess(arguments: ["--config", config], spool: daemon.spool)
+        try await eventually("the sweep at start") { restarted.log.contains("retention: removed 2 finished release(s)") }
+        for id in shop.prefix(2) {
+            #expect(try restarted.record(id) == nil, "\(id) is past retention")
+            #expect(!FileManager.default.fileExists(atPath: "\(restarted.spoolPath)/done/\(id).json"))
+            #expect(!FileManager.default.fileExists(atPath: "\(restarted.spoolPath)/logs/\(id).log"))
+        }
+        for id in shop.suffix(2) + [blog] {
+            #expect(try restarted.record(id) != nil, "the newest two per app stay")
+        }
+        await restarted.cleanUp()
+        daemon.notify.close()
+    }
+}

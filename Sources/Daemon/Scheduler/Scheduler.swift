@@ -74,6 +74,8 @@ actor Scheduler {
         return IntakePolicy(allowedUsers: users, allowedGroups: groups, appRoots: roots)
     }
 
+    var currentConfig: DaemonConfig { config }
+
     /// Applies a re-read configuration (SIGHUP). Running releases keep their limits.
     func apply(_ newConfig: DaemonConfig) {
         config = newConfig

@@ -42,6 +42,14 @@ struct ReleaseService: Service {
                 }
             }
             group.addTask {
+                // Retention: at start, then hourly, off the event loop.
+                while !Task.isShuttingDownGracefully && !Task.isCancelled {
+                    let config = await scheduler.currentConfig
+                    _ = Retention.sweep(spool: spool, days: config.retentionDays, keep: config.retentionKeep, logger: logger)
+                    try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(3600)) }
+                }
+            }
+            group.addTask {
                 // Returns when a graceful shutdown starts (or throws when cancelled).
                 try? await gracefulShutdown()
                 context.notifier.stopping(status: "stopping")

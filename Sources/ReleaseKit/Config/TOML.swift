@@ -425,20 +425,29 @@ private struct Parser {
     }
 
     mutating func multilineBasicString() throws(TOML.ParseError) -> String {
+        try multilineString(quote: UInt8(ascii: "\""), escapes: true)
+    }
+
+    mutating func multilineLiteralString() throws(TOML.ParseError) -> String {
+        try multilineString(quote: UInt8(ascii: "'"), escapes: false)
+    }
+
+    /// `"""…"""` (with escapes) or `'''…'''` (literal). A newline right after the opening
+    /// quotes is dropped; up to two quotes before the closing three belong to the content.
+    mutating func multilineString(quote: UInt8, escapes: Bool) throws(TOML.ParseError) -> String {
         i += 3
         if peek == 0x0A { i += 1; line += 1 } else if peek == 0x0D, peek(1) == 0x0A { i += 2; line += 1 }
         var out: [UInt8] = []
         while true {
             guard let c = peek else { throw fail("unterminated multi-line string") }
-            if c == UInt8(ascii: "\""), peek(1) == c, peek(2) == c {
-                // Up to two more quotes belong to the content.
+            if c == quote, peek(1) == c, peek(2) == c {
                 var extra = 0
                 while extra < 2, peek(3 + extra) == c { extra += 1 }
                 out.append(contentsOf: [UInt8](repeating: c, count: extra))
                 i += 3 + extra
                 break
             }
-            if c == UInt8(ascii: "\\") {
+            if escapes, c == UInt8(ascii: "\\") {
                 // A backslash at the end of a line trims the newline and following whitespace.
                 var j = i + 1
                 while j < bytes.count, bytes[j] == 0x20 || bytes[j] == 0x09 { j += 1 }
@@ -452,30 +461,6 @@ private struct Parser {
                 }
                 try escape(into: &out)
                 continue
-            }
-            if c == 0x0A { line += 1 } else if c == 0x0D {
-                guard peek(1) == 0x0A else { throw fail("bare carriage return in a string") }
-            } else if (c < 0x20 && c != 0x09) || c == 0x7F {
-                throw fail("control character in a string")
-            }
-            out.append(c)
-            i += 1
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-
-    mutating func multilineLiteralString() throws(TOML.ParseError) -> String {
-        i += 3
-        if peek == 0x0A { i += 1; line += 1 } else if peek == 0x0D, peek(1) == 0x0A { i += 2; line += 1 }
-        var out: [UInt8] = []
-        while true {
-            guard let c = peek else { throw fail("unterminated multi-line string") }
-            if c == UInt8(ascii: "'"), peek(1) == c, peek(2) == c {
-                var extra = 0
-                while extra < 2, peek(3 + extra) == c { extra += 1 }
-                out.append(contentsOf: [UInt8](repeating: c, count: extra))
-                i += 3 + extra
-                break
             }
             if c == 0x0A { line += 1 } else if c == 0x0D {
                 guard peek(1) == 0x0A else { throw fail("bare carriage return in a string") }

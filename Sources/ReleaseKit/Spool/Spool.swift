@@ -86,21 +86,8 @@ public struct Spool: Sendable {
         let target = path(folder, name)
         let temporary = path(.tmp, ".\(name).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp")
         do throws(Errno) {
-            let fd = try Syscalls.open(temporary, O_WRONLY | O_CREAT | O_EXCL, Self.fileMode)
-            do throws(Errno) {
-                _ = fchmod(fd, Self.fileMode)
-                try Syscalls.writeAll(fd, bytes)
-                if durable { try Syscalls.fsync(fd) }
-                Syscalls.close(fd)
-            } catch {
-                Syscalls.close(fd)
-                try? Syscalls.unlink(temporary)
-                throw error
-            }
-            try Syscalls.rename(temporary, target)
-            if durable && syncFolder { try Syscalls.fsyncDirectory(path(folder)) }
+            try Self.write(bytes, via: temporary, to: target, fsyncFile: durable, fsyncFolder: durable && syncFolder ? path(folder) : nil)
         } catch {
-            try? Syscalls.unlink(temporary)
             throw SpoolError(.write, path: target, errno: error)
         }
     }
@@ -110,27 +97,36 @@ public struct Spool: Sendable {
     @discardableResult
     public func submit(_ request: ReleaseRequest) throws(SpoolError) -> FilePath {
         let name = "\(request.id).json"
-        let temporary = path(.tmp, name)
         let target = path(.incoming, name)
         do throws(Errno) {
-            let fd = try Syscalls.open(temporary, O_WRONLY | O_CREAT | O_EXCL, Self.fileMode)
-            do throws(Errno) {
-                _ = fchmod(fd, Self.fileMode)
-                try Syscalls.writeAll(fd, request.encoded())
-                try Syscalls.fsync(fd)
-                Syscalls.close(fd)
-            } catch {
-                Syscalls.close(fd)
-                try? Syscalls.unlink(temporary)
-                throw error
-            }
-            try Syscalls.rename(temporary, target)
-            try Syscalls.fsyncDirectory(path(.incoming))
+            try Self.write(request.encoded(), via: path(.tmp, name), to: target, fsyncFile: true, fsyncFolder: path(.incoming))
         } catch {
-            try? Syscalls.unlink(temporary)
             throw SpoolError(.submit, path: target, errno: error)
         }
         return target
+    }
+
+    /// Creates `temporary` (0640, never an existing file), writes it, renames it to `target`;
+    /// the temporary file is removed on any failure.
+    private static func write(_ bytes: [UInt8], via temporary: FilePath, to target: FilePath, fsyncFile: Bool,
+                              fsyncFolder: FilePath?) throws(Errno) {
+        do throws(Errno) {
+            let fd = try Syscalls.open(temporary, O_WRONLY | O_CREAT | O_EXCL, fileMode)
+            defer { Syscalls.close(fd) }
+            _ = fchmod(fd, fileMode)
+            try Syscalls.writeAll(fd, bytes)
+            if fsyncFile { try Syscalls.fsync(fd) }
+        } catch {
+            try? Syscalls.unlink(temporary)
+            throw error
+        }
+        do throws(Errno) {
+            try Syscalls.rename(temporary, target)
+            if let fsyncFolder { try Syscalls.fsyncDirectory(fsyncFolder) }
+        } catch {
+            try? Syscalls.unlink(temporary)
+            throw error
+        }
     }
 
     /// Drops `cancel/<id>`.

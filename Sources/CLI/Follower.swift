@@ -15,6 +15,22 @@ struct Follower {
     /// Whether to stream the log at all.
     let streamLog: Bool
 
+    /// Copies the log as it is now to the output; false when there is no log.
+    func copyLog() -> Bool {
+        let fd = spool.logPath(id).withPlatformString { open($0, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK) }
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { return false }
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n <= 0 { return true }
+            var chunk = Array(buffer[0..<n])
+            Output.write(outputFD, bytes: &chunk)
+        }
+    }
+
     /// The final record, or nil when `timeout` passed first.
     func follow(timeout: Duration?) -> ReleaseRecord? {
         let watcher = try? DirectoryWatcher(
@@ -30,8 +46,14 @@ struct Follower {
         func pump() {
             guard streamLog else { return }
             if logFD < 0 {
-                logFD = spool.logPath(id).withPlatformString { open($0, O_RDONLY | O_CLOEXEC) }
+                logFD = spool.logPath(id).withPlatformString { open($0, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK) }
                 if logFD < 0 { return }
+                var st = stat()
+                if fstat(logFD, &st) != 0 || st.st_mode & S_IFMT != S_IFREG {
+                    close(logFD)
+                    logFD = -1
+                    return
+                }
             }
             while true {
                 let n = buffer.withUnsafeMutableBytes { read(logFD, $0.baseAddress, $0.count) }

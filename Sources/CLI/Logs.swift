@@ -17,8 +17,9 @@ struct Logs: RunnableCommand {
             _ = Follower(spool: spool, id: id, outputFD: STDOUT_FILENO, streamLog: true).follow(timeout: nil)
             return
         }
-        if var bytes = try? spool.read(spool.logPath(id), limit: Int.max) {
-            Output.write(STDOUT_FILENO, bytes: &bytes)
+        // Streamed, not read whole: a log can be gigabytes.
+        if Follower(spool: spool, id: id, outputFD: STDOUT_FILENO, streamLog: true).copyLog() {
+            return
         } else if case .finished(let r) = location, r.state == .rejected {
             Output.line("rejected: \(r.reason ?? "")")
         }

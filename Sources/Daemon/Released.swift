@@ -33,6 +33,9 @@ struct Released: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Write Prometheus metrics to this file after each release.", valueName: "path"))
     var metricsFile: String?
 
+    @Flag(name: .long, help: "When running as root, let apps with no [apps.<name>] user (and no default-user) run their tasks as root (development machines).")
+    var allowRootTasks = false
+
     @Flag(name: .long, help: .hidden)
     var testStallOnSigusr2 = false
 
@@ -45,11 +48,14 @@ struct Released: AsyncParsableCommand {
         var c = try DaemonConfig.load(path: config)
         if let maxParallel { c.maxParallel = maxParallel }
         if let metricsFile { c.metricsFile = metricsFile }
+        if allowRootTasks { c.allowRootTasks = true }
         return c
     }
 
     func run() async throws {
         signal(SIGPIPE, SIG_IGN)
+        // Until the signal service takes it (after recovery), a SIGHUP must not kill the daemon.
+        signal(SIGHUP, SIG_IGN)
         logTarget.bootstrap()
         let logger = Logger(label: "released")
         let notifier = SystemdNotifier()
@@ -57,6 +63,7 @@ struct Released: AsyncParsableCommand {
         func fatal(_ message: String, errno: Int32 = EINVAL) -> ExitCode {
             logger.critical("\(message)")
             notifier.failed(errno: errno, status: message)
+            JournalWriter.shared.flush()
             return ExitCode(1)
         }
 
@@ -129,6 +136,7 @@ struct Released: AsyncParsableCommand {
             logger: logger)
         groupConfig.cancellationSignals = []
         let group = ServiceGroup(configuration: groupConfig)
+        defer { JournalWriter.shared.flush() }
         try await group.run()
     }
 }

@@ -28,6 +28,9 @@ public struct NotifyTask: ReleaseTask {
         guard !urls.isEmpty else {
             throw TaskFailure(.failed, reason: "\(Self.gate) is on but RELEASE_NOTIFY_URL is not set")
         }
+        guard urls.count <= Self.maximumURLs else {
+            throw TaskFailure(.failed, reason: "RELEASE_NOTIFY_URL names \(urls.count) URLs; at most \(Self.maximumURLs)")
+        }
         if let bad = urls.first(where: { !Self.isHTTP($0) }) {
             throw TaskFailure(.failed, reason: "RELEASE_NOTIFY_URL: \(Self.redact(bad)) is not an http:// or https:// URL")
         }
@@ -50,6 +53,14 @@ public struct NotifyTask: ReleaseTask {
     }
 
     public static let defaultTimeout = Duration.seconds(10)
+    /// The longest per-request timeout honoured, and the most URLs: a report is bounded.
+    public static let maximumTimeout = Duration.seconds(60)
+    public static let maximumURLs = 10
+
+    /// The daemon's HTTP client: it does not follow redirects, so a report (and its signature)
+    /// goes only to the URLs the app named. Shared for the daemon's life.
+    static let client = HTTPClient(eventLoopGroupProvider: .singleton,
+                                   configuration: HTTPClient.Configuration(redirectConfiguration: .disallow))
 
     /// The webhook URLs of `RELEASE_NOTIFY_URL`: comma-separated, blanks around each ignored.
     public static func urls(in env: [String: String]) -> [String] {
@@ -62,6 +73,9 @@ public struct NotifyTask: ReleaseTask {
         guard let text = env["RELEASE_NOTIFY_TIMEOUT"] else { return (defaultTimeout, nil) }
         guard let t = try? DurationParser.parse(text), t > .zero else {
             return (defaultTimeout, "RELEASE_NOTIFY_TIMEOUT=\(Masking.preview(text)) is not a duration (e.g. 5s, 500ms); using \(DurationParser.format(defaultTimeout))")
+        }
+        if t > maximumTimeout {
+            return (maximumTimeout, "RELEASE_NOTIFY_TIMEOUT=\(text) is over the limit; using \(DurationParser.format(maximumTimeout))")
         }
         return (t, nil)
     }
@@ -96,7 +110,7 @@ public struct NotifyTask: ReleaseTask {
             request.body = .bytes(ByteBuffer(bytes: body))
             let started = ContinuousClock.now
             do {
-                let response = try await HTTPClient.shared.execute(request, timeout: .nanoseconds(timeout.nanosecondsClamped))
+                let response = try await Self.client.execute(request, timeout: .nanoseconds(timeout.nanosecondsClamped))
                 _ = try? await response.body.collect(upTo: 1 << 20)
                 let ms = (ContinuousClock.now - started).milliseconds
                 let code = response.status.code

@@ -173,7 +173,7 @@ struct ProcfileTests {
         await daemon.cleanUp()
     }
 
-    @Test("a Procfile that is a named pipe is ignored; it cannot block the daemon")
+    @Test("a Procfile that is a named pipe rejects the release; it cannot block the daemon")
     func fifoProcfile() async throws {
         let daemon = try await DaemonProcess()
         let app = try AppFixture(commands: ["migrate": "echo migrated"])
@@ -181,8 +181,29 @@ struct ProcfileTests {
         #expect(mkfifo(app.dir.file("Procfile"), 0o644) == 0)
         let r = try await daemon.submitWait(app: "shop", dir: app.path, env: ["RUN_MIGRATIONS_DURING_RELEASE": "true"],
                                             extra: ["--timeout", "20s"])
-        #expect(r.status == 0, "\(r)")
-        #expect(try daemon.record(r.lines[0])?.tasks.first?.reason == "RUN_PROCFILE_RELEASE is off (unset)")
+        #expect(r.status == 2, "\(r)")
+        #expect(try daemon.record(r.lines[0])?.reason == "\(app.path)/Procfile is not a regular file")
+        #expect(try daemon.record(r.lines[0])?.reasonCode == "procfile")
+        #expect(daemon.isRunning)
+        await daemon.cleanUp()
+    }
+
+    @Test("a Procfile or release.toml the daemon cannot read rejects the release: it never skips a task silently")
+    func unreadableAppFiles() async throws {
+        let daemon = try await DaemonProcess()
+        let app = try AppFixture(commands: ["migrate": "echo migrated"])
+        defer { app.remove() }
+        // A directory where the file should be: unreadable as a file, whoever the daemon runs as.
+        try FileManager.default.createDirectory(atPath: app.dir.file("Procfile"), withIntermediateDirectories: false)
+        let r = try await daemon.submitWait(app: "shop", dir: app.path, env: ["RUN_MIGRATIONS_DURING_RELEASE": "true"])
+        #expect(r.status == 2, "\(r)")
+        #expect(r.stdout.contains("\(app.path)/Procfile is not a regular file"), "\(r)")
+        try FileManager.default.removeItem(atPath: app.dir.file("Procfile"))
+        let big = String(repeating: "# padding\n", count: 7000)
+        try big.write(toFile: app.dir.file("release.toml"), atomically: true, encoding: .utf8)
+        let tooBig = try await daemon.submitWait(app: "shop", dir: app.path, env: ["RUN_MIGRATIONS_DURING_RELEASE": "true"])
+        #expect(tooBig.status == 2, "\(tooBig)")
+        #expect(tooBig.stdout.contains("release.toml is 70000 bytes, over the limit of 64 KiB"), "\(tooBig)")
         await daemon.cleanUp()
     }
 }

@@ -171,10 +171,27 @@ struct SecurityTests {
         #expect(r.stdout.contains("uid=\(uid) gid=\(nobody.pointee.pw_gid) home=\(String(cString: nobody.pointee.pw_dir))"), "\(r.stdout)")
         #expect(r.stdout.contains("cannot-write-root"))
         let other = try await daemon.submitWait(app: "blog", dir: app.path, env: ["RUN_MIGRATIONS_DURING_RELEASE": "1"])
-        #expect(other.stdout.contains("uid=0"), "apps without a user keep the daemon's")
+        #expect(other.stdout.contains("uid=0"), "with --allow-root-tasks, apps without a user keep the daemon's")
         let ghost = try await daemon.submitWait(app: "ghost", dir: app.path)
         #expect(ghost.status == 2)
         #expect(ghost.stdout.contains("no-such-user-xyz does not exist"), "\(ghost)")
+        try await daemon.stop()
+
+        // Without --allow-root-tasks a root daemon never runs a task as root: an app with no
+        // user is rejected, or runs as default-user.
+        let strict = try await DaemonProcess(arguments: ["--config", config], spool: daemon.spool, allowRootTasks: false)
+        let refused = try await strict.submitWait(app: "blog", dir: app.path, env: ["RUN_MIGRATIONS_DURING_RELEASE": "1"])
+        #expect(refused.status == 2, "\(refused)")
+        #expect(refused.stdout.contains("released runs as root and app blog has no user to run its tasks as"), "\(refused)")
+        #expect(!refused.stdout.contains("uid="))
+        try await strict.stop()
+        try "default-user = \"nobody\"\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let defaulted = try await DaemonProcess(arguments: ["--config", config], spool: daemon.spool, allowRootTasks: false)
+        let asNobody = try await defaulted.submitWait(app: "blog", dir: app.path, env: ["RUN_MIGRATIONS_DURING_RELEASE": "1"])
+        #expect(asNobody.status == 0, "\(asNobody)")
+        #expect(asNobody.stdout.contains("uid=\(uid) "), "default-user runs apps without a user of their own")
+        await defaulted.cleanUp()
+        strict.notify.close()
         await daemon.cleanUp()
     }
 }

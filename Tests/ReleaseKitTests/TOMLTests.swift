@@ -105,3 +105,18 @@ struct TOMLTests {
         #expect(throws: TOML.ParseError.self) { try TOML.parse(deepTable) }
     }
 }
+
+@Suite("TOML parser, larger documents")
+struct TOMLSizeTests {
+    @Test("a document of thousands of keys and tables parses whole")
+    func manyKeys() throws {
+        var text = ""
+        for i in 0..<3000 { text += "k\(i) = \(i)\n" }
+        for i in 0..<500 { text += "[t.n\(i)]\nv = \"x\(i)\"\n" }
+        let doc = try TOML.parse(text)
+        #expect(doc.keys.count == 3001)
+        #expect(doc["k2999"]?.integer == 2999)
+        #expect(doc["t"]?.table?.keys.count == 500)
+        #expect(doc["t"]?.table?["n499"]?.table?["v"]?.string == "x499")
+    }
+}

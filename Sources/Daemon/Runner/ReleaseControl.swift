@@ -6,8 +6,6 @@ public enum StopReason: Sendable, Equatable {
     case cancelled
     /// The daemon is shutting down and the shutdown grace ran out.
     case shutdown
-    /// The release ran past its time limit.
-    case releaseTimeout
 }
 
 /// The stop switch of one running release: set once, observed by whatever is running.

@@ -31,14 +31,30 @@ struct ReleaseRunner: Sendable {
         }
     }
 
-    /// Makes the outcome durable: the record into `done/`, then the request beside it.
-    func commit(_ record: ReleaseRecord) {
+    /// Makes the outcome durable: the record into `done/`, then the request beside it. A
+    /// failure (disk full) is retried with backoff for up to ten minutes — the app's next
+    /// release waits meanwhile, so the order holds; after that the request stays in `running/`
+    /// and the next start records it `interrupted`.
+    func commit(_ record: ReleaseRecord) async {
         let id = record.id
-        do {
-            try spool.writeAtomically(record.encoded(), to: .done, name: "\(id).record.json", syncFolder: false)
-            try spool.move(FilePath.Component("\(id).json")!, from: .running, to: .done, as: "\(id).json", replace: true)
-        } catch {
-            logger.critical("cannot record the outcome of \(id): \(error)", metadata: ["release.id": "\(id)"])
+        var delay = Duration.seconds(1)
+        let clock = ContinuousClock()
+        let giveUp = clock.now + .seconds(600)
+        while true {
+            do {
+                try spool.writeAtomically(record.encoded(), to: .done, name: "\(id).record.json", syncFolder: false)
+                try spool.move(FilePath.Component("\(id).json")!, from: .running, to: .done, as: "\(id).json", replace: true)
+                break
+            } catch {
+                guard clock.now < giveUp else {
+                    logger.critical("giving up recording the outcome of \(id) (\(record.state.rawValue)): \(error)", metadata: ["release.id": "\(id)"])
+                    return
+                }
+                logger.critical("cannot record the outcome of \(id) (\(record.state.rawValue)); retrying in \(DurationParser.format(delay)): \(error)",
+                                metadata: ["release.id": "\(id)"])
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(30))
+            }
         }
         spool.remove(.running, "\(id).record.json")
         spool.remove(.cancel, id)
@@ -111,7 +127,8 @@ struct ReleaseRunner: Sendable {
             writeProgress(record)
             var deadline = releaseDeadline
             if let t = step.timeout { deadline = min(deadline, taskStartInstant + t) }
-            if reporter { deadline = max(deadline, clock.now + .seconds(60)) }
+            // A report gets its own short limit, whatever is left of the release's.
+            if reporter { deadline = clock.now + Self.reportLimit }
             log.note("\(step.name)" + (step.command.map { ": \($0)" } ?? ""),
                      metadata: ["release.task": "\(step.name)", "release.state": "running"])
 
@@ -120,7 +137,7 @@ struct ReleaseRunner: Sendable {
                 l[metadataKey: "release.task"] = "\(step.name)"
                 return l
             }()
-            let runner = TaskProcessRunner(log: log, control: control, processGuard: processGuard, killGrace: killGrace, identity: identity)
+            let runner = SubprocessTaskRunner(log: log, control: control, processGuard: processGuard, killGrace: killGrace, identity: identity)
             let context = TaskContext(
                 request: request, task: step.name,
                 environment: TaskEnvironment.make(request: request, task: step.name, home: home),
@@ -131,7 +148,15 @@ struct ReleaseRunner: Sendable {
                 result = TaskFailure(.failed, reason: problem)
             } else if let type = registry.first(where: { $0.name == step.name }) {
                 do {
-                    try await type.init().run(in: context)
+                    if type.takesCommand {
+                        // Its process runner applies the deadline and stops (SIGTERM, SIGKILL).
+                        try await type.init().run(in: context)
+                    } else {
+                        // A report still goes out for a cancelled release; only a shutdown stops it.
+                        try await Self.bounded(deadline: deadline, control: control, stopOn: { !reporter || $0 == .shutdown }) {
+                            try await type.init().run(in: context)
+                        }
+                    }
                 } catch let f as TaskFailure {
                     result = f
                 } catch {
@@ -194,6 +219,41 @@ struct ReleaseRunner: Sendable {
         return record
     }
 
+    /// How long a reporting task (notify) may take, at most.
+    static let reportLimit = Duration.seconds(120)
+
+    /// Runs a task that spawns no process (its work is cancellable Swift code) so that its
+    /// deadline and the release's stop end it: its work is cancelled and the task is
+    /// `timed-out` or `cancelled`.
+    static func bounded(deadline: ContinuousClock.Instant, control: ReleaseControl, stopOn: @escaping @Sendable (StopReason) -> Bool,
+                        _ work: @escaping @Sendable () async throws -> Void) async throws {
+        enum Outcome: Sendable { case finished, deadline, stopped(StopReason), ignored }
+        try await withThrowingTaskGroup(of: Outcome.self) { group in
+            group.addTask { try await work(); return .finished }
+            group.addTask {
+                do { try await Task.sleep(until: deadline, clock: .continuous) } catch { return .ignored }
+                return .deadline
+            }
+            group.addTask {
+                guard let reason = await control.wait() else { return .ignored }
+                if stopOn(reason) { return .stopped(reason) }
+                return .ignored  // a stop this task outlives
+            }
+            var first = Outcome.ignored
+            while let next = try await group.next() {
+                if case .ignored = next { continue }
+                first = next
+                break
+            }
+            group.cancelAll()
+            switch first {
+            case .finished, .ignored: return
+            case .deadline: throw TaskFailure(.timedOut, reason: "timed out")
+            case .stopped(let reason): throw TaskFailure(.cancelled, reason: "the release was \(stopWord(reason))")
+            }
+        }
+    }
+
     func isReporter(_ name: String) -> Bool {
         registry.first { $0.name == name }?.runsAfterFailure ?? false
     }
@@ -212,7 +272,6 @@ struct ReleaseRunner: Sendable {
         switch r {
         case .cancelled: "cancelled"
         case .shutdown: "interrupted"
-        case .releaseTimeout: "timed out"
         }
     }
 

@@ -19,7 +19,7 @@ public struct TaskIdentity: Sendable {
 /// order) streamed into the release log. On a time-out, a cancel or a shutdown the whole group
 /// gets SIGTERM, then SIGKILL after the kill grace; processes a task leaves behind when it
 /// exits are ended the same way, so nothing outlives its task.
-struct TaskProcessRunner: ReleaseKit.TaskProcessRunner {
+struct SubprocessTaskRunner: TaskProcessRunner {
     let log: ReleaseLog
     let control: ReleaseControl
     let processGuard: ProcessGuard?
@@ -61,8 +61,7 @@ struct TaskProcessRunner: ReleaseKit.TaskProcessRunner {
         let task = context.task
         let processGuard = processGuard
 
-        let result: ExecutionResult<(StopReason?, Bool), SequenceOutput, CombinedErrorOutput>
-        var processGroup: pid_t = 0
+        let result: ExecutionResult<Termination?, SequenceOutput, CombinedErrorOutput>
         do {
             result = try await Subprocess.run(
                 .path(executable),
@@ -75,9 +74,8 @@ struct TaskProcessRunner: ReleaseKit.TaskProcessRunner {
                 error: .combinedWithOutput
             ) { execution in
                 let pid = execution.processIdentifier.value
-                processGroup = pid
                 processGuard?.register(processGroup: pid)
-                return await withTaskGroup(of: (StopReason?, Bool).self) { group in
+                let termination = await withTaskGroup(of: Termination?.self) { group in
                     group.addTask {
                         await Self.terminate(group: pid, deadline: deadline, control: control, grace: grace, log: log, task: task)
                     }
@@ -92,28 +90,29 @@ struct TaskProcessRunner: ReleaseKit.TaskProcessRunner {
                     // The output can end before the process does (it may close stdout).
                     await ProcessExit.wait(execution.processIdentifier)
                     group.cancelAll()
-                    var outcome: (StopReason?, Bool) = (nil, false)
-                    for await r in group where r.0 != nil { outcome = r }
-                    return outcome
+                    var termination: Termination?
+                    for await r in group where r != nil { termination = r }
+                    return termination
                 }
+                // Still inside the body: the leader is exited but not yet reaped, so its pid
+                // (the group's id) cannot be reused while leftovers are ended.
+                await Self.endLeftovers(group: pid, grace: grace, log: log, task: task)
+                processGuard?.unregister(processGroup: pid)
+                return termination
             }
         } catch {
-            if processGroup != 0 { processGuard?.unregister(processGroup: processGroup) }
             throw TaskFailure(.failed, reason: "cannot start \(program): \(error)")
         }
-        await Self.endLeftovers(group: processGroup, grace: grace, log: log, task: task)
-        processGuard?.unregister(processGroup: processGroup)
 
-        let (stopReason, _) = result.closureResult
-        if let stopReason {
-            switch stopReason {
-            case .cancelled:
-                throw TaskFailure(.cancelled, reason: "cancelled")
-            case .shutdown:
-                throw TaskFailure(.cancelled, reason: "interrupted: the daemon shut down")
-            case .releaseTimeout:
-                throw TaskFailure(.timedOut, reason: "timed out")
-            }
+        switch result.closureResult {
+        case .stopped(.cancelled)?:
+            throw TaskFailure(.cancelled, reason: "cancelled")
+        case .stopped(.shutdown)?:
+            throw TaskFailure(.cancelled, reason: "interrupted: the daemon shut down")
+        case .deadline?:
+            throw TaskFailure(.timedOut, reason: "timed out")
+        case nil:
+            break
         }
         switch result.terminationStatus {
         case .exited(0):
@@ -125,39 +124,49 @@ struct TaskProcessRunner: ReleaseKit.TaskProcessRunner {
         }
     }
 
+    /// Why a task was ended before it finished by itself.
+    enum Termination: Sendable {
+        /// Its deadline (its own timeout or the release's limit) passed.
+        case deadline
+        /// The release was stopped (cancel, shutdown).
+        case stopped(StopReason)
+    }
+
     /// Waits for the deadline or a stop; then SIGTERM to the group, SIGKILL after the grace.
-    /// Returns why it stopped the task, or nil when cancelled first (the task ended).
+    /// Returns why it ended the task, or nil when cancelled first (the task ended by itself).
     static func terminate(group pid: pid_t, deadline: ContinuousClock.Instant, control: ReleaseControl, grace: Duration,
-                          log: ReleaseLog, task: String) async -> (StopReason?, Bool) {
-        let reason: StopReason? = await withTaskGroup(of: StopReason?.self) { race in
+                          log: ReleaseLog, task: String) async -> Termination? {
+        let reason: Termination? = await withTaskGroup(of: Termination?.self) { race in
             race.addTask {
                 do { try await Task.sleep(until: deadline, clock: .continuous) } catch { return nil }
-                return .releaseTimeout
+                return .deadline
             }
-            race.addTask { await control.wait() }
+            race.addTask { await control.wait().map(Termination.stopped) }
             let first = await race.next() ?? nil
             race.cancelAll()
             return first
         }
-        guard let reason, !Task.isCancelled else { return (nil, false) }
+        guard let reason, !Task.isCancelled else { return nil }
         let why = switch reason {
-        case .cancelled: "the release was cancelled"
-        case .shutdown: "the daemon is shutting down"
-        case .releaseTimeout: "time limit reached"
+        case .stopped(.cancelled): "the release was cancelled"
+        case .stopped(.shutdown): "the daemon is shutting down"
+        case .deadline: "time limit reached"
         }
         log.note("\(task): \(why); sending SIGTERM to its processes", level: .warning)
         kill(-pid, SIGTERM)
         do {
             try await Task.sleep(for: grace)
         } catch {
-            return (reason, false)
+            return reason
         }
         log.note("\(task): still running after \(DurationParser.format(grace)); sending SIGKILL", level: .warning)
         kill(-pid, SIGKILL)
-        return (reason, true)
+        return reason
     }
 
     /// Ends processes the task left in its group after it exited: SIGTERM, then SIGKILL.
+    /// (Looks them up in /proc, which must show the task's processes: the per-app-users
+    /// drop-in sets ProtectProc=default for that reason.)
     static func endLeftovers(group pid: pid_t, grace: Duration, log: ReleaseLog, task: String) async {
         guard pid > 1, kill(-pid, 0) == 0, ProcessGroup.hasLiveMembers(pid) else { return }
         log.note("\(task) left processes behind; sending them SIGTERM", level: .warning)

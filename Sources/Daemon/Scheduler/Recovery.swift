@@ -39,8 +39,10 @@ enum Recovery {
                     record.tasks[i].state = .cancelled
                     record.tasks[i].reason = "interrupted while running"
                 case .pending:
+                    // Progress is written without fsync: after a power loss a task recorded as
+                    // pending may in fact have started.
                     record.tasks[i].state = .notRun
-                    record.tasks[i].reason = "the release was interrupted"
+                    record.tasks[i].reason = "the release was interrupted (not known to have started)"
                 default: break
                 }
             }

@@ -25,8 +25,13 @@ struct Job: Sendable {
 /// per app in id order, and starts releases — one at a time per app, up to `max-parallel` in
 /// all, oldest first — and writes each outcome durably.
 actor Scheduler {
+    /// A waiting release. Only what scheduling needs is kept in memory; the request itself
+    /// (its env may be large) is read again from `incoming/` when the release starts.
     private struct Queued {
-        let request: ReleaseRequest
+        let id: ReleaseID
+        let app: String
+        let release: String
+        var name: FilePath.Component { FilePath.Component("\(id).json")! }
     }
 
     private let context: DaemonContext
@@ -76,8 +81,22 @@ actor Scheduler {
 
     var currentConfig: DaemonConfig { config }
 
+    /// A rejected request could not be filed (disk full?) and waits in incoming/.
+    private var intakeToRetry = false
+
+    /// Looks at incoming/ again if a request could not be filed earlier.
+    func retryIntake() async {
+        guard intakeToRetry else { return }
+        intakeToRetry = false
+        await rescan()
+    }
+
     /// Applies a re-read configuration (SIGHUP). Running releases keep their limits.
     func apply(_ newConfig: DaemonConfig) {
+        if newConfig.metricsFile != config.metricsFile {
+            if let path = newConfig.metricsFile { setMetrics(Metrics(path: path)) } else { metrics = nil }
+            metrics?.queueDepth = queuedIDs.count
+        }
         config = newConfig
         policy = Self.policy(for: newConfig, logger: context.logger)
         dispatch()
@@ -151,31 +170,37 @@ actor Scheduler {
                    keepID: false)
             return
         }
-        do {
-            _ = try validate(request)
-        } catch {
-            reject(name, reason: error, partial: .init(), request: request)
-            return
-        }
         if spool.exists(spool.path(.cancel, id)) {
             // Cancelled before the daemon picked it up (e.g. while no daemon ran).
             cancelQueued(request)
             spool.remove(.cancel, id)
             return
         }
-        queuedIDs.insert(id)
-        var queue = queues[request.app, default: []]
-        if let last = queue.last, request.id < last.request.id {
-            let at = queue.firstIndex { request.id < $0.request.id }!
-            queue.insert(Queued(request: request), at: at)
-        } else {
-            queue.append(Queued(request: request))
+        do {
+            _ = try validate(request)
+        } catch {
+            reject(name, reason: error, partial: .init(), request: request)
+            return
         }
-        queues[request.app] = queue
+        enqueue(Queued(id: request.id, app: request.app, release: request.release))
         context.logger.info("queued \(request.app) \(request.release)", metadata: [
             "release.id": "\(id)", "release.app": "\(request.app)", "release.name": "\(request.release)", "release.state": "queued",
         ])
         metrics?.queueDepth = queuedIDs.count
+    }
+
+    /// Puts a release in its app's queue, in id order.
+    private func enqueue(_ queued: Queued, atHead: Bool = false) {
+        queuedIDs.insert(queued.id.rawValue)
+        var queue = queues[queued.app, default: []]
+        if atHead {
+            queue.insert(queued, at: 0)
+        } else if let last = queue.last, queued.id < last.id {
+            queue.insert(queued, at: queue.firstIndex { queued.id < $0.id }!)
+        } else {
+            queue.append(queued)
+        }
+        queues[queued.app] = queue
     }
 
     /// Full validation: directory, app user, release.toml, gates. Returns the plan.
@@ -189,9 +214,16 @@ actor Scheduler {
         return (plan, identity)
     }
 
-    /// The user an app's tasks run as, from `[apps.<name>] user`.
+    /// The user an app's tasks run as: `[apps.<name>] user`, else `default-user`. A daemon
+    /// running as root never runs tasks as root unless `allow-root-tasks` says so: a request of
+    /// an app with no user is rejected.
     private func identity(for app: String) throws(RejectReason) -> TaskIdentity? {
-        guard let user = config.apps[app]?.user else { return nil }
+        guard let user = config.apps[app]?.user ?? config.defaultUser else {
+            if geteuid() == 0 && !config.allowRootTasks {
+                throw RejectReason(.user, "released runs as root and app \(app) has no user to run its tasks as: set [apps.\(app)] user (or default-user) in released.toml; tasks never run as root unless allow-root-tasks is set")
+            }
+            return nil
+        }
         guard geteuid() == 0 else {
             throw RejectReason(.user, "[apps.\(app)] user = \(user) needs the daemon to run as root")
         }
@@ -221,11 +253,13 @@ actor Scheduler {
             n += 1
             stem = "\(base).\(n)"
         }
-        var record = ReleaseRecord(id: stem, app: request?.app ?? partial.app, release: request?.release ?? partial.release,
+        // What could be read of a broken file is kept only if it is valid as such.
+        let partialApp = partial.app.flatMap { Syntax.isValidAppName($0) ? $0 : nil }
+        let partialRelease = partial.release.flatMap { Syntax.isValidReleaseLabel($0) && $0.utf8.count <= 512 ? $0 : nil }
+        var record = ReleaseRecord(id: stem, app: request?.app ?? partialApp, release: request?.release ?? partialRelease,
                                    state: .rejected, reason: masking.apply(reason.message), directory: request?.directory,
                                    submittedAt: request?.submittedAt ?? partial.submittedAt,
-                                   retryOf: request?.retryOf?.rawValue ?? partial.retryOf)
-        if !keepID { record.id = stem }
+                                   retryOf: request?.retryOf?.rawValue ?? partial.retryOf.flatMap { ReleaseID($0)?.rawValue })
         record.reasonCode = reason.code.rawValue
         record.finishedAt = Date()
         let logger = context.logger
@@ -233,9 +267,12 @@ actor Scheduler {
             try spool.writeAtomically(record.encoded(), to: .rejected, name: "\(stem).record.json", syncFolder: false)
             try spool.move(name, from: .incoming, to: .rejected, as: "\(stem).json")
         } catch {
-            logger.error("cannot file the rejected request \(name.string): \(error)")
+            // Left in incoming/; the maintenance loop looks again (see retryIntake).
+            logger.error("cannot file the rejected request \(Masking.preview(name.string)): \(error)")
+            intakeToRetry = true
+            return
         }
-        logger.error("rejected \(name.string): \(record.reason ?? "")", metadata: [
+        logger.error("rejected \(Masking.preview(name.string)): \(record.reason ?? "")", metadata: [
             "release.id": "\(stem)", "release.app": "\(record.app ?? "")", "release.name": "\(record.release ?? "")",
             "release.state": "rejected", "message.id": "\(MessageID.releaseRejected)",
         ])
@@ -264,11 +301,14 @@ actor Scheduler {
                 entry.control.stop(.cancelled)
                 continue  // the file is removed when the release ends
             }
-            if queuedIDs.contains(id), let app = queues.first(where: { $0.value.contains { $0.request.id.rawValue == id } })?.key {
-                let queued = queues[app]!.first { $0.request.id.rawValue == id }!
-                queues[app]!.removeAll { $0.request.id.rawValue == id }
+            if queuedIDs.contains(id), let app = queues.first(where: { $0.value.contains { $0.id.rawValue == id } })?.key {
+                let queued = queues[app]!.first { $0.id.rawValue == id }!
+                queues[app]!.removeAll { $0.id.rawValue == id }
+                if queues[app]!.isEmpty { queues[app] = nil }
                 queuedIDs.remove(id)
-                cancelQueued(queued.request)
+                if let request = try? RequestIntake.read(queued.name, spool: spool, policy: policy) {
+                    cancelQueued(request)
+                }
             }
             spool.remove(.cancel, id)
         }
@@ -304,19 +344,31 @@ actor Scheduler {
         while running.count < config.maxParallel {
             // The app whose oldest waiting release is oldest, among apps not running.
             guard let app = queues.filter({ !$0.value.isEmpty && running[$0.key] == nil })
-                .min(by: { $0.value[0].request.id < $1.value[0].request.id })?.key else { return }
+                .min(by: { $0.value[0].id < $1.value[0].id })?.key else { return }
             let queued = queues[app]!.removeFirst()
             if queues[app]!.isEmpty { queues[app] = nil }
-            queuedIDs.remove(queued.request.id.rawValue)
-            start(queued.request)
+            queuedIDs.remove(queued.id.rawValue)
+            start(queued)
         }
     }
 
-    private func start(_ request: ReleaseRequest) {
+    private func start(_ queued: Queued) {
         let spool = context.spool
-        let id = request.id.rawValue
-        let name = FilePath.Component("\(id).json")!
-        // Validated again: the directory or release.toml may have changed while it waited.
+        let id = queued.id.rawValue
+        let name = queued.name
+        // Read and validated again: the file, the directory or release.toml may have changed
+        // while it waited.
+        let request: ReleaseRequest
+        do {
+            request = try RequestIntake.read(name, spool: spool, policy: policy)
+        } catch {
+            if spool.exists(spool.path(.incoming).appending(name)) {
+                reject(name, reason: error.reason, partial: error.partial, request: nil)
+            } else {
+                context.logger.warning("\(id) left incoming/ before it could start", metadata: ["release.id": "\(id)"])
+            }
+            return
+        }
         let plan: ReleasePlan
         let identity: TaskIdentity?
         do {
@@ -336,22 +388,26 @@ actor Scheduler {
             logger: context.logger,
             onProgress: { [weak self] task, index, count in
                 guard let self else { return }
-                Task { await self.setProgress(app: app, text: "\(app) \(release): \(task) (\(index)/\(count))") }
+                Task { await self.setProgress(app: app, id: id, text: "\(app) \(release): \(task) (\(index)/\(count))") }
             })
         jobs.yield(Job(request: request, plan: plan, control: control, runner: runner))
     }
 
-    func setProgress(app: String, text: String) {
-        guard running[app] != nil else { return }
+    func setProgress(app: String, id: String, text: String) {
+        guard running[app]?.id == id else { return }  // a late update of an earlier release
         progress[app] = text
         updateStatus()
     }
 
-    /// A release could not be claimed (its file vanished or the spool is not writable): it
-    /// did not start; a later rescan sees the file again if it is still there.
+    /// A release could not be claimed (the spool is not writable, the disk full): it did not
+    /// start. It goes back to the head of its app's queue, so that nothing overtakes it, and is
+    /// tried again (the caller waits a little before saying so).
     func claimFailed(_ request: ReleaseRequest) {
         running[request.app] = nil
         progress[request.app] = nil
+        if context.spool.exists(context.spool.requestPath(.incoming, request.id.rawValue)) {
+            enqueue(Queued(id: request.id, app: request.app, release: request.release), atHead: true)
+        }
         dispatch()
         if running.isEmpty {
             for w in idleWaiters.values { w.resume() }

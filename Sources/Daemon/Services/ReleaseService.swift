@@ -42,11 +42,19 @@ struct ReleaseService: Service {
                 }
             }
             group.addTask {
-                // Retention: at start, then hourly, off the event loop.
+                // Maintenance: retention at start and hourly; requests that could not be filed
+                // (disk full) looked at again every 30 s.
+                var lastSweep: ContinuousClock.Instant?
                 while !Task.isShuttingDownGracefully && !Task.isCancelled {
-                    let config = await scheduler.currentConfig
-                    _ = Retention.sweep(spool: spool, days: config.retentionDays, keep: config.retentionKeep, logger: logger)
-                    try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(3600)) }
+                    if lastSweep.map({ ContinuousClock.now - $0 >= .seconds(3600) }) ?? true {
+                        let config = await scheduler.currentConfig
+                        _ = await BlockingCall.run {
+                            Retention.sweep(spool: spool, days: config.retentionDays, keep: config.retentionKeep, logger: logger)
+                        }
+                        lastSweep = .now
+                    }
+                    await scheduler.retryIntake()
+                    try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(30)) }
                 }
             }
             group.addTask {
@@ -78,11 +86,12 @@ struct ReleaseService: Service {
                     // Claim and commit run here, not on the scheduler, so that one release's
                     // fsyncs do not hold up the others.
                     guard job.runner.claim(job.request) else {
+                        try? await Task.sleep(for: .seconds(2))
                         await scheduler.claimFailed(job.request)
                         return
                     }
                     let record = await job.runner.run(job.request, plan: job.plan, control: job.control)
-                    job.runner.commit(record)
+                    await job.runner.commit(record)
                     await scheduler.finished(job.request, record: record)
                 }
             }

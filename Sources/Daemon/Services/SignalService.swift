@@ -27,6 +27,11 @@ struct SignalService: Service {
                 await scheduler.stall()
                 continue
             }
+            // Before READY (still starting) or while stopping there is nothing to reload into.
+            guard notifier.isRunning else {
+                logger.notice("SIGHUP ignored: the daemon is not running (starting or stopping)")
+                continue
+            }
             notifier.reloading()
             logger.notice("SIGHUP: reloading the configuration")
             do {

@@ -37,12 +37,12 @@ public struct JournalLogHandler: LogHandler {
     public func log(event: LogEvent) {
         var merged = metadata
         if let extra = event.metadata { merged.merge(extra) { $1 } }
-        if Self.send(Self.fields(for: event, metadata: merged, identifier: identifier)) != 0 {
-            var console = fallback
-            console.metadata = metadata
-            console.logLevel = logLevel
-            console.log(event: event)
-        }
+        var console = fallback
+        console.metadata = metadata
+        console.logLevel = logLevel
+        // Sent from the writer's thread: logging never blocks on journald.
+        JournalWriter.shared.post(.init(fields: Self.fields(for: event, metadata: merged, identifier: identifier),
+                                        fallback: { [console] in console.log(event: event) }))
     }
 
     /// The entry's fields, `NAME=value` each.

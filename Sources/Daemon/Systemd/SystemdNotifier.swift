@@ -32,8 +32,8 @@ public final class SystemdNotifier: Sendable {
 
     public init() {}
 
-    /// Whether a service manager listens.
-    public var isEnabled: Bool { getenv("NOTIFY_SOCKET") != nil }
+    /// Whether the daemon has said READY=1 and is not stopping or reloading.
+    var isRunning: Bool { state.withLock { $0.phase == .running } }
 
     /// Records what the daemon is doing ("idle, 12 done", "shop v42: migrate (1/3)") and, once
     /// the daemon is ready, sends it as `STATUS=` if it changed.

@@ -22,6 +22,12 @@ public struct DaemonConfig: Sendable, Equatable {
     public var metricsFile: String?
     /// Per-app settings: `[apps.<name>] user = "shop"`.
     public var apps: [String: AppSettings] = [:]
+    /// When the daemon runs as root: the user that apps without `[apps.<name>] user` run their
+    /// tasks as.
+    public var defaultUser: String?
+    /// When the daemon runs as root: let apps with no user (and no `default-user`) run their
+    /// tasks as root. Off: such requests are rejected. Meant for development machines.
+    public var allowRootTasks = false
 
     public struct AppSettings: Sendable, Equatable {
         public var user: String?
@@ -85,6 +91,10 @@ public struct DaemonConfig: Sendable, Equatable {
             case "retention-days": c.retentionDays = try int(key, v, min: 0)
             case "retention-keep": c.retentionKeep = try int(key, v, min: 0)
             case "metrics-file": c.metricsFile = try string(key, v)
+            case "default-user": c.defaultUser = try string(key, v)
+            case "allow-root-tasks":
+                guard case .boolean(let b) = v else { throw fail("allow-root-tasks must be true or false") }
+                c.allowRootTasks = b
             case "apps":
                 guard let apps = v.table else { throw fail("apps must hold [apps.<name>] tables") }
                 for name in apps.keys {
@@ -106,12 +116,19 @@ public struct DaemonConfig: Sendable, Equatable {
         return c
     }
 
-    /// Loads a config file; a missing file at the default path is an empty config.
+    /// Loads a config file; a missing file at the default path is an empty config, any other
+    /// problem reading it is an error.
     public static func load(path: String?) throws(ConfigError) -> DaemonConfig {
         let p = path ?? defaultPath
-        guard let bytes = AppInspection.readSmallFile(p) else {
-            if path == nil { return DaemonConfig() }
-            throw ConfigError(path: p, problem: "cannot read the file")
+        let bytes: [UInt8]
+        do throws(RejectReason) {
+            guard let read = try AppInspection.appFile(p, code: .appConfig) else {
+                if path == nil { return DaemonConfig() }
+                throw RejectReason(.appConfig, "no such file")
+            }
+            bytes = read
+        } catch {
+            throw ConfigError(path: p, problem: error.message.hasPrefix("cannot read \(p): ") ? String(error.message.dropFirst("cannot read \(p): ".count)) : error.message)
         }
         guard let text = String(validating: bytes, as: UTF8.self) else { throw ConfigError(path: p, problem: "not valid UTF-8") }
         return try parse(text, path: p)

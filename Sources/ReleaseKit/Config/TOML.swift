@@ -45,6 +45,11 @@ public enum TOML {
             if values[key] == nil { keys.append(key) }
             values[key] = value
         }
+
+        /// Removes a value for a moment (its key keeps its place), so that the caller holds the
+        /// only reference and can change it in place; `put` puts it back.
+        mutating func take(_ key: String) -> Value? { values.removeValue(forKey: key) }
+        mutating func put(_ key: String, _ value: Value) { values[key] = value }
     }
 
     public struct ParseError: Error, Sendable, CustomStringConvertible, Equatable {
@@ -160,6 +165,7 @@ private struct Parser {
     /// The table at `path`, created on the way as needed.
     mutating func ensureTable(_ path: [String], explicit: Bool) throws(TOML.ParseError) {
         var tree = root
+        root = TOML.Table()
         defer { root = tree }
         try modify(path[...], in: &tree, prefix: []) { (t: inout TOML.Table) throws(TOML.ParseError) in }
         if !explicit { implicitTables.insert(path) }
@@ -169,17 +175,19 @@ private struct Parser {
         let parent = Array(path.dropLast())
         let name = path.last!
         if definedTables.contains(path) || frozen.contains(path) { throw fail("\(path.joined(separator: ".")) is already a table") }
-        let me = self
+        let line = self.line  // (not `self`: a copy of self would hold the tree and make every change copy it)
+        let isArrayTable = arrayTables.contains(path)
         var tree = root
+        root = TOML.Table()
         defer { root = tree }
         try modify(parent[...], in: &tree, prefix: []) { (t: inout TOML.Table) throws(TOML.ParseError) in
             switch t[name] {
             case nil: t.set(name, .array([.table(TOML.Table())]))
             case .array(var items)?:
-                guard me.arrayTables.contains(path) else { throw me.fail("\(path.joined(separator: ".")) is a static array") }
+                guard isArrayTable else { throw TOML.ParseError(line: line, message: "\(path.joined(separator: ".")) is a static array") }
                 items.append(.table(TOML.Table()))
                 t.set(name, .array(items))
-            default: throw me.fail("\(path.joined(separator: ".")) is already defined")
+            default: throw TOML.ParseError(line: line, message: "\(path.joined(separator: ".")) is already defined")
             }
         }
         arrayTables.insert(path)
@@ -194,22 +202,34 @@ private struct Parser {
         guard let first = path.first else { return try body(&table) }
         let here = prefix + [first]
         if here.count > Self.maxDepth { throw fail("tables nested too deeply") }
-        switch table[first] {
+        // The value is taken out of its table while it changes, so it is changed in place
+        // (copying it at every insertion would make a parse quadratic).
+        var slot = table.take(first)
+        switch slot {
         case nil:
             var child = TOML.Table()
             try modify(path.dropFirst(), in: &child, prefix: here, body)
             table.set(first, .table(child))
             implicitTables.insert(here)
+            return
         case .table(var child)?:
-            if frozen.contains(here) { throw fail("\(here.joined(separator: ".")) is an inline table and cannot be extended") }
+            slot = nil
+            if frozen.contains(here) {
+                table.put(first, .table(child))
+                throw fail("\(here.joined(separator: ".")) is an inline table and cannot be extended")
+            }
+            defer { table.put(first, .table(child)) }
             try modify(path.dropFirst(), in: &child, prefix: here, body)
-            table.set(first, .table(child))
+            return
         case .array(var items)? where arrayTables.contains(here):
-            guard case .table(var last)? = items.last else { throw fail("\(here.joined(separator: ".")) is not a table") }
+            slot = nil
+            defer { table.put(first, .array(items)) }
+            guard case .table(var last)? = items.popLast() else { throw fail("\(here.joined(separator: ".")) is not a table") }
+            defer { items.append(.table(last)) }
             try modify(path.dropFirst(), in: &last, prefix: here, body)
-            items[items.count - 1] = .table(last)
-            table.set(first, .array(items))
+            return
         default:
+            table.put(first, slot!)
             throw fail("\(here.joined(separator: ".")) is already a value, not a table")
         }
     }
@@ -229,11 +249,12 @@ private struct Parser {
             let sub = tablePath + Array(path.prefix(n))
             if definedTables.contains(sub) && !tablePath.starts(with: sub) { throw fail("\(sub.joined(separator: ".")) is already defined") }
         }
-        let me = self
+        let line = self.line
         var tree = root
+        root = TOML.Table()
         defer { root = tree }
         try modify((tablePath + parent)[...], in: &tree, prefix: []) { (t: inout TOML.Table) throws(TOML.ParseError) in
-            if t[name] != nil { throw me.fail("\(full.joined(separator: ".")) is defined twice") }
+            if t[name] != nil { throw TOML.ParseError(line: line, message: "\(full.joined(separator: ".")) is defined twice") }
             t.set(name, value)
         }
         if case .table = value { markFrozen(full, value) }
@@ -357,11 +378,12 @@ private struct Parser {
         let v = try value(depth: depth + 1)
         let parent = Array(path.dropLast())
         let name = path.last!
-        let me = self
+        let line = self.line
         var tree = root
+        root = TOML.Table()
         defer { root = tree }
         try modify(parent[...], in: &tree, prefix: []) { (t: inout TOML.Table) throws(TOML.ParseError) in
-            if t[name] != nil { throw me.fail("\(path.joined(separator: ".")) is defined twice") }
+            if t[name] != nil { throw TOML.ParseError(line: line, message: "\(path.joined(separator: ".")) is defined twice") }
             t.set(name, v)
         }
         if case .table = v { markFrozen(path, v) }

@@ -23,6 +23,13 @@ public struct Masking: Sendable {
                 if let decoded = password.removingPercentEncodingLossless(), decoded != password { found.insert(decoded) }
             }
         }
+        // Output is masked line by line: a secret of several lines (a PEM key) is also masked
+        // line by line.
+        for value in found where value.contains("\n") {
+            for line in value.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }) {
+                found.insert(String(line).trimmingBlanks())
+            }
+        }
         secrets = found.filter { $0.utf8.count >= Self.minimumLength }
             .map { Array($0.utf8) }
             .sorted { $0.count > $1.count }

@@ -7,6 +7,8 @@ import FoundationEssentials
 public struct ReleaseRequest: Sendable, Equatable {
     public static let schemaVersion = 1
     public static let maximumFileSize = 1 << 20
+    /// The most variables a request's env may hold.
+    public static let maximumEnvCount = 1000
 
     public var id: ReleaseID
     public var app: String
@@ -104,6 +106,9 @@ public struct ReleaseRequest: Sendable, Equatable {
         switch object["env"] {
         case nil, .null?: break
         case .object(let o)?:
+            guard o.count <= maximumEnvCount else {
+                throw RejectReason(.env, "\"env\" has \(o.count) variables; at most \(maximumEnvCount)")
+            }
             for (key, v) in o {
                 if let problem = Syntax.envKeyProblem(key) {
                     throw RejectReason(.env, "\"env\" has \(problem)")

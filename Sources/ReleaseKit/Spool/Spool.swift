@@ -133,7 +133,7 @@ public struct Spool: Sendable {
     public func requestCancel(_ id: ReleaseID) throws(SpoolError) {
         let target = path(.cancel, id.rawValue)
         do {
-            let fd = try Syscalls.open(target, O_WRONLY | O_CREAT, Self.fileMode)
+            let fd = try Syscalls.open(target, O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK, Self.fileMode)
             Syscalls.close(fd)
             try Syscalls.fsyncDirectory(path(.cancel))
         } catch {

@@ -14,14 +14,17 @@ final class DaemonProcess: @unchecked Sendable {
 
     /// Starts the daemon and waits for READY=1. `wrapper` runs it through a program that
     /// execs it (`["/usr/bin/env", "-u", "NOTIFY_SOCKET"]`), so `pid` is still the daemon's.
+    /// As root, the daemon runs tasks as root only with `--allow-root-tasks`, which the tests
+    /// pass unless `allowRootTasks` is false.
     init(arguments: [String] = [], environment: [String: String] = [:], spool existing: TempDir? = nil, waitReady: Bool = true,
-         abstractSocket: Bool = false, wrapper: [String] = []) async throws {
+         abstractSocket: Bool = false, wrapper: [String] = [], allowRootTasks: Bool = true) async throws {
         spool = existing ?? TempDir("releasectl-spool")
         notify = try NotifySocket(abstract: abstractSocket, directory: spool.path)
         logPath = spool.path + "/released-\(UInt32.random(in: 0...UInt32.max)).log"
         FileManager.default.createFile(atPath: logPath, contents: nil)
         process = Process()
-        let command = wrapper + [Binaries.released, "--spool", spool.path + "/spool", "--log-target", "console"] + arguments
+        let rootTasks = allowRootTasks && geteuid() == 0 ? ["--allow-root-tasks"] : []
+        let command = wrapper + [Binaries.released, "--spool", spool.path + "/spool", "--log-target", "console"] + rootTasks + arguments
         process.executableURL = URL(fileURLWithPath: command[0])
         process.arguments = Array(command.dropFirst())
         var env = ["PATH": "/usr/local/bin:/usr/bin:/bin", "NOTIFY_SOCKET": notify.address, "SWIFT_BACKTRACE": "enable=no",

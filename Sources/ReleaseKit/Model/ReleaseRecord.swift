@@ -75,6 +75,32 @@ public struct TaskRecord: Codable, Sendable, Equatable {
         try c.encodeIfPresent(command, forKey: .command)
     }
 
+    /// The task as a member of `ReleaseRecord.encoded()`: the fields of `encode(to:)`, in order.
+    func write(to w: inout PrettyJSONWriter) {
+        w.beginObject()
+        w.key("name"); w.string(name)
+        w.key("state"); w.string(state.rawValue)
+        if let reason { w.key("reason"); w.string(reason) }
+        if let exitStatus { w.key("exitStatus"); w.int(exitStatus) }
+        if let signal { w.key("signal"); w.int(signal) }
+        if let startedAt { w.key("startedAt"); w.string(Timestamp.format(startedAt)) }
+        if let durationMs { w.key("durationMs"); w.int(durationMs) }
+        if let gate {
+            w.key("gate")
+            w.beginObject()
+            w.key("variable"); w.string(gate.variable)
+            if let value = gate.value { w.key("value"); w.string(value) }
+            w.endObject()
+        }
+        if let command {
+            w.key("command")
+            w.beginArray()
+            for argument in command { w.element(); w.string(argument) }
+            w.endArray()
+        }
+        w.endObject()
+    }
+
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         name = try c.decode(String.self, forKey: .name)
@@ -170,21 +196,47 @@ public struct ReleaseRecord: Codable, Sendable, Equatable {
         tasks = try c.decodeIfPresent([TaskRecord].self, forKey: .tasks) ?? []
     }
 
-    /// Pretty JSON with a trailing newline, fields in schema order.
+    /// Pretty JSON with a trailing newline, fields in schema order (the order of `CodingKeys`).
+    /// Written by hand rather than with `JSONEncoder`: the daemon writes a record at each
+    /// step of every release, and `JSONEncoder` took more CPU than the task processes of a
+    /// release of no-op tasks. `encode(to:)` writes the same fields, for `--json` output.
     public func encoded() -> [UInt8] {
-        Array(try! Self.encoder.encode(self)) + [UInt8(ascii: "\n")]
+        var w = PrettyJSONWriter(capacity: 512 + 256 * tasks.count)
+        w.beginObject()
+        w.key("version"); w.int(version)
+        w.key("id"); w.string(id)
+        w.key("app"); w.string(app)
+        w.key("release"); w.string(release)
+        w.key("state"); w.string(state.rawValue)
+        if let reason { w.key("reason"); w.string(reason) }
+        if let reasonCode { w.key("reasonCode"); w.string(reasonCode) }
+        w.key("warnings")
+        w.beginArray()
+        for warning in warnings { w.element(); w.string(warning) }
+        w.endArray()
+        if let directory { w.key("directory"); w.string(directory) }
+        if let submittedAt { w.key("submittedAt"); w.string(Timestamp.format(submittedAt)) }
+        if let startedAt { w.key("startedAt"); w.string(Timestamp.format(startedAt)) }
+        if let finishedAt { w.key("finishedAt"); w.string(Timestamp.format(finishedAt)) }
+        if let durationMs { w.key("durationMs"); w.int(durationMs) }
+        if let retryOf { w.key("retryOf"); w.string(retryOf) }
+        w.key("tasks")
+        w.beginArray()
+        for task in tasks {
+            w.element()
+            task.write(to: &w)
+        }
+        w.endArray()
+        w.endObject()
+        var bytes = w.bytes
+        bytes.append(UInt8(ascii: "\n"))
+        return bytes
     }
 
     /// Parses a record file.
     public static func decode(_ bytes: [UInt8]) throws -> ReleaseRecord {
         try JSONDecoder().decode(ReleaseRecord.self, from: Data(bytes))
     }
-
-    static let encoder: JSONEncoder = {
-        let e = JSONEncoder()
-        e.outputFormatting = [.prettyPrinted, .withoutEscapingSlashes]
-        return e
-    }()
 
     /// The time used to order records newest first: the id's time for ULIDs, else when it ended.
     public var sortTime: Date {

@@ -74,6 +74,7 @@ struct SubprocessTaskRunner: TaskProcessRunner {
                 error: .combinedWithOutput
             ) { execution in
                 let pid = execution.processIdentifier.value
+                let spawned = ContinuousClock.now
                 processGuard?.register(processGroup: pid)
                 let termination = await withTaskGroup(of: Termination?.self) { group in
                     group.addTask {
@@ -96,7 +97,7 @@ struct SubprocessTaskRunner: TaskProcessRunner {
                 }
                 // Still inside the body: the leader is exited but not yet reaped, so its pid
                 // (the group's id) cannot be reused while leftovers are ended.
-                await Self.endLeftovers(group: pid, grace: grace, log: log, task: task)
+                await Self.endLeftovers(group: pid, grace: grace, log: log, task: task, spawned: spawned)
                 processGuard?.unregister(processGroup: pid)
                 return termination
             }
@@ -167,8 +168,11 @@ struct SubprocessTaskRunner: TaskProcessRunner {
     /// Ends processes the task left in its group after it exited: SIGTERM, then SIGKILL.
     /// (Looks them up in /proc, which must show the task's processes: the per-app-users
     /// drop-in sets ProtectProc=default for that reason.)
-    static func endLeftovers(group pid: pid_t, grace: Duration, log: ReleaseLog, task: String) async {
-        guard pid > 1, kill(-pid, 0) == 0, ProcessGroup.hasLiveMembers(pid) else { return }
+    /// `spawned`: when the leader started, which bounds where its group's members can be.
+    static func endLeftovers(group pid: pid_t, grace: Duration, log: ReleaseLog, task: String,
+                             spawned: ContinuousClock.Instant? = nil) async {
+        let recent = spawned.map { ContinuousClock.now - $0 < ProcessGroup.recent } ?? false
+        guard pid > 1, kill(-pid, 0) == 0, ProcessGroup.hasLiveMembers(pid, ledByRecentProcess: recent) else { return }
         log.note("\(task) left processes behind; sending them SIGTERM", level: .warning)
         kill(-pid, SIGTERM)
         let clock = ContinuousClock()
@@ -210,29 +214,71 @@ enum ProcessExit {
 
 /// Process groups as /proc shows them.
 enum ProcessGroup {
+    /// A task group whose leader started less than this ago is looked for among the pids
+    /// allocated since (see `hasLiveMembers`). Allocating pid_max pids (32768 at the least)
+    /// takes the whole machine far longer than this, so the range cannot have wrapped all the
+    /// way round in the meantime.
+    static let recent: Duration = .milliseconds(100)
+
+    /// At most this many pids are looked at one by one; a longer range is scanned in /proc.
+    static let rangeLimit: pid_t = 512
+
     /// Whether any process that is not a zombie belongs to the group. (`kill(-pgid, 0)` also
     /// counts zombies that nobody has reaped yet.)
-    static func hasLiveMembers(_ pgid: pid_t) -> Bool {
+    ///
+    /// A task's group holds only the leader's descendants: the task has a session of its own,
+    /// and a process can join only a group of its own session. Their pids were allocated after
+    /// the leader's, and pids are allocated in increasing order until they wrap. So for a group
+    /// whose leader started moments ago (`ledByRecentProcess`) only the pids from the leader's
+    /// to the last one allocated (`ns_last_pid`) are looked at, each in /proc — a handful,
+    /// where the whole of /proc costs a millisecond or more per task. When the pids wrapped
+    /// since (the last is below the leader's), the range is long, or `ns_last_pid` cannot be
+    /// read, all of /proc is scanned.
+    static func hasLiveMembers(_ pgid: pid_t, ledByRecentProcess: Bool = false) -> Bool {
+        var buffer = [UInt8](repeating: 0, count: 1024)
+        if ledByRecentProcess, let last = lastAllocatedPID(), last >= pgid, last - pgid <= rangeLimit {
+            var pid = pgid + 1
+            while pid <= last {
+                if isLiveMember(pid: pid, of: pgid, buffer: &buffer) { return true }
+                pid += 1
+            }
+            return false
+        }
         guard let dir = opendir("/proc") else { return true }
         defer { closedir(dir) }
-        var buffer = [UInt8](repeating: 0, count: 1024)
         while let entry = readdir(dir) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
                 String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
             }
-            guard let first = name.utf8.first, first >= 48, first <= 57 else { continue }
-            let fd = open("/proc/\(name)/stat", O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { continue }
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            close(fd)
-            guard n > 0 else { continue }
-            // "pid (comm) S ppid pgrp …" — comm may hold spaces and parentheses: split after the last ')'.
-            guard let close = buffer[0..<n].lastIndex(of: UInt8(ascii: ")")) else { continue }
-            let fields = buffer[(close + 2)..<n].split(separator: UInt8(ascii: " "))
-            guard fields.count > 2, let state = fields[0].first,
-                  let group = pid_t(String(decoding: fields[2], as: UTF8.self)) else { continue }
-            if group == pgid && state != UInt8(ascii: "Z") && state != UInt8(ascii: "X") { return true }
+            guard let first = name.utf8.first, first >= 48, first <= 57, let pid = pid_t(name) else { continue }
+            if isLiveMember(pid: pid, of: pgid, buffer: &buffer) { return true }
         }
         return false
+    }
+
+    /// Whether `pid` exists, is not a zombie, and is in group `pgid` (from /proc/<pid>/stat).
+    private static func isLiveMember(pid: pid_t, of pgid: pid_t, buffer: inout [UInt8]) -> Bool {
+        let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        guard n > 0 else { return false }
+        // "pid (comm) S ppid pgrp …" — comm may hold spaces and parentheses: split after the last ')'.
+        guard let close = buffer[0..<n].lastIndex(of: UInt8(ascii: ")")), close + 2 < n else { return false }
+        let fields = buffer[(close + 2)..<n].split(separator: UInt8(ascii: " "))
+        guard fields.count > 2, let state = fields[0].first,
+              let group = pid_t(String(decoding: fields[2], as: UTF8.self)) else { return false }
+        return group == pgid && state != UInt8(ascii: "Z") && state != UInt8(ascii: "X")
+    }
+
+    /// The pid the kernel allocated last in this pid namespace, if readable.
+    static func lastAllocatedPID() -> pid_t? {
+        let fd = open("/proc/sys/kernel/ns_last_pid", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes = [UInt8](repeating: 0, count: 32)
+        let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard n > 0 else { return nil }
+        return pid_t(String(decoding: bytes[0..<n].prefix { $0 >= 48 && $0 <= 57 }, as: UTF8.self))
     }
 }

@@ -33,6 +33,10 @@ actor Scheduler {
         let release: String
         var name: FilePath.Component { FilePath.Component("\(id).json")! }
     }
+    /// The request `intake` read and validated last, while the same `arrived` step still runs
+    /// (cleared once it has dispatched): a release started there has not waited, so `start`
+    /// uses it rather than reading and validating the file a second time.
+    private var justValidated: (request: ReleaseRequest, plan: ReleasePlan, identity: TaskIdentity?)?
 
     private let context: DaemonContext
     private var config: DaemonConfig
@@ -146,6 +150,7 @@ actor Scheduler {
             }
             intake(name)
             dispatch()
+            justValidated = nil
             if i % 32 == 31 { await Task.yield() }
         }
     }
@@ -176,13 +181,15 @@ actor Scheduler {
             spool.remove(.cancel, id)
             return
         }
+        let validated: (plan: ReleasePlan, identity: TaskIdentity?)
         do {
-            _ = try validate(request)
+            validated = try validate(request)
         } catch {
             reject(name, reason: error, partial: .init(), request: request)
             return
         }
         enqueue(Queued(id: request.id, app: request.app, release: request.release))
+        justValidated = (request, validated.plan, validated.identity)
         context.logger.info("queued \(request.app) \(request.release)", metadata: [
             "release.id": "\(id)", "release.app": "\(request.app)", "release.name": "\(request.release)", "release.state": "queued",
         ])
@@ -356,26 +363,32 @@ actor Scheduler {
         let spool = context.spool
         let id = queued.id.rawValue
         let name = queued.name
-        // Read and validated again: the file, the directory or release.toml may have changed
-        // while it waited.
         let request: ReleaseRequest
-        do {
-            request = try RequestIntake.read(name, spool: spool, policy: policy)
-        } catch {
-            if spool.exists(spool.path(.incoming).appending(name)) {
-                reject(name, reason: error.reason, partial: error.partial, request: nil)
-            } else {
-                context.logger.warning("\(id) left incoming/ before it could start", metadata: ["release.id": "\(id)"])
-            }
-            return
-        }
         let plan: ReleasePlan
         let identity: TaskIdentity?
-        do {
-            (plan, identity) = try validate(request)
-        } catch {
-            reject(name, reason: error, partial: .init(), request: request)
-            return
+        if let fresh = justValidated, fresh.request.id == queued.id {
+            // Read and validated in this very step: it has not waited.
+            (request, plan, identity) = fresh
+            justValidated = nil
+        } else {
+            // Read and validated again: the file, the directory or release.toml may have changed
+            // while it waited.
+            do {
+                request = try RequestIntake.read(name, spool: spool, policy: policy)
+            } catch {
+                if spool.exists(spool.path(.incoming).appending(name)) {
+                    reject(name, reason: error.reason, partial: error.partial, request: nil)
+                } else {
+                    context.logger.warning("\(id) left incoming/ before it could start", metadata: ["release.id": "\(id)"])
+                }
+                return
+            }
+            do {
+                (plan, identity) = try validate(request)
+            } catch {
+                reject(name, reason: error, partial: .init(), request: request)
+                return
+            }
         }
         let control = ReleaseControl()
         running[request.app] = (id, request.release, control)

@@ -27,11 +27,14 @@ public struct ConsoleLogHandler: LogHandler {
             line += " " + rest.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         }
         line += "\n"
-        var bytes = Array(line.utf8)
-        bytes.withUnsafeMutableBytes { p in
+        Self.write(Array(line.utf8))
+    }
+
+    static func write(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { p in
             var offset = 0
             while offset < p.count {
-                let n = write(STDERR_FILENO, p.baseAddress! + offset, p.count - offset)
+                let n = Glibc.write(STDERR_FILENO, p.baseAddress! + offset, p.count - offset)
                 if n < 0 { if errno == EINTR { continue }; return }
                 offset += n
             }
@@ -60,5 +63,43 @@ public struct ConsoleLogHandler: LogHandler {
         let ms = Int(ts.tv_nsec / 1_000_000)
         let msText = ms < 10 ? "00\(ms)" : ms < 100 ? "0\(ms)" : "\(ms)"
         return "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)).\(msText)"
+    }
+}
+
+extension ConsoleLogHandler: BatchLogHandler {
+    /// The lines as `log(event:)` writes them, one line each, in one write(2): the time, the
+    /// level, the release context and the other metadata are formatted once for the batch.
+    func log(lines: LogLines, level: Logger.Level, metadata extra: Logger.Metadata, source: String, file: String,
+             function: String, line: UInt) {
+        guard level >= logLevel, !lines.ranges.isEmpty else { return }
+        var merged = metadata
+        merged.merge(extra) { $1 }
+        // The context words come before every task line (see ReleaseContext.prefixed).
+        guard merged["release.app"] != nil, let task = merged["release.task"], !"\(task)".isEmpty else {
+            for i in lines.ranges.indices {
+                log(event: LogEvent(level: level, message: "\(lines.string(i))", metadata: extra, source: source, file: file,
+                                    function: function, line: line))
+            }
+            return
+        }
+        let head = Array((Self.clock() + " " + Self.level(level) + " " + ReleaseContext.prefixed("", metadata: merged)).utf8)
+        let rest = merged.filter { !$0.key.hasPrefix("release.") && $0.key != "message.id" }
+        let tail = Array(((rest.isEmpty ? "" : " " + rest.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
+                          + "\n").utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(lines.bytes.count + lines.ranges.count * (head.count + tail.count))
+        lines.bytes.withUnsafeBufferPointer { bytes in
+            for (i, range) in lines.ranges.enumerated() {
+                out.append(contentsOf: head)
+                let text = UnsafeBufferPointer(rebasing: bytes[range])
+                if text.allSatisfy({ $0 < 0x80 }) {
+                    out.append(contentsOf: text)
+                } else {
+                    out.append(contentsOf: lines.string(i).utf8)  // invalid UTF-8 replaced, as log(event:) does
+                }
+                out.append(contentsOf: tail)
+            }
+        }
+        Self.write(out)
     }
 }

@@ -56,52 +56,86 @@ public final class ReleaseLog: Sendable {
     }
 
     /// A chunk of a task's raw output: split into lines, masked, indented, written.
+    ///
+    /// The whole chunk (a pipe's worth, 64 KiB) goes to the release log in one write(2) and to
+    /// the daemon's log as one batch (`BatchLogHandler`): still one entry per line, but a task
+    /// that prints hundreds of megabytes must not cost a syscall and a formatted entry per line.
     public func output(_ chunk: some Collection<UInt8>, task: String) {
-        var lines: [[UInt8]] = []
+        let done: Void? = chunk.withContiguousStorageIfAvailable { output(UnsafeRawBufferPointer($0), task: task) }
+        if done == nil {
+            Array(chunk).withUnsafeBytes { output($0, task: task) }
+        }
+    }
+
+    private func output(_ chunk: UnsafeRawBufferPointer, task: String) {
+        var data: [UInt8] = []
+        var lines: [Range<Int>] = []
         state.withLock { s in
-            var current = s.partial
+            data = s.partial
             s.partial = []
-            for byte in chunk {
-                if byte == UInt8(ascii: "\n") {
-                    lines.append(current)
-                    current.removeAll(keepingCapacity: true)
-                } else {
-                    current.append(byte)
-                    if current.count >= Self.maximumLineLength {
-                        lines.append(current)
-                        current.removeAll(keepingCapacity: true)
+            data.append(contentsOf: chunk)
+            var start = 0
+            data.withUnsafeBytes { p in
+                guard let base = p.baseAddress else { return }
+                while start < p.count {
+                    let span = min(p.count - start, Self.maximumLineLength)
+                    if let newline = memchr(base + start, Int32(UInt8(ascii: "\n")), span) {
+                        let end = UnsafeRawPointer(newline) - base
+                        lines.append(start..<end)
+                        start = end + 1
+                    } else if span == Self.maximumLineLength {
+                        lines.append(start..<(start + span))
+                        start += span
+                    } else {
+                        break
                     }
                 }
             }
-            s.partial = current
+            if start < data.count { s.partial = Array(data[start...]) }
         }
-        emit(lines, task: task)
+        emit(data, lines, task: task)
     }
 
     /// Writes out an unfinished last line (a task that ended without a newline).
     public func flush(task: String) {
         let rest = state.withLock { s -> [UInt8] in defer { s.partial = [] }; return s.partial }
-        if !rest.isEmpty { emit([rest], task: task) }
+        if !rest.isEmpty { emit(rest, [0..<rest.count], task: task) }
     }
 
-    private func emit(_ lines: [[UInt8]], task: String) {
+    /// Writes the lines (ranges of `data`) to the release log and the daemon's log.
+    private func emit(_ data: [UInt8], _ lines: [Range<Int>], task: String) {
         guard !lines.isEmpty else { return }
-        var out: [UInt8] = []
-        out.reserveCapacity(lines.reduce(0) { $0 + $1.count + 8 })
         let indent = Array(Self.indent.utf8)
-        var texts: [String] = []
+        var out: [UInt8] = []
+        out.reserveCapacity(data.count + lines.count * (indent.count + 1))
+        // Where each line's text sits in `out`, for the daemon's log.
+        var texts: [Range<Int>] = []
         texts.reserveCapacity(lines.count)
-        for var line in lines {
-            if line.last == UInt8(ascii: "\r") { line.removeLast() }
-            masking.apply(to: &line)
+        for var range in lines {
+            if range.upperBound > range.lowerBound, data[range.upperBound - 1] == UInt8(ascii: "\r") {
+                range = range.lowerBound..<(range.upperBound - 1)
+            }
             out.append(contentsOf: indent)
-            out.append(contentsOf: line)
+            let start = out.count
+            if masking.isEmpty {
+                out.append(contentsOf: data[range])
+            } else {
+                var line = Array(data[range])
+                masking.apply(to: &line)
+                out.append(contentsOf: line)
+            }
+            texts.append(start..<out.count)
             out.append(UInt8(ascii: "\n"))
-            texts.append(String(decoding: line, as: UTF8.self))
         }
         append(out)
-        for text in texts {
-            logger.info("\(text)", metadata: ["release.task": "\(task)"])
+        let batch = LogLines(bytes: out, ranges: texts)
+        let metadata: Logger.Metadata = ["release.task": "\(task)"]
+        if logger.logLevel <= .info, let handler = logger.handler as? any BatchLogHandler {
+            handler.log(lines: batch, level: .info, metadata: metadata, source: "released", file: #fileID, function: #function, line: #line)
+        } else {
+            for i in batch.ranges.indices {
+                logger.info("\(batch.string(i))", metadata: metadata)
+            }
         }
     }
 

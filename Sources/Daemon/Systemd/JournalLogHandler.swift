@@ -45,6 +45,16 @@ public struct JournalLogHandler: LogHandler {
                                         fallback: { [console] in console.log(event: event) }))
     }
 
+    /// The entries' fields, `NAME=value` each: one entry per line, as `log(event:)` per line
+    /// would make them, but only `MESSAGE` differs from line to line.
+    static func fields(for lines: LogLines, level: Logger.Level, metadata: Logger.Metadata, identifier: String, file: String,
+                       function: String, line: UInt) -> [[String]] {
+        let sample = LogEvent(level: level, message: "", metadata: nil, source: nil, file: file, function: function, line: line)
+        let common = fields(for: sample, metadata: metadata, identifier: identifier).dropFirst()
+        let context = ReleaseContext.prefixed("", metadata: metadata)
+        return lines.ranges.indices.map { i in ["MESSAGE=" + context + lines.string(i)] + common }
+    }
+
     /// The entry's fields, `NAME=value` each.
     static func fields(for event: LogEvent, metadata: Logger.Metadata, identifier: String) -> [String] {
         var fields: [String] = []
@@ -114,5 +124,31 @@ public struct JournalLogHandler: LogHandler {
         while out.hasPrefix("_") { out.removeFirst() }
         guard let first = out.first, !first.isNumber, out.utf8.count <= 64 else { return nil }
         return out
+    }
+}
+
+extension JournalLogHandler: BatchLogHandler {
+    /// One journal entry per line, as `log(event:)` would send them.
+    func log(lines: LogLines, level: Logger.Level, metadata extra: Logger.Metadata, source: String, file: String,
+             function: String, line: UInt) {
+        guard level >= logLevel else { return }
+        var merged = metadata
+        merged.merge(extra) { $1 }
+        guard merged["release.app"] != nil, let task = merged["release.task"], !"\(task)".isEmpty else {
+            for i in lines.ranges.indices {
+                log(event: LogEvent(level: level, message: "\(lines.string(i))", metadata: extra, source: source, file: file,
+                                    function: function, line: line))
+            }
+            return
+        }
+        var console = fallback
+        console.metadata = metadata
+        console.logLevel = logLevel
+        for (i, fields) in Self.fields(for: lines, level: level, metadata: merged, identifier: identifier, file: file,
+                                       function: function, line: line).enumerated() {
+            let event = LogEvent(level: level, message: "\(lines.string(i))", metadata: extra, source: source, file: file,
+                                 function: function, line: line)
+            JournalWriter.shared.post(.init(fields: fields, fallback: { [console] in console.log(event: event) }))
+        }
     }
 }

@@ -23,12 +23,15 @@ struct ReleaseService: Service {
         // no IN_MOVED_TO or IN_CLOSE_WRITE, and must still be looked at (and rejected).
         let watcher = try DirectoryWatcher(folders: [spool.path(.incoming), spool.path(.cancel)],
                                            mask: DirectoryWatcher.arrivals | UInt32(IN_CREATE))
-        await scheduler.rescan()
-        context.notifier.ready()
-        logger.notice("ready: watching \(spool.root)")
 
         await withDiscardingTaskGroup { group in
             group.addTask {
+                // What is already there, then READY, then what arrives. The releases the scan
+                // starts run at once (the loop below takes them), so thousands of waiting
+                // requests do not hold up the first one until all have been read.
+                await scheduler.rescan()
+                context.notifier.ready()
+                logger.notice("ready: watching \(spool.root)")
                 for await batch in watcher.events() {
                     if batch.overflowed {
                         logger.warning("inotify queue overflowed; rescanning the spool")

@@ -48,8 +48,11 @@ public final class SystemdNotifier: Sendable {
 
     /// `READY=1` with the current status: start-up (spool recovered, watch armed) or a reload
     /// is complete.
+    /// Not after `stopping`: a shutdown that starts while the start-up scan runs ends with
+    /// STOPPING=1 alone.
     public func ready() {
         state.withLock { s in
+            guard s.phase != .stopping else { return }
             s.phase = .running
             s.shown = s.current
             outbox.post(["READY=1", "STATUS=\(s.current)"])

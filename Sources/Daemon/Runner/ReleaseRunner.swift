@@ -86,7 +86,10 @@ struct ReleaseRunner: Sendable {
             return t
         }
         let toRun = plan.steps.filter(\.willRun)
-        writeProgress(record)
+        // The progress record (running/<id>.record.json) is written as each task starts, with
+        // the outcome of those before it: a write here, or as a task ends, would be replaced
+        // within the millisecond by the next task's or by the final record, and each write
+        // makes a file (on ext4, a new inode: the most expensive part of a release).
 
         let names = toRun.map(\.name)
         log.note("\(request.app) \(request.release): " + (names.isEmpty ? "no tasks to run" : "running \(names.joined(separator: ", "))"),
@@ -194,7 +197,6 @@ struct ReleaseRunner: Sendable {
                 log.note("\(step.name) succeeded in \(Summary.duration(ms))",
                          metadata: ["release.task": "\(step.name)", "release.state": "succeeded"])
             }
-            writeProgress(record)
         }
 
         let (state, reason) = Self.outcome(failure: failure, control: control)

@@ -91,6 +91,7 @@ struct Released: AsyncParsableCommand {
             throw fatal("\(error)", errno: error.errno.rawValue)
         }
         defer { withExtendedLifetime(lock) {} }
+        spool.tighten()
 
         let processGuard: ProcessGuard?
         do { processGuard = try ProcessGuard.spawn() } catch {

@@ -54,15 +54,18 @@ struct SecurityTests {
         await server.shutdown()
     }
 
-    @Test("spool folders are 2770 and request, record and log files 0640")
+    @Test("spool folders: drop folders 3770 (setgid, sticky), the daemon's own 2750; request, record and log files 0640")
     func modes() async throws {
         let daemon = try await DaemonProcess()
         let app = try AppFixture(commands: ["migrate": "echo hi"])
         defer { app.remove() }
         let r = try await daemon.submitWait(app: "shop", dir: app.path, env: ["RUN_MIGRATIONS_DURING_RELEASE": "1"])
         let id = r.lines[0]
-        for folder in ["", "/tmp", "/incoming", "/running", "/done", "/rejected", "/cancel", "/logs"] {
-            #expect(mode(daemon.spoolPath + folder) & 0o7777 == 0o2770, "folder \(folder)")
+        for folder in ["", "/tmp", "/incoming", "/cancel"] {
+            #expect(mode(daemon.spoolPath + folder) & 0o7777 == 0o3770, "folder \(folder)")
+        }
+        for folder in ["/running", "/done", "/rejected", "/logs"] {
+            #expect(mode(daemon.spoolPath + folder) & 0o7777 == 0o2750, "folder \(folder)")
         }
         for file in ["done/\(id).json", "done/\(id).record.json", "logs/\(id).log"] {
             #expect(mode("\(daemon.spoolPath)/\(file)") & 0o777 == 0o640, "\(file)")

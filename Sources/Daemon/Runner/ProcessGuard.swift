@@ -9,7 +9,10 @@ import Synchronization
 /// write end is close-on-exec, so tasks never inherit it). The daemon tells the guard each
 /// task's process group as it starts and ends. When the daemon dies, however it dies, the
 /// kernel closes the pipe; the guard sees end-of-file and SIGKILLs every group still
-/// registered. `PR_SET_PDEATHSIG` on the direct child alone would not do: a shell may fork its
+/// registered. A group is known only once its process runs, so the daemon also registers each
+/// release's id before any of its tasks starts: at the end the guard also kills every process
+/// (and its group) whose environment holds `RELEASE_ID=<a registered id>` — that covers a task
+/// the daemon died too early to register. `PR_SET_PDEATHSIG` on the direct child alone would not do: a shell may fork its
 /// last command instead of exec-ing it. Under systemd the service's cgroup does the same job.
 public final class ProcessGuard: Sendable {
     public static let flag = "--process-guard"
@@ -64,6 +67,12 @@ public final class ProcessGuard: Sendable {
     /// Forgets a process group once it is empty.
     public func unregister(processGroup: pid_t) { send("-\(processGroup)\n") }
 
+    /// Registers a release before any of its tasks starts.
+    public func register(release id: String) { send("R\(id)\n") }
+
+    /// Forgets a release once it ended.
+    public func unregister(release id: String) { send("r\(id)\n") }
+
     private func send(_ line: String) {
         var bytes = Array(line.utf8)
         _ = bytes.withUnsafeMutableBytes { write(writeFD, $0.baseAddress, $0.count) }
@@ -76,6 +85,7 @@ public final class ProcessGuard: Sendable {
         signal(SIGHUP, SIG_IGN)
         signal(SIGPIPE, SIG_IGN)
         var groups = Set<pid_t>()
+        var releases = Set<String>()
         var pending: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
@@ -86,14 +96,54 @@ public final class ProcessGuard: Sendable {
             while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
                 let line = String(decoding: pending[..<newline], as: UTF8.self)
                 pending.removeSubrange(...newline)
-                guard let op = line.first, let group = pid_t(line.dropFirst()), group > 1 else { continue }
-                if op == "+" { groups.insert(group) } else { groups.remove(group) }
+                guard let op = line.first else { continue }
+                let argument = String(line.dropFirst())
+                switch op {
+                case "R": releases.insert(argument)
+                case "r": releases.remove(argument)
+                case "+", "-":
+                    guard let group = pid_t(argument), group > 1 else { continue }
+                    if op == "+" { groups.insert(group) } else { groups.remove(group) }
+                default: continue
+                }
             }
         }
         // The daemon is gone: nothing it started may stay.
         for group in groups {
             kill(-group, SIGKILL)
         }
+        if !releases.isEmpty {
+            for pid in processes(withReleaseIn: releases) {
+                let group = getpgid(pid)
+                if group > 1 && group != getpgrp() { kill(-group, SIGKILL) }
+                kill(pid, SIGKILL)
+            }
+        }
         exit(0)
+    }
+
+    /// Processes whose environment holds `RELEASE_ID=` one of `ids` (readable for processes of
+    /// the guard's own user, or all with the privilege to read them).
+    static func processes(withReleaseIn ids: Set<String>) -> [pid_t] {
+        let needles = ids.map { Array("RELEASE_ID=\($0)".utf8) }
+        guard let dir = opendir("/proc") else { return [] }
+        defer { closedir(dir) }
+        var found: [pid_t] = []
+        var buffer = [UInt8](repeating: 0, count: 256 * 1024)
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+            guard let pid = pid_t(name), pid > 1, pid != getpid() else { continue }
+            let fd = open("/proc/\(name)/environ", O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { continue }
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            close(fd)
+            guard n > 0 else { continue }
+            // Variables are NUL-separated; a match must be a whole variable.
+            for variable in buffer[0..<n].split(separator: 0) where needles.contains(where: { variable.elementsEqual($0) }) {
+                found.append(pid)
+                break
+            }
+        }
+        return found
     }
 }

@@ -88,6 +88,9 @@ struct ReleaseService: Service {
                 group.addTask {
                     // Claim and commit run here, not on the scheduler, so that one release's
                     // fsyncs do not hold up the others.
+                    // Known to the guard before any task of it can start.
+                    context.processGuard?.register(release: job.request.id.rawValue)
+                    defer { context.processGuard?.unregister(release: job.request.id.rawValue) }
                     guard job.runner.claim(job.request) else {
                         try? await Task.sleep(for: .seconds(2))
                         await scheduler.claimFailed(job.request)

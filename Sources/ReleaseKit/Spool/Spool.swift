@@ -68,6 +68,30 @@ public struct Spool: Sendable {
         }
     }
 
+    /// The modes the daemon gives the folders it owns. The root and the folders writers drop
+    /// files into are setgid and sticky (3770): a group member may add files but not rename or
+    /// delete what is not theirs (another's request, the daemon's folders, `.lock`). The
+    /// folders only the daemon writes are 2750: the group reads records and logs, and cannot
+    /// remove or plant anything there.
+    public static func tightMode(_ folder: Folder?) -> mode_t {
+        switch folder {
+        case nil, .tmp?, .incoming?, .cancel?: 0o3770
+        case .running?, .done?, .rejected?, .logs?: 0o2750
+        }
+    }
+
+    /// Gives the folders this process owns their tight modes (see `tightMode`). Folders owned
+    /// by someone else (made by a writer before the daemon first ran) keep theirs.
+    public func tighten() {
+        let folders: [(Folder?, FilePath)] = [(nil, root)] + Folder.allCases.map { ($0, path($0)) }
+        for (folder, dir) in folders {
+            guard let fd = try? Syscalls.open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW) else { continue }
+            defer { Syscalls.close(fd) }
+            guard let st = try? Syscalls.fstat(fd), st.st_uid == geteuid() else { continue }
+            _ = fchmod(fd, Self.tightMode(folder))
+        }
+    }
+
     /// Folders of the spool that anyone may write to (the daemon refuses to start on those).
     public func worldWritableFolders() -> [FilePath] {
         ([root] + Folder.allCases.map(path)).filter { dir in

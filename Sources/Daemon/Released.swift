@@ -137,7 +137,11 @@ struct Released: AsyncParsableCommand {
             logger: logger)
         groupConfig.cancellationSignals = []
         let group = ServiceGroup(configuration: groupConfig)
-        defer { JournalWriter.shared.flush() }
+        defer {
+            // The last STOPPING=1/STATUS= and journal entries go out before the process exits.
+            notifier.flush()
+            JournalWriter.shared.flush()
+        }
         try await group.run()
     }
 }

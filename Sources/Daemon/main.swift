@@ -6,6 +6,10 @@ import Glibc
 if CommandLine.arguments.count == 2, CommandLine.arguments[1] == ProcessGuard.flag {
     ProcessGuard.runGuard()
 }
+// So is the helper that starts a task as an app's user.
+if CommandLine.arguments.count > 1, CommandLine.arguments[1] == RunAs.flag {
+    RunAs.main(CommandLine.arguments)
+}
 do {
     var command = try Released.parseAsRoot()
     if let released = command as? Released {

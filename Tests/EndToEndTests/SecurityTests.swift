@@ -162,17 +162,36 @@ struct SecurityTests {
         let uid = nobody.pointee.pw_uid
         let work = TempDir()
         defer { work.remove() }
-        let app = try AppFixture(commands: ["migrate": "echo uid=$(id -u) gid=$(id -g) home=$HOME; touch /root/.releasectl-test-must-fail 2>&1 || echo cannot-write-root"])
+        let app = try AppFixture(commands: ["migrate": "echo uid=$(id -u) gid=$(id -g) groups=$(id -G) home=$HOME value=$APP_VALUE stdin=$(wc -c); touch /root/.releasectl-test-must-fail 2>&1 || echo cannot-write-root"])
         defer { app.remove() }
         chmod(app.path, 0o755)
         chmod(app.path + "/release.toml", 0o644)
         let config = work.file("released.toml")
         try "[apps.shop]\nuser = \"nobody\"\n[apps.ghost]\nuser = \"no-such-user-xyz\"\n".write(toFile: config, atomically: true, encoding: .utf8)
         let daemon = try await DaemonProcess(arguments: ["--config", config])
-        let r = try await daemon.submitWait(app: "shop", dir: app.path, env: ["RUN_MIGRATIONS_DURING_RELEASE": "1"])
+        let r = try await daemon.submitWait(app: "shop", dir: app.path, env: ["RUN_MIGRATIONS_DURING_RELEASE": "1", "APP_VALUE": "a b=c"])
         #expect(r.status == 0, "\(r)")
-        #expect(r.stdout.contains("uid=\(uid) gid=\(nobody.pointee.pw_gid) home=\(String(cString: nobody.pointee.pw_dir))"), "\(r.stdout)")
+        // Its groups are exactly the user's (root's supplementary groups are dropped), its
+        // environment is the request's, and its stdin is empty.
+        let groups = try userGroups("nobody", gid: nobody.pointee.pw_gid).map(String.init).joined(separator: " ")
+        #expect(r.stdout.contains("uid=\(uid) gid=\(nobody.pointee.pw_gid) groups=\(groups) home=\(String(cString: nobody.pointee.pw_dir)) value=a b=c stdin=0"), "\(r.stdout)")
         #expect(r.stdout.contains("cannot-write-root"))
+
+        // Many at once, two apps interleaved: switching users never stalls a spawn (ids are
+        // changed in a freshly exec'd helper, never in a child forked from the daemon's threads).
+        let burst = try await withThrowingTaskGroup(of: String.self) { group in
+            for i in 0..<24 {
+                group.addTask {
+                    try await daemon.submit(app: i % 2 == 0 ? "shop" : "blog", release: "b\(i)", dir: app.path,
+                                            env: ["RUN_MIGRATIONS_DURING_RELEASE": "1"])
+                }
+            }
+            return try await group.reduce(into: [String]()) { $0.append($1) }
+        }
+        for id in burst {
+            let record = try await daemon.waitForRecord(id, timeout: .seconds(60))
+            #expect(record.state == .succeeded, "\(id): \(record.state)")
+        }
         let other = try await daemon.submitWait(app: "blog", dir: app.path, env: ["RUN_MIGRATIONS_DURING_RELEASE": "1"])
         #expect(other.stdout.contains("uid=0"), "with --allow-root-tasks, apps without a user keep the daemon's")
         let ghost = try await daemon.submitWait(app: "ghost", dir: app.path)
@@ -197,6 +216,15 @@ struct SecurityTests {
         strict.notify.close()
         await daemon.cleanUp()
     }
+}
+
+/// A user's group ids as the kernel will list them (`id -G` order: the primary group first).
+func userGroups(_ user: String, gid: gid_t) throws -> [gid_t] {
+    var count: Int32 = 64
+    var groups = [gid_t](repeating: 0, count: 64)
+    guard getgrouplist(user, gid, &groups, &count) >= 0 else { throw HarnessError("getgrouplist \(user)") }
+    let list = Array(groups.prefix(Int(count)))
+    return [gid] + list.filter { $0 != gid }.sorted()
 }
 
 func mode(_ path: String) -> mode_t {

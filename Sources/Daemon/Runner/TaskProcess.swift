@@ -48,58 +48,25 @@ struct SubprocessTaskRunner: TaskProcessRunner {
         }
         var options = PlatformOptions()
         options.createSession = true
-        if let identity {
-            options.userID = identity.uid
-            options.groupID = identity.gid
-            options.supplementaryGroups = identity.groups
-        }
-        let environment = context.environment.map { Array("\($0.key)=\($0.value)\0".utf8) }
-        let deadline = context.deadline
-        let grace = killGrace
-        let control = control
-        let log = log
-        let task = context.task
-        let processGuard = processGuard
-
         let result: ExecutionResult<Termination?, SequenceOutput, CombinedErrorOutput>
         do {
-            result = try await Subprocess.run(
-                .path(executable),
-                arguments: Arguments(executablePathOverride: program, remainingValues: Array(argv.dropFirst())),
-                environment: .custom(environment),
-                workingDirectory: context.directory,
-                platformOptions: options,
-                input: .none,
-                output: .sequence,
-                error: .combinedWithOutput
-            ) { execution in
-                let pid = execution.processIdentifier.value
-                let spawned = ContinuousClock.now
-                processGuard?.register(processGroup: pid)
-                let termination = await withTaskGroup(of: Termination?.self) { group in
-                    group.addTask {
-                        await Self.terminate(group: pid, deadline: deadline, control: control, grace: grace, log: log, task: task)
-                    }
-                    do {
-                        for try await buffer in execution.standardOutput {
-                            buffer.withUnsafeBytes { log.output($0, task: task) }
-                        }
-                    } catch {
-                        log.note("reading the output of \(task) failed: \(error)", level: .warning)
-                    }
-                    log.flush(task: task)
-                    // The output can end before the process does (it may close stdout).
-                    await ProcessExit.wait(execution.processIdentifier)
-                    group.cancelAll()
-                    var termination: Termination?
-                    for await r in group where r != nil { termination = r }
-                    return termination
-                }
-                // Still inside the body: the leader is exited but not yet reaped, so its pid
-                // (the group's id) cannot be reused while leftovers are ended.
-                await Self.endLeftovers(group: pid, grace: grace, log: log, task: task, spawned: spawned)
-                processGuard?.unregister(processGroup: pid)
-                return termination
+            if let identity {
+                // Ids are switched by a freshly exec'd helper, not in the child Subprocess forks
+                // from this many-threaded process (see RunAs); the environment goes on its stdin.
+                result = try await spawn(
+                    FilePath("/proc/self/exe"),
+                    Arguments(executablePathOverride: "released",
+                              remainingValues: RunAs.arguments(for: identity, executable: executable.string, argv: argv)),
+                    environment: ["SWIFT_BACKTRACE=enable=no", "PATH=/usr/bin:/bin"],
+                    input: .array(RunAs.encode(environment: context.environment)),
+                    options: options, context: context)
+            } else {
+                result = try await spawn(
+                    executable,
+                    Arguments(executablePathOverride: program, remainingValues: Array(argv.dropFirst())),
+                    environment: context.environment.map { "\($0.key)=\($0.value)" },
+                    input: .none,
+                    options: options, context: context)
             }
         } catch {
             throw TaskFailure(.failed, reason: "cannot start \(program): \(error)")
@@ -122,6 +89,58 @@ struct SubprocessTaskRunner: TaskProcessRunner {
             throw TaskFailure(.failed, reason: "exited with status \(code)", exitStatus: code)
         case .signaled(let signal):
             throw TaskFailure(.failed, reason: "killed by signal \(signal) (\(Self.signalName(signal)))", signal: signal)
+        }
+    }
+
+    /// Starts the process and supervises it to its end: output into the release log, the
+    /// deadline and stops enforced on its group, leftovers ended.
+    private func spawn<Input: InputProtocol>(
+        _ executable: FilePath, _ arguments: Arguments, environment: [String], input: Input,
+        options: PlatformOptions, context: TaskContext
+    ) async throws -> ExecutionResult<Termination?, SequenceOutput, CombinedErrorOutput> {
+        let deadline = context.deadline
+        let grace = killGrace
+        let control = control
+        let log = log
+        let task = context.task
+        let processGuard = processGuard
+        return try await Subprocess.run(
+            .path(executable),
+            arguments: arguments,
+            environment: .custom(environment.map { Array("\($0)\0".utf8) }),
+            workingDirectory: context.directory,
+            platformOptions: options,
+            input: input,
+            output: .sequence,
+            error: .combinedWithOutput
+        ) { execution in
+            let pid = execution.processIdentifier.value
+            let spawned = ContinuousClock.now
+            processGuard?.register(processGroup: pid)
+            let termination = await withTaskGroup(of: Termination?.self) { group in
+                group.addTask {
+                    await Self.terminate(group: pid, deadline: deadline, control: control, grace: grace, log: log, task: task)
+                }
+                do {
+                    for try await buffer in execution.standardOutput {
+                        buffer.withUnsafeBytes { log.output($0, task: task) }
+                    }
+                } catch {
+                    log.note("reading the output of \(task) failed: \(error)", level: .warning)
+                }
+                log.flush(task: task)
+                // The output can end before the process does (it may close stdout).
+                await ProcessExit.wait(execution.processIdentifier)
+                group.cancelAll()
+                var termination: Termination?
+                for await r in group where r != nil { termination = r }
+                return termination
+            }
+            // Still inside the body: the leader is exited but not yet reaped, so its pid
+            // (the group's id) cannot be reused while leftovers are ended.
+            await Self.endLeftovers(group: pid, grace: grace, log: log, task: task, spawned: spawned)
+            processGuard?.unregister(processGroup: pid)
+            return termination
         }
     }
 

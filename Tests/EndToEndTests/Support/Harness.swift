@@ -50,22 +50,41 @@ struct CommandResult: CustomStringConvertible {
 }
 
 /// Runs a program to its end with a given environment (nothing inherited unless asked).
+/// A program still running after `timeout` is killed and the call throws, naming it: a
+/// daemon that never answers fails the test, it does not hang the suite.
 func runProgram(_ path: String, _ arguments: [String], environment: [String: String] = [:], inheritEnvironment: Bool = true,
-                workingDirectory: String? = nil) async throws -> CommandResult {
+                workingDirectory: String? = nil, timeout: Duration = .seconds(180)) async throws -> CommandResult {
     var env: [Environment.Key: String] = [:]
     if inheritEnvironment {
         for (k, v) in ProcessInfo.processInfo.environment { env[Environment.Key(stringLiteral: k)] = v }
     }
     for (k, v) in environment { env[Environment.Key(stringLiteral: k)] = v }
-    let result = try await Subprocess.run(
-        .path(FilePath(path)), arguments: Arguments(arguments), environment: .custom(env),
-        workingDirectory: workingDirectory.map { FilePath($0) },
-        output: .string(limit: 64 << 20), error: .string(limit: 64 << 20))
-    let status: Int32 = switch result.terminationStatus {
-    case .exited(let c): c
-    case .signaled(let s): 128 + s
+    let programEnvironment = env
+    let finished = try await withThrowingTaskGroup(of: CommandResult?.self) { group in
+        group.addTask {
+            // Cancelling this task kills the program (Subprocess's teardown).
+            let result = try await Subprocess.run(
+                .path(FilePath(path)), arguments: Arguments(arguments), environment: .custom(programEnvironment),
+                workingDirectory: workingDirectory.map { FilePath($0) },
+                output: .string(limit: 64 << 20), error: .string(limit: 64 << 20))
+            let status: Int32 = switch result.terminationStatus {
+            case .exited(let c): c
+            case .signaled(let s): 128 + s
+            }
+            return CommandResult(status: status, stdout: result.standardOutput ?? "", stderr: result.standardError ?? "")
+        }
+        group.addTask {
+            try await Task.sleep(for: timeout)
+            return nil
+        }
+        let first = try await group.next() ?? nil
+        group.cancelAll()
+        return first
     }
-    return CommandResult(status: status, stdout: result.standardOutput ?? "", stderr: result.standardError ?? "")
+    guard let finished else {
+        throw HarnessError("\(path) \(arguments.joined(separator: " ")) did not finish within \(timeout); killed")
+    }
+    return finished
 }
 
 /// Polls until `condition` holds or `timeout` passes, for states no event announces.

@@ -1,0 +1,95 @@
+import Glibc
+
+/// Starts a task as an app's user: `released --run-as UID GID GROUPS EXECUTABLE ARGV0 [ARG…]`.
+///
+/// The daemon (as root) spawns its own executable with this private flag instead of changing
+/// ids in the forked child itself. A child forked from the many-threaded daemon must not call
+/// glibc's `setgroups`/`setgid`/`setuid`: they signal every thread the parent had, and wait
+/// forever for one that was being created at the moment of the fork. This process is freshly
+/// exec'd and single-threaded, so it can switch ids safely, then exec's the task in place
+/// (same pid, so the same process group and session the daemon watches).
+///
+/// The task's environment comes on stdin (NUL-separated `KEY=value` entries), never in
+/// argv (other users can read that in /proc) nor in this process's own environment (a
+/// request's `LD_PRELOAD` must never reach a process still running as root). stdin then
+/// becomes /dev/null, as it is for every task.
+enum RunAs {
+    static let flag = "--run-as"
+    /// The environment read from stdin is at most this large (requests are at most 1 MiB).
+    static let environmentLimit = 4 << 20
+
+    /// The arguments after the executable's own name: the ids, then the command.
+    static func arguments(for identity: TaskIdentity, executable: String, argv: [String]) -> [String] {
+        let groups = identity.groups.isEmpty ? "-" : identity.groups.map(String.init).joined(separator: ",")
+        return [flag, String(identity.uid), String(identity.gid), groups, executable] + argv
+    }
+
+    /// What the helper reads from stdin: each `KEY=value` followed by a NUL.
+    static func encode(environment: [String: String]) -> [UInt8] {
+        var bytes: [UInt8] = []
+        for (key, value) in environment {
+            bytes += Array("\(key)=\(value)".utf8)
+            bytes.append(0)
+        }
+        return bytes
+    }
+
+    static func main(_ args: [String]) -> Never {
+        guard args.count >= 7, args[1] == flag, let uid = uid_t(args[2]), let gid = gid_t(args[3]) else {
+            fail("usage: released --run-as UID GID GROUPS EXECUTABLE ARGV0 [ARG…]", code: 2)
+        }
+        var groups: [gid_t] = []
+        if args[4] != "-" {
+            for part in args[4].split(separator: ",") {
+                guard let group = gid_t(part) else { fail("run-as: bad group list \(args[4])", code: 2) }
+                groups.append(group)
+            }
+        }
+        let executable = args[5]
+        let argv = Array(args[6...])
+        let environment = readEnvironment()
+
+        let null = open("/dev/null", O_RDONLY)
+        guard null >= 0, dup2(null, STDIN_FILENO) == STDIN_FILENO else { fail("run-as: cannot open /dev/null: \(lastError())") }
+        if null != STDIN_FILENO { close(null) }
+
+        // Groups first (it needs root), then the group id, then the user id.
+        guard groups.withUnsafeBufferPointer({ setgroups($0.count, $0.baseAddress) }) == 0 else {
+            fail("cannot switch to uid \(uid): setgroups: \(lastError())")
+        }
+        guard setgid(gid) == 0 else { fail("cannot switch to gid \(gid): \(lastError())") }
+        guard setuid(uid) == 0 else { fail("cannot switch to uid \(uid): \(lastError())") }
+        // Dropping root must be for good.
+        if uid != 0, setuid(0) == 0 { fail("run-as: still able to regain root after setuid(\(uid))") }
+
+        let cArgv = argv.map { strdup($0) } + [nil]
+        let cEnv = environment.map { strdup($0) } + [nil]
+        execve(executable, cArgv, cEnv)
+        let code: Int32 = errno == ENOENT ? 127 : 126
+        fail("cannot run \(argv[0]): \(lastError())", code: code)
+    }
+
+    /// Reads stdin to its end and splits it at NULs.
+    private static func readEnvironment() -> [String] {
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(STDIN_FILENO, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { fail("run-as: reading the environment: \(lastError())") }
+            if n == 0 { break }
+            bytes += chunk[0..<n]
+            guard bytes.count <= environmentLimit else { fail("run-as: environment over \(environmentLimit) bytes") }
+        }
+        return bytes.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    private static func lastError() -> String { String(cString: strerror(errno)) }
+
+    /// Says why on stderr (the task's output, so it lands in the release log) and exits.
+    private static func fail(_ message: String, code: Int32 = 126) -> Never {
+        var bytes = Array((message + "\n").utf8)
+        _ = bytes.withUnsafeMutableBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
+        exit(code)
+    }
+}

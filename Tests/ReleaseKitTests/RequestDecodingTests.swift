@@ -71,6 +71,21 @@ struct RequestDecodingTests {
         #expect(seconds >= 1_795_611_600 && seconds <= 1_795_611_601)
     }
 
+    @Test("times are whole milliseconds and read back as written, in any year (found by the fuzzer: 8448-…T13:00:00.123Z)",
+          arguments: ["2026-11-25T13:00:00.123Z", "8448-11-25T13:00:00.123Z", "9999-12-31T23:59:59.999Z",
+                      "1969-12-31T23:59:59.999Z", "1900-01-01T00:00:00.001Z", "2026-11-25T13:00:00.000Z"])
+    func timestampRoundTrip(_ time: String) throws {
+        let date = try #require(Timestamp.parse(time))
+        #expect(Timestamp.format(date) == time)
+        #expect(Timestamp.parse(Timestamp.format(date)) == date)
+    }
+
+    @Test("a finer fraction is rounded to the nearest millisecond")
+    func timestampRounding() throws {
+        #expect(Timestamp.parse("2026-11-25T13:00:00.1236Z").map(Timestamp.format) == "2026-11-25T13:00:00.124Z")
+        #expect(Timestamp.parse("2026-11-25T13:00:00Z").map(Timestamp.format) == "2026-11-25T13:00:00.000Z")
+    }
+
     @Test("version 1.0 is version 1; whitespace and key order do not matter")
     func lenientJSONForms() throws {
         #expect(try Self.decode(Self.json(["version": "1.0"])).app == "shop")

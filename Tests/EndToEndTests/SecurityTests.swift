@@ -1,6 +1,8 @@
 import Foundation
 import Glibc
 import ReleaseKit
+import Subprocess
+import SystemPackage
 import Testing
 
 /// Least privilege and secrets: who may submit, where apps may live, which user tasks run as,
@@ -218,10 +220,61 @@ struct SecurityTests {
     }
 }
 
+/// `released --run-as`, the helper a root daemon starts an app user's task through, run by
+/// hand with what it reads on stdin.
+@Suite("run-as helper")
+struct RunAsHelperTests {
+    func runAs(_ stdin: [UInt8], command: [String]) async throws -> CommandResult {
+        guard let nobody = getpwnam("nobody") else { throw HarnessError("no user nobody") }
+        let uid = nobody.pointee.pw_uid, gid = nobody.pointee.pw_gid
+        let result = try await Subprocess.run(
+            .path(FilePath(Binaries.released)),
+            arguments: Arguments(["--run-as", "\(uid)", "\(gid)", "-", command[0]] + command),
+            environment: .custom(["SWIFT_BACKTRACE": "enable=no"]),
+            input: .array(stdin), output: .string(limit: 1 << 20), error: .string(limit: 1 << 20))
+        let status: Int32 = switch result.terminationStatus {
+        case .exited(let c): c
+        case .signaled(let s): 128 + s
+        }
+        return CommandResult(status: status, stdout: result.standardOutput ?? "", stderr: result.standardError ?? "")
+    }
+
+    @Test("the task gets exactly the environment read from stdin, as the user, with stdin empty")
+    func exactEnvironment() async throws {
+        guard geteuid() == 0 else { Issue.record("this test needs root"); return }
+        let r = try await runAs(Array("A=1\0B=two words\0\0".utf8), command: ["/bin/sh", "-c", "env | sort; id -u; wc -c"])
+        #expect(r.status == 0, "\(r)")
+        let uid = getpwnam("nobody")!.pointee.pw_uid
+        #expect(r.lines.filter { !$0.isEmpty } == ["A=1", "B=two words", "PWD=\(FileManager.default.currentDirectoryPath)", "\(uid)", "0"], "\(r)")
+    }
+
+    @Test("an environment cut short (the daemon died while writing it) runs nothing", arguments: [
+        "A=1\0", "A=1\0B=2", "", "A=1",
+    ])
+    func truncated(_ stdin: String) async throws {
+        guard geteuid() == 0 else { Issue.record("this test needs root"); return }
+        let marker = TempDir()
+        defer { marker.remove() }
+        chmod(marker.path, 0o777)
+        let r = try await runAs(Array(stdin.utf8), command: ["/bin/sh", "-c", "touch \(marker.file("ran"))"])
+        #expect(r.status == 126, "\(r)")
+        #expect(r.stderr.contains("the environment was cut short; not starting the task"), "\(r)")
+        #expect(!FileManager.default.fileExists(atPath: marker.file("ran")))
+    }
+
+    @Test("a command that cannot be run says why, with the shell's exit codes")
+    func cannotRun() async throws {
+        guard geteuid() == 0 else { Issue.record("this test needs root"); return }
+        let r = try await runAs([0], command: ["/no/such/program"])
+        #expect(r.status == 127, "\(r)")
+        #expect(r.stderr.contains("cannot run /no/such/program: No such file or directory"), "\(r)")
+    }
+}
+
 /// A user's group ids as the kernel will list them (`id -G` order: the primary group first).
 func userGroups(_ user: String, gid: gid_t) throws -> [gid_t] {
     var count: Int32 = 64
-    var groups = [gid_t](repeating: 0, count: 64)
+    var groups = Array(repeating: gid_t(0), count: 64)
     guard getgrouplist(user, gid, &groups, &count) >= 0 else { throw HarnessError("getgrouplist \(user)") }
     let list = Array(groups.prefix(Int(count)))
     return [gid] + list.filter { $0 != gid }.sorted()

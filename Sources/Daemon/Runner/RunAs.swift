@@ -9,10 +9,12 @@ import Glibc
 /// exec'd and single-threaded, so it can switch ids safely, then exec's the task in place
 /// (same pid, so the same process group and session the daemon watches).
 ///
-/// The task's environment comes on stdin (NUL-separated `KEY=value` entries), never in
-/// argv (other users can read that in /proc) nor in this process's own environment (a
-/// request's `LD_PRELOAD` must never reach a process still running as root). stdin then
-/// becomes /dev/null, as it is for every task.
+/// The task's environment comes on stdin (each `KEY=value` entry ends with a NUL, and one more
+/// NUL ends the list), never in argv (other users can read that in /proc) nor in this
+/// process's own environment (a request's `LD_PRELOAD` must never reach a process still
+/// running as root). A list cut short (the daemon died while writing it) runs nothing. stdin
+/// then becomes /dev/null, as it is for every task. The helper's own environment holds the
+/// release's `RELEASE_ID`, so the process guard finds it even before it becomes the task.
 enum RunAs {
     static let flag = "--run-as"
     /// The environment read from stdin is at most this large (requests are at most 1 MiB).
@@ -24,13 +26,14 @@ enum RunAs {
         return [flag, String(identity.uid), String(identity.gid), groups, executable] + argv
     }
 
-    /// What the helper reads from stdin: each `KEY=value` followed by a NUL.
+    /// What the helper reads from stdin: each `KEY=value` followed by a NUL, then a NUL.
     static func encode(environment: [String: String]) -> [UInt8] {
         var bytes: [UInt8] = []
         for (key, value) in environment {
             bytes += Array("\(key)=\(value)".utf8)
             bytes.append(0)
         }
+        bytes.append(0)
         return bytes
     }
 
@@ -81,7 +84,10 @@ enum RunAs {
             bytes += chunk[0..<n]
             guard bytes.count <= environmentLimit else { fail("run-as: environment over \(environmentLimit) bytes") }
         }
-        return bytes.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        // Entries are never empty, so two NULs in a row (or one alone) can only be the end.
+        let complete = bytes == [0] || (bytes.count >= 2 && bytes[bytes.count - 1] == 0 && bytes[bytes.count - 2] == 0)
+        guard complete else { fail("run-as: the environment was cut short; not starting the task") }
+        return bytes.dropLast().split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
     }
 
     private static func lastError() -> String { String(cString: strerror(errno)) }

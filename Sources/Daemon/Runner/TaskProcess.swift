@@ -57,7 +57,8 @@ struct SubprocessTaskRunner: TaskProcessRunner {
                     FilePath("/proc/self/exe"),
                     Arguments(executablePathOverride: "released",
                               remainingValues: RunAs.arguments(for: identity, executable: executable.string, argv: argv)),
-                    environment: ["SWIFT_BACKTRACE=enable=no", "PATH=/usr/bin:/bin"],
+                    environment: ["SWIFT_BACKTRACE=enable=no", "PATH=/usr/bin:/bin",
+                                  "RELEASE_ID=\(context.request.id.rawValue)"],
                     input: .array(RunAs.encode(environment: context.environment)),
                     options: options, context: context)
             } else {

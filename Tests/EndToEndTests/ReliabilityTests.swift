@@ -40,6 +40,27 @@ struct ReliabilityTests {
         await daemon.cleanUp()
     }
 
+    @Test("a process that leaves the task's group (setsid), even one ignoring SIGTERM, does not outlive its task")
+    func escapeeEnded() async throws {
+        let work = TempDir()
+        let marker = ProcessTable.uniqueSleep()
+        let stubborn = ProcessTable.uniqueSleep()
+        let app = try AppFixture(commands: [
+            "migrate": "setsid sleep \(marker) & setsid sh -c 'trap \"\" TERM; sleep \(stubborn)' & sleep 0.2; echo migrated",
+            "seed": "echo seeded",
+        ])
+        defer { app.remove(); work.remove() }
+        let daemon = try await DaemonProcess(arguments: ["--config", try Self.config(work)])
+        let r = try await daemon.submitWait(app: "shop", dir: app.path, env: ["RUN_MIGRATIONS_DURING_RELEASE": "1", "SEED_DB_DURING_RELEASE": "1"])
+        #expect(r.status == 0, "\(r)")
+        #expect(r.stdout.contains("left processes outside its process group"), "\(r)")
+        #expect(r.stdout.contains("processes outside its group still running after 1s; sending SIGKILL"), "\(r)")
+        // Ended before the task counted as done, so before the next task and the record.
+        #expect(ProcessTable.pids(withCommandLineContaining: "sleep \(marker)").isEmpty, "the setsid escapee outlived its task")
+        #expect(ProcessTable.pids(withCommandLineContaining: "sleep \(stubborn)").isEmpty, "the escapee ignoring SIGTERM outlived its task")
+        await daemon.cleanUp()
+    }
+
     @Test("the release's own time limit (release-timeout) times out a task with no timeout of its own")
     func releaseTimeout() async throws {
         let work = TempDir()

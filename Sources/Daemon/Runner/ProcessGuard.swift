@@ -123,26 +123,35 @@ public final class ProcessGuard: Sendable {
     }
 
     /// Processes whose environment holds `RELEASE_ID=` one of `ids` (readable for processes of
-    /// the guard's own user, or all with the privilege to read them).
-    static func processes(withReleaseIn ids: Set<String>) -> [pid_t] {
+    /// the guard's own user, or all with the privilege to read them): among `candidates`, or
+    /// all of /proc.
+    static func processes(withReleaseIn ids: Set<String>, among candidates: [pid_t]? = nil) -> [pid_t] {
         let needles = ids.map { Array("RELEASE_ID=\($0)".utf8) }
-        guard let dir = opendir("/proc") else { return [] }
-        defer { closedir(dir) }
         var found: [pid_t] = []
-        var buffer = [UInt8](repeating: 0, count: 256 * 1024)
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
-            guard let pid = pid_t(name), pid > 1, pid != getpid() else { continue }
-            let fd = open("/proc/\(name)/environ", O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { continue }
+        var buffer: [UInt8] = []  // made at the first process that can be read
+        func check(_ pid: pid_t) {
+            guard pid > 1, pid != getpid() else { return }
+            let fd = open("/proc/\(pid)/environ", O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { return }
+            if buffer.isEmpty { buffer = [UInt8](repeating: 0, count: 256 * 1024) }
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             close(fd)
-            guard n > 0 else { continue }
+            guard n > 0 else { return }
             // Variables are NUL-separated; a match must be a whole variable.
             for variable in buffer[0..<n].split(separator: 0) where needles.contains(where: { variable.elementsEqual($0) }) {
                 found.append(pid)
-                break
+                return
             }
+        }
+        if let candidates {
+            candidates.forEach(check)
+            return found
+        }
+        guard let dir = opendir("/proc") else { return [] }
+        defer { closedir(dir) }
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+            if let pid = pid_t(name) { check(pid) }
         }
         return found
     }

@@ -104,6 +104,7 @@ struct SubprocessTaskRunner: TaskProcessRunner {
         let control = control
         let log = log
         let task = context.task
+        let release = context.request.id.rawValue
         let processGuard = processGuard
         return try await Subprocess.run(
             .path(executable),
@@ -140,6 +141,7 @@ struct SubprocessTaskRunner: TaskProcessRunner {
             // Still inside the body: the leader is exited but not yet reaped, so its pid
             // (the group's id) cannot be reused while leftovers are ended.
             await Self.endLeftovers(group: pid, grace: grace, log: log, task: task, spawned: spawned)
+            await Self.endEscapees(release: release, leader: pid, grace: grace, log: log, task: task)
             processGuard?.unregister(processGroup: pid)
             return termination
         }
@@ -203,6 +205,39 @@ struct SubprocessTaskRunner: TaskProcessRunner {
         }
         log.note("\(task): leftover processes still running after \(DurationParser.format(grace)); sending SIGKILL", level: .warning)
         kill(-pid, SIGKILL)
+    }
+
+    /// Ends processes the task started that left its process group (`setsid`, `setpgid`), found
+    /// by the `RELEASE_ID` they inherited: tasks of a release run one after another, so at the
+    /// end of one every live process carrying the release's id is its leftover. Only the pids
+    /// allocated since the task started are looked at, when that range is short (see
+    /// `ProcessGroup`); otherwise all of /proc. A process that also clears its environment is
+    /// beyond this; under systemd the service's cgroup still ends it when the daemon stops.
+    static func endEscapees(release id: String, leader: pid_t, grace: Duration, log: ReleaseLog, task: String) async {
+        func find() -> [pid_t] {
+            var candidates: [pid_t]?
+            if let last = ProcessGroup.lastAllocatedPID(), last >= leader, last - leader <= ProcessGroup.rangeLimit {
+                candidates = last > leader ? Array((leader + 1)...last) : []
+            }
+            return ProcessGuard.processes(withReleaseIn: [id], among: candidates)
+                .filter { $0 != leader && ProcessGroup.isLive($0) }
+        }
+        var escaped = find()
+        guard !escaped.isEmpty else { return }
+        log.note("\(task) left processes outside its process group (pids \(escaped.map(String.init).joined(separator: ", "))); sending them SIGTERM",
+                 level: .warning)
+        for pid in escaped { kill(pid, SIGTERM) }
+        let clock = ContinuousClock()
+        let until = clock.now + grace
+        while clock.now < until {
+            escaped = escaped.filter { ProcessGroup.isLive($0) }
+            if escaped.isEmpty { return }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        escaped = find()
+        guard !escaped.isEmpty else { return }
+        log.note("\(task): processes outside its group still running after \(DurationParser.format(grace)); sending SIGKILL", level: .warning)
+        for pid in escaped { kill(pid, SIGKILL) }
     }
 
     static func signalName(_ signal: Int32) -> String {
@@ -276,19 +311,31 @@ enum ProcessGroup {
         return false
     }
 
+    /// Whether `pid` exists and is not a zombie.
+    static func isLive(_ pid: pid_t) -> Bool {
+        var buffer = [UInt8](repeating: 0, count: 1024)
+        return state(of: pid, buffer: &buffer).map { $0.state != UInt8(ascii: "Z") && $0.state != UInt8(ascii: "X") } ?? false
+    }
+
     /// Whether `pid` exists, is not a zombie, and is in group `pgid` (from /proc/<pid>/stat).
     private static func isLiveMember(pid: pid_t, of pgid: pid_t, buffer: inout [UInt8]) -> Bool {
+        guard let (state, group) = state(of: pid, buffer: &buffer) else { return false }
+        return group == pgid && state != UInt8(ascii: "Z") && state != UInt8(ascii: "X")
+    }
+
+    /// A process's state letter and process group, from /proc/<pid>/stat.
+    private static func state(of pid: pid_t, buffer: inout [UInt8]) -> (state: UInt8, group: pid_t)? {
         let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return false }
+        guard fd >= 0 else { return nil }
         let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
         close(fd)
-        guard n > 0 else { return false }
+        guard n > 0 else { return nil }
         // "pid (comm) S ppid pgrp …" — comm may hold spaces and parentheses: split after the last ')'.
-        guard let close = buffer[0..<n].lastIndex(of: UInt8(ascii: ")")), close + 2 < n else { return false }
+        guard let close = buffer[0..<n].lastIndex(of: UInt8(ascii: ")")), close + 2 < n else { return nil }
         let fields = buffer[(close + 2)..<n].split(separator: UInt8(ascii: " "))
         guard fields.count > 2, let state = fields[0].first,
-              let group = pid_t(String(decoding: fields[2], as: UTF8.self)) else { return false }
-        return group == pgid && state != UInt8(ascii: "Z") && state != UInt8(ascii: "X")
+              let group = pid_t(String(decoding: fields[2], as: UTF8.self)) else { return nil }
+        return (state, group)
     }
 
     /// The pid the kernel allocated last in this pid namespace, if readable.

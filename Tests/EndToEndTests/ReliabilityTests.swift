@@ -51,7 +51,12 @@ struct ReliabilityTests {
         ])
         defer { app.remove(); work.remove() }
         let daemon = try await DaemonProcess(arguments: ["--config", try Self.config(work)])
-        let r = try await daemon.submitWait(app: "shop", dir: app.path, env: ["RUN_MIGRATIONS_DURING_RELEASE": "1", "SEED_DB_DURING_RELEASE": "1"])
+        // A large environment: the escapees' RELEASE_ID may sit past the first read of it.
+        // (Three values of 100 kB: one exec argument or variable is at most 128 KiB.)
+        let big = String(repeating: "x", count: 100_000)
+        let r = try await daemon.submitWait(app: "shop", dir: app.path,
+                                            env: ["RUN_MIGRATIONS_DURING_RELEASE": "1", "SEED_DB_DURING_RELEASE": "1",
+                                                  "AAA_BIG1": big, "AAA_BIG2": big, "AAA_BIG3": big])
         #expect(r.status == 0, "\(r)")
         #expect(r.stdout.contains("left processes outside its process group"), "\(r)")
         #expect(r.stdout.contains("processes outside its group still running after 1s; sending SIGKILL"), "\(r)")

@@ -124,23 +124,36 @@ public final class ProcessGuard: Sendable {
 
     /// Processes whose environment holds `RELEASE_ID=` one of `ids` (readable for processes of
     /// the guard's own user, or all with the privilege to read them): among `candidates`, or
-    /// all of /proc.
-    static func processes(withReleaseIn ids: Set<String>, among candidates: [pid_t]? = nil) -> [pid_t] {
+    /// all of /proc; only those `include` accepts have their environment read.
+    static func processes(withReleaseIn ids: Set<String>, among candidates: [pid_t]? = nil,
+                          include: (pid_t) -> Bool = { _ in true }) -> [pid_t] {
         let needles = ids.map { Array("RELEASE_ID=\($0)".utf8) }
         var found: [pid_t] = []
-        var buffer: [UInt8] = []  // made at the first process that can be read
+        var chunk: [UInt8] = []  // made at the first process that can be read
         func check(_ pid: pid_t) {
-            guard pid > 1, pid != getpid() else { return }
+            guard pid > 1, pid != getpid(), include(pid) else { return }
             let fd = open("/proc/\(pid)/environ", O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else { return }
-            if buffer.isEmpty { buffer = [UInt8](repeating: 0, count: 256 * 1024) }
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            close(fd)
-            guard n > 0 else { return }
-            // Variables are NUL-separated; a match must be a whole variable.
-            for variable in buffer[0..<n].split(separator: 0) where needles.contains(where: { variable.elementsEqual($0) }) {
+            defer { close(fd) }
+            if chunk.isEmpty { chunk = [UInt8](repeating: 0, count: 64 * 1024) }
+            // Variables are NUL-separated; a match must be a whole variable. Read to the end (an
+            // environment can be larger than one read), keeping a variable cut by a read.
+            var pending: [UInt8] = []
+            while true {
+                let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                pending += chunk[0..<n]
+                guard let lastNUL = pending.lastIndex(of: 0) else { continue }
+                for variable in pending[..<lastNUL].split(separator: 0) where needles.contains(where: { variable.elementsEqual($0) }) {
+                    found.append(pid)
+                    return
+                }
+                pending.removeSubrange(...lastNUL)
+                if pending.count > 8 << 20 { return }  // no variable is that long
+            }
+            if pending.split(separator: 0).contains(where: { v in needles.contains { v.elementsEqual($0) } }) {
                 found.append(pid)
-                return
             }
         }
         if let candidates {

@@ -29,7 +29,8 @@ enum RunAs {
     /// What the helper reads from stdin: each `KEY=value` followed by a NUL, then a NUL.
     static func encode(environment: [String: String]) -> [UInt8] {
         var bytes: [UInt8] = []
-        for (key, value) in environment {
+        // RELEASE_ID first: the process guard looks for it in /proc/<pid>/environ.
+        for (key, value) in environment.sorted(by: { $0.key == "RELEASE_ID" && $1.key != "RELEASE_ID" }) {
             bytes += Array("\(key)=\(value)".utf8)
             bytes.append(0)
         }

@@ -65,7 +65,9 @@ struct SubprocessTaskRunner: TaskProcessRunner {
                 result = try await spawn(
                     executable,
                     Arguments(executablePathOverride: program, remainingValues: Array(argv.dropFirst())),
-                    environment: context.environment.map { "\($0.key)=\($0.value)" },
+                    // RELEASE_ID first: the process guard looks for it in /proc/<pid>/environ.
+                    environment: context.environment.sorted { $0.key == "RELEASE_ID" && $1.key != "RELEASE_ID" }
+                        .map { "\($0.key)=\($0.value)" },
                     input: .none,
                     options: options, context: context)
             }
@@ -141,7 +143,7 @@ struct SubprocessTaskRunner: TaskProcessRunner {
             // Still inside the body: the leader is exited but not yet reaped, so its pid
             // (the group's id) cannot be reused while leftovers are ended.
             await Self.endLeftovers(group: pid, grace: grace, log: log, task: task, spawned: spawned)
-            await Self.endEscapees(release: release, leader: pid, grace: grace, log: log, task: task)
+            await Self.endEscapees(release: release, leader: pid, grace: grace, log: log, task: task, spawned: spawned)
             processGuard?.unregister(processGroup: pid)
             return termination
         }
@@ -209,20 +211,30 @@ struct SubprocessTaskRunner: TaskProcessRunner {
 
     /// Ends processes the task started that left its process group (`setsid`, `setpgid`), found
     /// by the `RELEASE_ID` they inherited: tasks of a release run one after another, so at the
-    /// end of one every live process carrying the release's id is its leftover. Only the pids
-    /// allocated since the task started are looked at, when that range is short (see
-    /// `ProcessGroup`); otherwise all of /proc. A process that also clears its environment is
-    /// beyond this; under systemd the service's cgroup still ends it when the daemon stops.
-    static func endEscapees(release id: String, leader: pid_t, grace: Duration, log: ReleaseLog, task: String) async {
-        func find() -> [pid_t] {
+    /// end of one every live process carrying the release's id, started no earlier than the
+    /// task, is its leftover. For a task that started moments ago only the pids allocated since
+    /// are looked at (see `ProcessGroup`); otherwise all of /proc, reading the environment only
+    /// of processes started since the task. The reads run on a thread of their own (reading a
+    /// process's environment can block). A process that also clears its environment is beyond
+    /// this; under systemd the service's cgroup still ends it when the daemon stops.
+    static func endEscapees(release id: String, leader: pid_t, grace: Duration, log: ReleaseLog, task: String,
+                            spawned: ContinuousClock.Instant) async {
+        let recent = ContinuousClock.now - spawned < ProcessGroup.recent
+        guard let since = ProcessGroup.startTime(of: leader) else { return }
+        @Sendable func find() -> [pid_t] {
             var candidates: [pid_t]?
-            if let last = ProcessGroup.lastAllocatedPID(), last >= leader, last - leader <= ProcessGroup.rangeLimit {
+            if recent, let last = ProcessGroup.lastAllocatedPID(), last >= leader, last - leader <= ProcessGroup.rangeLimit {
                 candidates = last > leader ? Array((leader + 1)...last) : []
             }
-            return ProcessGuard.processes(withReleaseIn: [id], among: candidates)
-                .filter { $0 != leader && ProcessGroup.isLive($0) }
+            return ProcessGuard.processes(withReleaseIn: [id], among: candidates) { pid in
+                // Started since the task, alive, not in the task's own group (ended already),
+                // and a process rather than one of its threads.
+                guard pid != leader, let info = ProcessGroup.info(of: pid), info.startTime >= since,
+                      info.state != UInt8(ascii: "Z"), info.state != UInt8(ascii: "X"), info.group != leader else { return false }
+                return ProcessGroup.isProcess(pid)
+            }
         }
-        var escaped = find()
+        var escaped = await BlockingCall.run(find)
         guard !escaped.isEmpty else { return }
         log.note("\(task) left processes outside its process group (pids \(escaped.map(String.init).joined(separator: ", "))); sending them SIGTERM",
                  level: .warning)
@@ -234,10 +246,17 @@ struct SubprocessTaskRunner: TaskProcessRunner {
             if escaped.isEmpty { return }
             try? await Task.sleep(for: .milliseconds(20))
         }
-        escaped = find()
-        guard !escaped.isEmpty else { return }
-        log.note("\(task): processes outside its group still running after \(DurationParser.format(grace)); sending SIGKILL", level: .warning)
-        for pid in escaped { kill(pid, SIGKILL) }
+        // SIGKILL until none is left: one may fork while being killed. Bounded.
+        for round in 0..<5 {
+            escaped = await BlockingCall.run(find)
+            guard !escaped.isEmpty else { return }
+            if round == 0 {
+                log.note("\(task): processes outside its group still running after \(DurationParser.format(grace)); sending SIGKILL",
+                         level: .warning)
+            }
+            for pid in escaped { kill(pid, SIGKILL) }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
     }
 
     static func signalName(_ signal: Int32) -> String {
@@ -311,6 +330,31 @@ enum ProcessGroup {
         return false
     }
 
+    /// A process's state letter, process group and start time (clock ticks since boot), from
+    /// /proc/<pid>/stat.
+    static func info(of pid: pid_t) -> (state: UInt8, group: pid_t, startTime: UInt64)? {
+        var buffer = [UInt8](repeating: 0, count: 1024)
+        return state(of: pid, buffer: &buffer)
+    }
+
+    /// When a process started, in clock ticks since boot.
+    static func startTime(of pid: pid_t) -> UInt64? { info(of: pid)?.startTime }
+
+    /// Whether `pid` is a process (its thread-group leader), not another thread of one: /proc
+    /// answers for thread ids too.
+    static func isProcess(_ pid: pid_t) -> Bool {
+        let fd = open("/proc/\(pid)/status", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var bytes = [UInt8](repeating: 0, count: 4096)
+        let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard n > 0 else { return false }
+        for line in bytes[0..<n].split(separator: UInt8(ascii: "\n")) where line.starts(with: Array("Tgid:".utf8)) {
+            return pid_t(String(decoding: line.dropFirst(5), as: UTF8.self).trimmingBlanks()) == pid
+        }
+        return false
+    }
+
     /// Whether `pid` exists and is not a zombie.
     static func isLive(_ pid: pid_t) -> Bool {
         var buffer = [UInt8](repeating: 0, count: 1024)
@@ -319,12 +363,12 @@ enum ProcessGroup {
 
     /// Whether `pid` exists, is not a zombie, and is in group `pgid` (from /proc/<pid>/stat).
     private static func isLiveMember(pid: pid_t, of pgid: pid_t, buffer: inout [UInt8]) -> Bool {
-        guard let (state, group) = state(of: pid, buffer: &buffer) else { return false }
+        guard let (state, group, _) = state(of: pid, buffer: &buffer) else { return false }
         return group == pgid && state != UInt8(ascii: "Z") && state != UInt8(ascii: "X")
     }
 
-    /// A process's state letter and process group, from /proc/<pid>/stat.
-    private static func state(of pid: pid_t, buffer: inout [UInt8]) -> (state: UInt8, group: pid_t)? {
+    /// A process's state letter, process group and start time, from /proc/<pid>/stat.
+    private static func state(of pid: pid_t, buffer: inout [UInt8]) -> (state: UInt8, group: pid_t, startTime: UInt64)? {
         let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
@@ -333,9 +377,11 @@ enum ProcessGroup {
         // "pid (comm) S ppid pgrp …" — comm may hold spaces and parentheses: split after the last ')'.
         guard let close = buffer[0..<n].lastIndex(of: UInt8(ascii: ")")), close + 2 < n else { return nil }
         let fields = buffer[(close + 2)..<n].split(separator: UInt8(ascii: " "))
-        guard fields.count > 2, let state = fields[0].first,
-              let group = pid_t(String(decoding: fields[2], as: UTF8.self)) else { return nil }
-        return (state, group)
+        // After the comm: state(0) ppid(1) pgrp(2) … starttime(19), field 22 of stat(5).
+        guard fields.count > 19, let state = fields[0].first,
+              let group = pid_t(String(decoding: fields[2], as: UTF8.self)),
+              let start = UInt64(String(decoding: fields[19], as: UTF8.self)) else { return nil }
+        return (state, group, start)
     }
 
     /// The pid the kernel allocated last in this pid namespace, if readable.

@@ -343,13 +343,8 @@ enum ProcessGroup {
     /// Whether `pid` is a process (its thread-group leader), not another thread of one: /proc
     /// answers for thread ids too.
     static func isProcess(_ pid: pid_t) -> Bool {
-        let fd = open("/proc/\(pid)/status", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var bytes = [UInt8](repeating: 0, count: 4096)
-        let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        guard n > 0 else { return false }
-        for line in bytes[0..<n].split(separator: UInt8(ascii: "\n")) where line.starts(with: Array("Tgid:".utf8)) {
+        guard let bytes = readSmall("/proc/\(pid)/status", limit: 4096) else { return false }
+        for line in bytes.split(separator: UInt8(ascii: "\n")) where line.starts(with: Array("Tgid:".utf8)) {
             return pid_t(String(decoding: line.dropFirst(5), as: UTF8.self).trimmingBlanks()) == pid
         }
         return false
@@ -386,12 +381,17 @@ enum ProcessGroup {
 
     /// The pid the kernel allocated last in this pid namespace, if readable.
     static func lastAllocatedPID() -> pid_t? {
-        let fd = open("/proc/sys/kernel/ns_last_pid", O_RDONLY | O_CLOEXEC)
+        guard let bytes = readSmall("/proc/sys/kernel/ns_last_pid", limit: 32) else { return nil }
+        return pid_t(String(decoding: bytes.prefix { $0 >= 48 && $0 <= 57 }, as: UTF8.self))
+    }
+
+    /// The start of a small file (one read of at most `limit` bytes), nil when unreadable or empty.
+    private static func readSmall(_ path: String, limit: Int) -> ArraySlice<UInt8>? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
-        var bytes = [UInt8](repeating: 0, count: 32)
+        var bytes = [UInt8](repeating: 0, count: limit)
         let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        guard n > 0 else { return nil }
-        return pid_t(String(decoding: bytes[0..<n].prefix { $0 >= 48 && $0 <= 57 }, as: UTF8.self))
+        return n > 0 ? bytes[0..<n] : nil
     }
 }

@@ -40,6 +40,12 @@ final class DaemonProcess: @unchecked Sendable {
         }
     }
 
+    /// A test that fails before its clean-up does not leave its daemon running: SIGTERM (which
+    /// also ends its tasks).
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGTERM) }
+    }
+
     var pid: Int32 { process.processIdentifier }
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
     var isRunning: Bool { process.isRunning }

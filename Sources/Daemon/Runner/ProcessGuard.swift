@@ -122,50 +122,28 @@ public final class ProcessGuard: Sendable {
         exit(0)
     }
 
-    /// Processes whose environment holds `RELEASE_ID=` one of `ids` (readable for processes of
-    /// the guard's own user, or all with the privilege to read them): among `candidates`, or
-    /// all of /proc; only those `include` accepts have their environment read.
-    static func processes(withReleaseIn ids: Set<String>, among candidates: [pid_t]? = nil,
-                          include: (pid_t) -> Bool = { _ in true }) -> [pid_t] {
+    /// Processes whose environment holds `RELEASE_ID=` one of `ids`, among `candidates` (by
+    /// default all of /proc); readable for processes of the guard's own user, or all with the
+    /// privilege to read them.
+    static func processes(withReleaseIn ids: Set<String>, among candidates: [pid_t]? = nil) -> [pid_t] {
         let needles = ids.map { Array("RELEASE_ID=\($0)".utf8) }
-        var found: [pid_t] = []
         var chunk: [UInt8] = []  // made at the first process that can be read
-        func check(_ pid: pid_t) {
-            guard pid > 1, pid != getpid(), include(pid) else { return }
+        return (candidates ?? ProcessGroup.allPIDs() ?? []).filter { pid in
+            guard pid > 1, pid != getpid() else { return false }
             let fd = open("/proc/\(pid)/environ", O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { return }
+            guard fd >= 0 else { return false }
             defer { close(fd) }
             if chunk.isEmpty { chunk = [UInt8](repeating: 0, count: 64 * 1024) }
-            // Variables are NUL-separated; a match must be a whole variable. Read to the end (an
-            // environment can be larger than one read), keeping a variable cut by a read.
-            var pending: [UInt8] = []
-            while true {
+            // The whole environment (it can be larger than one read; exec bounds it to a few MiB).
+            var environment: [UInt8] = []
+            while environment.count < 16 << 20 {
                 let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
                 if n < 0 && errno == EINTR { continue }
                 if n <= 0 { break }
-                pending += chunk[0..<n]
-                guard let lastNUL = pending.lastIndex(of: 0) else { continue }
-                for variable in pending[..<lastNUL].split(separator: 0) where needles.contains(where: { variable.elementsEqual($0) }) {
-                    found.append(pid)
-                    return
-                }
-                pending.removeSubrange(...lastNUL)
-                if pending.count > 8 << 20 { return }  // no variable is that long
+                environment += chunk[0..<n]
             }
-            if pending.split(separator: 0).contains(where: { v in needles.contains { v.elementsEqual($0) } }) {
-                found.append(pid)
-            }
+            // Variables are NUL-separated; a match must be a whole variable.
+            return environment.split(separator: 0).contains { variable in needles.contains { variable.elementsEqual($0) } }
         }
-        if let candidates {
-            candidates.forEach(check)
-            return found
-        }
-        guard let dir = opendir("/proc") else { return [] }
-        defer { closedir(dir) }
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
-            if let pid = pid_t(name) { check(pid) }
-        }
-        return found
     }
 }

@@ -26,12 +26,17 @@ enum RunAs {
         return [flag, String(identity.uid), String(identity.gid), groups, executable] + argv
     }
 
+    /// A task's environment as `KEY=value` strings, `RELEASE_ID` first: the process guard
+    /// looks for it in /proc/<pid>/environ.
+    static func assignments(_ environment: [String: String]) -> [String] {
+        environment.sorted { $0.key == "RELEASE_ID" && $1.key != "RELEASE_ID" }.map { "\($0.key)=\($0.value)" }
+    }
+
     /// What the helper reads from stdin: each `KEY=value` followed by a NUL, then a NUL.
     static func encode(environment: [String: String]) -> [UInt8] {
         var bytes: [UInt8] = []
-        // RELEASE_ID first: the process guard looks for it in /proc/<pid>/environ.
-        for (key, value) in environment.sorted(by: { $0.key == "RELEASE_ID" && $1.key != "RELEASE_ID" }) {
-            bytes += Array("\(key)=\(value)".utf8)
+        for assignment in assignments(environment) {
+            bytes += Array(assignment.utf8)
             bytes.append(0)
         }
         bytes.append(0)
@@ -95,8 +100,7 @@ enum RunAs {
 
     /// Says why on stderr (the task's output, so it lands in the release log) and exits.
     private static func fail(_ message: String, code: Int32 = 126) -> Never {
-        var bytes = Array((message + "\n").utf8)
-        _ = bytes.withUnsafeMutableBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
+        FileHandleOutput.standardError(message + "\n")
         exit(code)
     }
 }

@@ -65,9 +65,7 @@ struct SubprocessTaskRunner: TaskProcessRunner {
                 result = try await spawn(
                     executable,
                     Arguments(executablePathOverride: program, remainingValues: Array(argv.dropFirst())),
-                    // RELEASE_ID first: the process guard looks for it in /proc/<pid>/environ.
-                    environment: context.environment.sorted { $0.key == "RELEASE_ID" && $1.key != "RELEASE_ID" }
-                        .map { "\($0.key)=\($0.value)" },
+                    environment: RunAs.assignments(context.environment),
                     input: .none,
                     options: options, context: context)
             }
@@ -220,19 +218,16 @@ struct SubprocessTaskRunner: TaskProcessRunner {
     static func endEscapees(release id: String, leader: pid_t, grace: Duration, log: ReleaseLog, task: String,
                             spawned: ContinuousClock.Instant) async {
         let recent = ContinuousClock.now - spawned < ProcessGroup.recent
-        guard let since = ProcessGroup.startTime(of: leader) else { return }
+        guard let since = ProcessGroup.stat(of: leader)?.startTime else { return }
         @Sendable func find() -> [pid_t] {
-            var candidates: [pid_t]?
-            if recent, let last = ProcessGroup.lastAllocatedPID(), last >= leader, last - leader <= ProcessGroup.rangeLimit {
-                candidates = last > leader ? Array((leader + 1)...last) : []
-            }
-            return ProcessGuard.processes(withReleaseIn: [id], among: candidates) { pid in
+            let candidates = (ProcessGroup.pids(after: leader, recent: recent) ?? []).filter { pid in
                 // Started since the task, alive, not in the task's own group (ended already),
                 // and a process rather than one of its threads.
-                guard pid != leader, let info = ProcessGroup.info(of: pid), info.startTime >= since,
-                      info.state != UInt8(ascii: "Z"), info.state != UInt8(ascii: "X"), info.group != leader else { return false }
+                guard pid != leader, let stat = ProcessGroup.stat(of: pid), stat.isLive, stat.startTime >= since,
+                      stat.group != leader else { return false }
                 return ProcessGroup.isProcess(pid)
             }
+            return ProcessGuard.processes(withReleaseIn: [id], among: candidates)
         }
         var escaped = await BlockingCall.run(find)
         guard !escaped.isEmpty else { return }
@@ -286,112 +281,107 @@ enum ProcessExit {
     }
 }
 
-/// Process groups as /proc shows them.
+/// Processes and process groups as /proc shows them.
 enum ProcessGroup {
-    /// A task group whose leader started less than this ago is looked for among the pids
-    /// allocated since (see `hasLiveMembers`). Allocating pid_max pids (32768 at the least)
-    /// takes the whole machine far longer than this, so the range cannot have wrapped all the
-    /// way round in the meantime.
+    /// A task whose leader started less than this ago is looked for among the pids allocated
+    /// since (see `pids(after:recent:)`). Allocating pid_max pids (32768 at the least) takes the
+    /// whole machine far longer than this, so the range cannot have wrapped all the way round
+    /// in the meantime.
     static let recent: Duration = .milliseconds(100)
 
     /// At most this many pids are looked at one by one; a longer range is scanned in /proc.
     static let rangeLimit: pid_t = 512
 
-    /// Whether any process that is not a zombie belongs to the group. (`kill(-pgid, 0)` also
-    /// counts zombies that nobody has reaped yet.)
-    ///
-    /// A task's group holds only the leader's descendants: the task has a session of its own,
-    /// and a process can join only a group of its own session. Their pids were allocated after
-    /// the leader's, and pids are allocated in increasing order until they wrap. So for a group
-    /// whose leader started moments ago (`ledByRecentProcess`) only the pids from the leader's
-    /// to the last one allocated (`ns_last_pid`) are looked at, each in /proc — a handful,
-    /// where the whole of /proc costs a millisecond or more per task. When the pids wrapped
-    /// since (the last is below the leader's), the range is long, or `ns_last_pid` cannot be
-    /// read, all of /proc is scanned.
-    static func hasLiveMembers(_ pgid: pid_t, ledByRecentProcess: Bool = false) -> Bool {
-        var buffer = [UInt8](repeating: 0, count: 1024)
-        if ledByRecentProcess, let last = lastAllocatedPID(), last >= pgid, last - pgid <= rangeLimit {
-            var pid = pgid + 1
-            while pid <= last {
-                if isLiveMember(pid: pid, of: pgid, buffer: &buffer) { return true }
-                pid += 1
-            }
-            return false
+    /// What /proc/<pid>/stat says of a process.
+    struct Stat {
+        var state: UInt8
+        var group: pid_t
+        /// Clock ticks since boot.
+        var startTime: UInt64
+        /// Neither a zombie nor dead.
+        var isLive: Bool { state != UInt8(ascii: "Z") && state != UInt8(ascii: "X") }
+    }
+
+    /// The pids where processes a task started can be: its descendants' pids were allocated
+    /// after the leader's, in increasing order until they wrap. For a leader that started
+    /// moments ago (`recent`) only the pids from the leader's to the last one allocated
+    /// (`ns_last_pid`) — a handful, where the whole of /proc costs a millisecond or more per
+    /// task. When the pids wrapped since (the last is below the leader's), the range is long,
+    /// or `ns_last_pid` cannot be read: every pid in /proc. Nil when /proc cannot be read.
+    static func pids(after leader: pid_t, recent: Bool) -> [pid_t]? {
+        if recent, let last = lastAllocatedPID(), last >= leader, last - leader <= rangeLimit {
+            return last > leader ? Array((leader + 1)...last) : []
         }
-        guard let dir = opendir("/proc") else { return true }
+        return allPIDs()
+    }
+
+    /// Every process in /proc, or nil when it cannot be read.
+    static func allPIDs() -> [pid_t]? {
+        guard let dir = opendir("/proc") else { return nil }
         defer { closedir(dir) }
+        var pids: [pid_t] = []
         while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            guard let first = name.utf8.first, first >= 48, first <= 57, let pid = pid_t(name) else { continue }
-            if isLiveMember(pid: pid, of: pgid, buffer: &buffer) { return true }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+            if let first = name.utf8.first, first >= 48, first <= 57, let pid = pid_t(name) { pids.append(pid) }
         }
-        return false
+        return pids
     }
 
-    /// A process's state letter, process group and start time (clock ticks since boot), from
-    /// /proc/<pid>/stat.
-    static func info(of pid: pid_t) -> (state: UInt8, group: pid_t, startTime: UInt64)? {
+    /// Whether any process that is not a zombie belongs to the group. (`kill(-pgid, 0)` also
+    /// counts zombies that nobody has reaped yet.) A task's group holds only the leader's
+    /// descendants (the task has a session of its own, and a process can join only a group of
+    /// its own session), so only `pids(after:recent:)` are looked at.
+    static func hasLiveMembers(_ pgid: pid_t, ledByRecentProcess: Bool = false) -> Bool {
+        guard let pids = pids(after: pgid, recent: ledByRecentProcess) else { return true }
         var buffer = [UInt8](repeating: 0, count: 1024)
-        return state(of: pid, buffer: &buffer)
+        return pids.contains { pid in stat(of: pid, buffer: &buffer).map { $0.group == pgid && $0.isLive } ?? false }
     }
 
-    /// When a process started, in clock ticks since boot.
-    static func startTime(of pid: pid_t) -> UInt64? { info(of: pid)?.startTime }
+    /// Whether `pid` exists and is not a zombie.
+    static func isLive(_ pid: pid_t) -> Bool { stat(of: pid)?.isLive ?? false }
 
     /// Whether `pid` is a process (its thread-group leader), not another thread of one: /proc
     /// answers for thread ids too.
     static func isProcess(_ pid: pid_t) -> Bool {
-        guard let bytes = readSmall("/proc/\(pid)/status", limit: 4096) else { return false }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        guard let bytes = readSmall("/proc/\(pid)/status", into: &buffer) else { return false }
         for line in bytes.split(separator: UInt8(ascii: "\n")) where line.starts(with: Array("Tgid:".utf8)) {
             return pid_t(String(decoding: line.dropFirst(5), as: UTF8.self).trimmingBlanks()) == pid
         }
         return false
     }
 
-    /// Whether `pid` exists and is not a zombie.
-    static func isLive(_ pid: pid_t) -> Bool {
-        var buffer = [UInt8](repeating: 0, count: 1024)
-        return state(of: pid, buffer: &buffer).map { $0.state != UInt8(ascii: "Z") && $0.state != UInt8(ascii: "X") } ?? false
-    }
-
-    /// Whether `pid` exists, is not a zombie, and is in group `pgid` (from /proc/<pid>/stat).
-    private static func isLiveMember(pid: pid_t, of pgid: pid_t, buffer: inout [UInt8]) -> Bool {
-        guard let (state, group, _) = state(of: pid, buffer: &buffer) else { return false }
-        return group == pgid && state != UInt8(ascii: "Z") && state != UInt8(ascii: "X")
-    }
-
-    /// A process's state letter, process group and start time, from /proc/<pid>/stat.
-    private static func state(of pid: pid_t, buffer: inout [UInt8]) -> (state: UInt8, group: pid_t, startTime: UInt64)? {
-        let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        close(fd)
-        guard n > 0 else { return nil }
-        // "pid (comm) S ppid pgrp …" — comm may hold spaces and parentheses: split after the last ')'.
-        guard let close = buffer[0..<n].lastIndex(of: UInt8(ascii: ")")), close + 2 < n else { return nil }
-        let fields = buffer[(close + 2)..<n].split(separator: UInt8(ascii: " "))
-        // After the comm: state(0) ppid(1) pgrp(2) … starttime(19), field 22 of stat(5).
+    /// A process's state, group and start time; `buffer` may be reused across calls.
+    static func stat(of pid: pid_t, buffer: inout [UInt8]) -> Stat? {
+        guard let bytes = readSmall("/proc/\(pid)/stat", into: &buffer) else { return nil }
+        // "pid (comm) S ppid pgrp …" — comm may hold spaces and parentheses: split after the
+        // last ')'. Then state(0) ppid(1) pgrp(2) … starttime(19), field 22 of proc(5).
+        guard let close = bytes.lastIndex(of: UInt8(ascii: ")")), close + 2 < bytes.endIndex else { return nil }
+        let fields = bytes[(close + 2)...].split(separator: UInt8(ascii: " "))
         guard fields.count > 19, let state = fields[0].first,
               let group = pid_t(String(decoding: fields[2], as: UTF8.self)),
               let start = UInt64(String(decoding: fields[19], as: UTF8.self)) else { return nil }
-        return (state, group, start)
+        return Stat(state: state, group: group, startTime: start)
+    }
+
+    static func stat(of pid: pid_t) -> Stat? {
+        var buffer = [UInt8](repeating: 0, count: 1024)
+        return stat(of: pid, buffer: &buffer)
     }
 
     /// The pid the kernel allocated last in this pid namespace, if readable.
     static func lastAllocatedPID() -> pid_t? {
-        guard let bytes = readSmall("/proc/sys/kernel/ns_last_pid", limit: 32) else { return nil }
+        var buffer = [UInt8](repeating: 0, count: 32)
+        guard let bytes = readSmall("/proc/sys/kernel/ns_last_pid", into: &buffer) else { return nil }
         return pid_t(String(decoding: bytes.prefix { $0 >= 48 && $0 <= 57 }, as: UTF8.self))
     }
 
-    /// The start of a small file (one read of at most `limit` bytes), nil when unreadable or empty.
-    private static func readSmall(_ path: String, limit: Int) -> ArraySlice<UInt8>? {
+    /// The start of a small file, one read into `buffer`; nil when unreadable or empty.
+    private static func readSmall(_ path: String, into buffer: inout [UInt8]) -> ArraySlice<UInt8>? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
-        var bytes = [UInt8](repeating: 0, count: limit)
-        let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        return n > 0 ? bytes[0..<n] : nil
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        return n > 0 ? buffer[0..<n] : nil
     }
 }

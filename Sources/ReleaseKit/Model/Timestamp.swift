@@ -7,6 +7,7 @@ import FoundationEssentials
 /// formatter would cut it to .122).
 public enum Timestamp {
     private static let withFraction = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+    /// UTC, so it always ends in "Z".
     private static let withoutFraction = Date.ISO8601FormatStyle()
 
     /// Formats as `2026-11-25T13:00:00.123Z`.
@@ -14,7 +15,6 @@ public enum Timestamp {
         let ms = milliseconds(date)
         let (seconds, fraction) = floorDivision(ms, 1000)
         let whole = withoutFraction.format(Date(timeIntervalSince1970: Double(seconds)))
-        guard whole.hasSuffix("Z") else { return withFraction.format(date) }
         let digits = String(fraction)
         return whole.dropLast() + "." + String(repeating: "0", count: 3 - digits.count) + digits + "Z"
     }

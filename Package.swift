@@ -32,9 +32,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
+        // Linux system calls Swift cannot reach through glibc (openat2, per-thread credentials,
+        // renameat2, pidfds), each a one-line C wrapper behind ReleaseKit's Syscalls.
+        .target(name: "CLinuxSyscalls", path: "Sources/CLinuxSyscalls"),
         .target(
             name: "ReleaseKit",
             dependencies: [
+                "CLinuxSyscalls",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]

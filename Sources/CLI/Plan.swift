@@ -75,9 +75,8 @@ struct Plan: RunnableCommand {
         let masking = Masking(env: env)
         let plan: ReleasePlan
         do throws(RejectReason) {
-            try RequestIntake.checkDirectory(directory, policy: policy)
-            let inspection = try AppInspection.inspect(directory: directory, path: TaskEnvironment.path(for: env), registry: Registry.tasks)
-            plan = try ReleasePlan.make(app: app, directory: directory, env: env, tasks: tasks, registry: Registry.tasks, inspection: inspection)
+            plan = try RequestIntake.plan(app: app, directory: directory, env: env, tasks: tasks, policy: policy,
+                                          registry: Registry.tasks, credentials: nil)
         } catch {
             throw CLIError(2, "the release would be rejected: \(masking.apply(error.message))")
         }

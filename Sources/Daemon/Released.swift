@@ -91,7 +91,17 @@ struct Released: AsyncParsableCommand {
             throw fatal("\(error)", errno: error.errno.rawValue)
         }
         defer { withExtendedLifetime(lock) {} }
-        spool.tighten()
+        do {
+            let takeOver = try spool.takeOwnership()
+            for folder in takeOver.chowned {
+                logger.warning("\(folder) belonged to another user (made before released first ran); it is released's now")
+            }
+            if takeOver.removedForeign > 0 {
+                logger.warning("removed \(takeOver.removedForeign) file(s) of other users from released's own spool folders (never believed)")
+            }
+        } catch {
+            throw fatal("refusing to start: \(error)", errno: error.errno.rawValue)
+        }
 
         let processGuard: ProcessGuard?
         do { processGuard = try ProcessGuard.spawn() } catch {

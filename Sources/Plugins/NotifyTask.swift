@@ -28,11 +28,9 @@ public struct NotifyTask: ReleaseTask {
         guard !urls.isEmpty else {
             throw TaskFailure(.failed, reason: "\(Self.gate) is on but RELEASE_NOTIFY_URL is not set")
         }
-        guard urls.count <= Self.maximumURLs else {
-            throw TaskFailure(.failed, reason: "RELEASE_NOTIFY_URL names \(urls.count) URLs; at most \(Self.maximumURLs)")
-        }
-        if let bad = urls.first(where: { !Self.isHTTP($0) }) {
-            throw TaskFailure(.failed, reason: "RELEASE_NOTIFY_URL: \(Self.redact(bad)) is not an http:// or https:// URL")
+        let checked: [WebhookURL]
+        do throws(RejectReason) { checked = try Self.checkedURLs(in: env) } catch {
+            throw TaskFailure(.failed, reason: error.message)
         }
         let (timeout, problem) = Self.timeout(in: env)
         if let problem { context.say(problem) }
@@ -42,7 +40,7 @@ public struct NotifyTask: ReleaseTask {
             signature = Self.signature(body: body, secret: secret)
         }
         var failures: [String] = []
-        for url in urls {
+        for url in checked {
             if let problem = await post(body, to: url, signature: signature, state: context.outcome.state, id: context.request.id.rawValue, timeout: timeout, context: context) {
                 failures.append(problem)
             }
@@ -84,21 +82,38 @@ public struct NotifyTask: ReleaseTask {
     public static func describe(env: [String: String]) -> String {
         let urls = urls(in: env)
         guard !urls.isEmpty else { return "will fail: RELEASE_NOTIFY_URL is not set" }
-        var line = "POST to " + urls.map(redact).joined(separator: ", ")
+        var line = "POST to " + urls.map(WebhookURL.redact).joined(separator: ", ")
         if let secret = env["RELEASE_NOTIFY_SECRET"], !secret.isEmpty { line += ", signed (X-Releasectl-Signature)" }
         let (timeout, problem) = timeout(in: env)
         return line + ", \(DurationParser.format(timeout)) per request" + (problem.map { " (\($0))" } ?? "")
     }
 
-    static func isHTTP(_ url: String) -> Bool {
-        let lower = url.lowercased()
-        return lower.hasPrefix("http://") || lower.hasPrefix("https://")
+    /// Checks the task's variables when a request that will run it arrives: every URL of
+    /// `RELEASE_NOTIFY_URL` must parse as a `WebhookURL`, and there may be at most
+    /// `maximumURLs`. A bad one rejects the release (exit 2) before anything runs.
+    public static func validate(env: [String: String]) throws(RejectReason) {
+        _ = try checkedURLs(in: env)
+    }
+
+    /// The URLs of `RELEASE_NOTIFY_URL`, each checked; the first bad one is the error.
+    static func checkedURLs(in env: [String: String]) throws(RejectReason) -> [WebhookURL] {
+        let urls = urls(in: env)
+        guard urls.count <= maximumURLs else {
+            throw RejectReason(.env, "RELEASE_NOTIFY_URL names \(urls.count) URLs; at most \(maximumURLs)")
+        }
+        var checked: [WebhookURL] = []
+        for url in urls {
+            do throws(WebhookURL.Problem) { checked.append(try WebhookURL.parse(url)) } catch {
+                throw RejectReason(.env, "RELEASE_NOTIFY_URL: \(error)")
+            }
+        }
+        return checked
     }
 
     /// Returns nil on success, else why it failed.
-    func post(_ body: [UInt8], to url: String, signature: String?, state: ReleaseState, id: String, timeout: Duration, context: TaskContext) async -> String? {
-        let shown = Self.redact(url)
-        var request = HTTPClientRequest(url: url)
+    func post(_ body: [UInt8], to url: WebhookURL, signature: String?, state: ReleaseState, id: String, timeout: Duration, context: TaskContext) async -> String? {
+        let shown = WebhookURL.redact(url.text)
+        var request = HTTPClientRequest(url: url.text)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
         request.headers.add(name: "User-Agent", value: "releasectl/1")
@@ -178,15 +193,6 @@ public struct NotifyTask: ReleaseTask {
         return "sha256=" + mac.map { String(format2hex: $0) }.joined()
     }
 
-    /// A URL as it may be shown: scheme and host only (webhook paths are often secrets).
-    static func redact(_ url: String) -> String {
-        guard let schemeEnd = url.firstRange(of: "://") else { return "<invalid URL>" }
-        let rest = url[schemeEnd.upperBound...]
-        var host = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
-        if let at = host.lastIndex(of: "@") { host = host[host.index(after: at)...] }
-        let hasPath = rest.count > host.count
-        return String(url[..<schemeEnd.upperBound]) + host + (hasPath ? "/…" : "")
-    }
 }
 
 extension String {

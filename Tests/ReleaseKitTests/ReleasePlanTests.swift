@@ -344,7 +344,7 @@ struct ReleasePlanTests {
         let dir = try TempFolder()
         defer { dir.remove() }
         for (name, content) in files { try dir.write(name, content) }
-        #expect(Preset.detect(in: dir.path, path: "/usr/bin:/bin")?.name == preset)
+        #expect(try Preset.detect(in: AppDirectory.open(dir.path), path: "/usr/bin:/bin")?.name == preset)
     }
 
     @Test("the Django preset runs python from the task's PATH if there is one, else python3")
@@ -353,9 +353,9 @@ struct ReleasePlanTests {
         defer { dir.remove() }
         try dir.write("manage.py", "")
         try dir.write("bin/python", "#!/bin/sh\n", executable: true)
-        let withPython = Preset.detect(in: dir.path, path: dir.path + "/bin")
+        let withPython = try Preset.detect(in: AppDirectory.open(dir.path), path: dir.path + "/bin")
         #expect(withPython?.commands["migrate"] == .argv(["python", "manage.py", "migrate", "--noinput"]))
-        let without = Preset.detect(in: dir.path, path: dir.path + "/nowhere")
+        let without = try Preset.detect(in: AppDirectory.open(dir.path), path: dir.path + "/nowhere")
         #expect(without?.commands["migrate"] == .argv(["python3", "manage.py", "migrate", "--noinput"]))
     }
 }

@@ -12,6 +12,9 @@ public struct TaskIdentity: Sendable {
     public var gid: gid_t
     public var groups: [gid_t]
     public var home: String
+
+    /// The ids the app's files are read with at intake.
+    var credentials: FileCredentials { FileCredentials(uid: uid, gid: gid, groups: groups) }
 }
 
 /// Runs task commands as processes: each in a session and process group of its own, in the

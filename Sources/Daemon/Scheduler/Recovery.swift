@@ -81,17 +81,8 @@ enum Recovery {
                 outcome.completed += 1
             }
         }
-        // Temporary files of writes cut short.
-        let now = Date()
-        for entry in spool.entries(.tmp) {
-            let p = spool.path(.tmp).appending(entry)
-            guard let st = try? FileManager.default.attributesOfItem(atPath: p.string),
-                  let modified = st[.modificationDate] as? Date else { continue }
-            let age = now.timeIntervalSince(modified)
-            if (entry.string.hasPrefix(".") && entry.string.hasSuffix(".tmp")) || age > 86_400 {
-                try? FileManager.default.removeItem(atPath: p.string)
-            }
-        }
+        // Temporary files of writes cut short: a submitter's removed with its own credentials.
+        spool.removeLeftovers { uid, gid in FileCredentials(uid: uid, gid: gid, groups: []) }
         return outcome
     }
 }

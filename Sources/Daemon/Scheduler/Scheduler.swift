@@ -212,12 +212,9 @@ actor Scheduler {
 
     /// Full validation: directory, app user, release.toml, gates. Returns the plan.
     private func validate(_ request: ReleaseRequest) throws(RejectReason) -> (ReleasePlan, TaskIdentity?) {
-        try RequestIntake.checkDirectory(request.directory, policy: policy)
         let identity = try identity(for: request.app)
-        let inspection = try AppInspection.inspect(directory: request.directory, path: TaskEnvironment.path(for: request.env),
-                                                   registry: context.registry)
-        let plan = try ReleasePlan.make(app: request.app, directory: request.directory, env: request.env, tasks: request.tasks,
-                                        registry: context.registry, inspection: inspection)
+        let plan = try RequestIntake.plan(app: request.app, directory: request.directory, env: request.env, tasks: request.tasks,
+                                          policy: policy, registry: context.registry, credentials: identity?.credentials)
         return (plan, identity)
     }
 

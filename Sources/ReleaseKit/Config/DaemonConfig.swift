@@ -1,10 +1,13 @@
 import Glibc
+import SystemPackage
 
 /// The daemon's configuration: `/etc/releasectl/released.toml` or `--config FILE`, with
 /// command-line flags applied on top. Unknown keys are errors (a typo must not silently keep a
 /// default).
 public struct DaemonConfig: Sendable, Equatable {
     public static let defaultPath = "/etc/releasectl/released.toml"
+    /// The largest configuration file read.
+    public static let maximumFileSize = 64 * 1024
 
     public var spool: String?
     public var maxParallel: Int = 2
@@ -120,15 +123,29 @@ public struct DaemonConfig: Sendable, Equatable {
     /// problem reading it is an error.
     public static func load(path: String?) throws(ConfigError) -> DaemonConfig {
         let p = path ?? defaultPath
-        let bytes: [UInt8]
-        do throws(RejectReason) {
-            guard let read = try AppInspection.appFile(p, code: .appConfig) else {
+        // The operator's own file (a symlink to it is the operator's choice): opened without
+        // blocking, regular files only, bounded.
+        let fd: Int32
+        do { fd = try Syscalls.open(FilePath(p), O_RDONLY | O_NONBLOCK | O_NOCTTY) } catch {
+            if error == .noSuchFileOrDirectory {
                 if path == nil { return DaemonConfig() }
-                throw RejectReason(.appConfig, "no such file")
+                throw ConfigError(path: p, problem: "no such file")
             }
-            bytes = read
+            throw ConfigError(path: p, problem: "\(error)")
+        }
+        defer { Syscalls.close(fd) }
+        let bytes: [UInt8]
+        do {
+            let st = try Syscalls.fstat(fd)
+            guard st.st_mode & S_IFMT == S_IFREG else { throw ConfigError(path: p, problem: "not a regular file") }
+            guard st.st_size <= maximumFileSize else {
+                throw ConfigError(path: p, problem: "\(st.st_size) bytes, over the limit of \(maximumFileSize / 1024) KiB")
+            }
+            bytes = try Syscalls.read(fd, limit: maximumFileSize)
+        } catch let error as ConfigError {
+            throw error
         } catch {
-            throw ConfigError(path: p, problem: error.message.hasPrefix("cannot read \(p): ") ? String(error.message.dropFirst("cannot read \(p): ".count)) : error.message)
+            throw ConfigError(path: p, problem: "\(error)")
         }
         guard let text = String(validating: bytes, as: UTF8.self) else { throw ConfigError(path: p, problem: "not valid UTF-8") }
         return try parse(text, path: p)

@@ -25,6 +25,8 @@ public struct RejectReason: Error, Sendable, Hashable, CustomStringConvertible {
         public static let unknownTask = Code(rawValue: "unknown-task")
         public static let appConfig = Code(rawValue: "release-toml")
         public static let procfile = Code(rawValue: "procfile")
+        /// Another of the app's files (a Gemfile, bin/rails) cannot be used.
+        public static let appFile = Code(rawValue: "app-file")
         public static let env = Code(rawValue: "env")
         public static let user = Code(rawValue: "user")
     }

@@ -115,6 +115,27 @@ public enum RequestIntake {
         }
     }
 
+    /// Validates what a request asks for, in full, as intake does: the directory, then the
+    /// app's files (release.toml, Procfile, preset files), then the gates and tasks. With
+    /// `credentials` (a root daemon releasing an app with a user of its own) the directory and
+    /// the app's files are looked at as that user, never with more privilege than its tasks
+    /// will have.
+    public static func plan(app: String, directory: String, env: [String: String], tasks: [String]?, policy: IntakePolicy,
+                            registry: [any ReleaseTask.Type], credentials: FileCredentials?) throws(RejectReason) -> ReleasePlan {
+        let work = { () -> Result<ReleasePlan, RejectReason> in
+            Result { () throws(RejectReason) -> ReleasePlan in
+                try checkDirectory(directory, policy: policy)
+                let inspection = try AppInspection.inspect(directory: directory, path: TaskEnvironment.path(for: env), registry: registry)
+                return try ReleasePlan.make(app: app, directory: directory, env: env, tasks: tasks, registry: registry, inspection: inspection)
+            }
+        }
+        guard let credentials else { return try work().get() }
+        guard let result = credentials.perform(work) else {
+            throw RejectReason(.user, "cannot look at the app's files as uid \(credentials.uid): the daemon could not switch its file credentials (it needs CAP_SETUID and CAP_SETGID)")
+        }
+        return try result.get()
+    }
+
     /// The canonical, symlink-free form of a path.
     public static func realPath(_ path: String) -> String? {
         guard let p = Glibc.realpath(path, nil) else { return nil }

@@ -80,18 +80,6 @@ public struct Spool: Sendable {
         }
     }
 
-    /// Gives the folders this process owns their tight modes (see `tightMode`). Folders owned
-    /// by someone else (made by a writer before the daemon first ran) keep theirs.
-    public func tighten() {
-        let folders: [(Folder?, FilePath)] = [(nil, root)] + Folder.allCases.map { ($0, path($0)) }
-        for (folder, dir) in folders {
-            guard let fd = try? Syscalls.open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW) else { continue }
-            defer { Syscalls.close(fd) }
-            guard let st = try? Syscalls.fstat(fd), st.st_uid == geteuid() else { continue }
-            _ = fchmod(fd, Self.tightMode(folder))
-        }
-    }
-
     /// Folders of the spool that anyone may write to (the daemon refuses to start on those).
     public func worldWritableFolders() -> [FilePath] {
         ([root] + Folder.allCases.map(path)).filter { dir in
@@ -208,20 +196,36 @@ public struct Spool: Sendable {
         (try? Syscalls.lstat(p)) != nil
     }
 
-    /// Reads a whole (small) file.
-    public func read(_ p: FilePath, limit: Int = ReleaseRequest.maximumFileSize * 8) throws(SpoolError) -> [UInt8] {
-        do {
-            let fd = try Syscalls.open(p, O_RDONLY | O_NOFOLLOW)
+    /// Reads a whole (small) regular file: opened without following a link and without
+    /// blocking (a FIFO planted in the spool cannot stall a reader), its type checked with
+    /// fstat. With `trustedOwner` the file must belong to that user or to root (the daemon's
+    /// records: anything else in its folders was not written by it).
+    public func read(_ p: FilePath, limit: Int = ReleaseRequest.maximumFileSize * 8, trustedOwner: uid_t? = nil) throws(SpoolError) -> [UInt8] {
+        do throws(Errno) {
+            let fd = try Syscalls.open(p, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY)
             defer { Syscalls.close(fd) }
+            let st = try Syscalls.fstat(fd)
+            guard st.st_mode & S_IFMT == S_IFREG else { throw Errno.invalidArgument }
+            if let trustedOwner, st.st_uid != trustedOwner && st.st_uid != 0 { throw Errno.notPermitted }
             return try Syscalls.read(fd, limit: limit)
         } catch {
             throw SpoolError(.read, path: p, errno: error)
         }
     }
 
-    /// A record, if the folder has one for this id.
+    /// The user the daemon's folders (`running/`, `done/`, `rejected/`, `logs/`) belong to:
+    /// the daemon's. Only its files, and root's, are believed there — and nothing at all while
+    /// `done/` is a link or writable by its group or others (a spool a writer made before the
+    /// daemon first ran, which the daemon takes over and tightens when it starts).
+    public var daemonUser: uid_t? {
+        guard let st = try? Syscalls.lstat(path(.done)), st.st_mode & S_IFMT == S_IFDIR, st.st_mode & 0o022 == 0 else { return nil }
+        return st.st_uid
+    }
+
+    /// A record, if the folder has one for this id written by the daemon (a file of anyone
+    /// else's there is not believed).
     public func record(in folder: Folder, id: String) -> ReleaseRecord? {
-        guard let bytes = try? read(recordPath(folder, id)) else { return nil }
+        guard let owner = daemonUser, let bytes = try? read(recordPath(folder, id), trustedOwner: owner) else { return nil }
         return try? ReleaseRecord.decode(bytes)
     }
 
@@ -260,44 +264,19 @@ public struct Spool: Sendable {
         readRequest(requestPath(.done, id)) ?? readRequest(requestPath(.rejected, id))
     }
 
-    /// Every finished record (done and rejected).
+    /// Every finished record (done and rejected) written by the daemon.
     public func finishedRecords() -> [ReleaseRecord] {
+        guard let owner = daemonUser else { return [] }
         var result: [ReleaseRecord] = []
         for folder in [Folder.done, .rejected] {
             for c in entries(folder) where c.string.hasSuffix(".record.json") {
-                if let bytes = try? read(path(folder).appending(c)), let r = try? ReleaseRecord.decode(bytes) {
+                if let bytes = try? read(path(folder).appending(c), trustedOwner: owner), let r = try? ReleaseRecord.decode(bytes) {
                     result.append(r)
                 }
             }
         }
         return result
     }
-}
-
-/// A spool operation that failed, with the path and the system error.
-public struct SpoolError: Error, Sendable, CustomStringConvertible {
-    public struct Operation: RawRepresentable, Sendable, Hashable {
-        public let rawValue: String
-        public init(rawValue: String) { self.rawValue = rawValue }
-        public static let create = Operation(rawValue: "cannot create")
-        public static let write = Operation(rawValue: "cannot write")
-        public static let submit = Operation(rawValue: "cannot spool the request as")
-        public static let move = Operation(rawValue: "cannot move")
-        public static let read = Operation(rawValue: "cannot read")
-        public static let lock = Operation(rawValue: "cannot lock")
-    }
-
-    public var operation: Operation
-    public var path: FilePath
-    public var errno: Errno
-
-    public init(_ operation: Operation, path: FilePath, errno: Errno) {
-        self.operation = operation
-        self.path = path
-        self.errno = errno
-    }
-
-    public var description: String { "\(operation.rawValue) \(path): \(errno)" }
 }
 
 extension FilePath {

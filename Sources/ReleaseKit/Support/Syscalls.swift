@@ -1,3 +1,4 @@
+import CLinuxSyscalls
 import Glibc
 import SystemPackage
 
@@ -17,6 +18,34 @@ enum Syscalls {
 
     static func openat(_ dirfd: Int32, _ name: String, _ flags: Int32, _ mode: mode_t = 0) throws(Errno) -> Int32 {
         try retrying { Glibc.openat(dirfd, name, flags | O_CLOEXEC, mode) }
+    }
+
+    /// openat2(2) with `resolve` (`RC_RESOLVE_BENEATH`, `RC_RESOLVE_IN_ROOT`, …); ENOSYS before Linux 5.6.
+    static func openat2(_ dirfd: Int32, _ path: String, _ flags: Int32, resolve: UInt64, mode: mode_t = 0) throws(Errno) -> Int32 {
+        // EAGAIN: the kernel could not resolve the path race-free this time (a rename nearby).
+        var attempts = 0
+        while true {
+            do throws(Errno) {
+                return try retrying { rc_openat2(dirfd, path, flags, mode, resolve) }
+            } catch .resourceTemporarilyUnavailable where attempts < 8 {
+                attempts += 1
+            }
+        }
+    }
+
+    /// renameat2(2) swapping two names atomically (RENAME_EXCHANGE).
+    static func exchange(_ dirfd: Int32, _ a: String, _ b: String) throws(Errno) {
+        try retrying { rc_renameat2(dirfd, a, dirfd, b, UInt32(RC_RENAME_EXCHANGE)) }
+    }
+
+    static func unlinkat(_ dirfd: Int32, _ name: String, directory: Bool = false) throws(Errno) {
+        try retrying { Glibc.unlinkat(dirfd, name, directory ? AT_REMOVEDIR : 0) }
+    }
+
+    static func statAt(_ dirfd: Int32, _ name: String, followingLinks: Bool = false) throws(Errno) -> Glibc.stat {
+        var st = Glibc.stat()
+        try retrying { Glibc.fstatat(dirfd, name, &st, followingLinks ? 0 : AT_SYMLINK_NOFOLLOW) }
+        return st
     }
 
     static func open(_ path: FilePath, _ flags: Int32, _ mode: mode_t = 0) throws(Errno) -> Int32 {

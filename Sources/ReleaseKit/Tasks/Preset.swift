@@ -1,4 +1,3 @@
-import FoundationEssentials
 import Glibc
 import SystemPackage
 
@@ -48,20 +47,21 @@ public struct Preset: Sendable, Equatable {
     public static let all: [Preset] = [rails, django(), laravel, phoenix, prisma]
 
     /// The preset for an app directory, or nil. `path` is the task's PATH (for Django's python).
-    public static func detect(in directory: String, path: String) -> Preset? {
-        func has(_ relative: String) -> Bool { FileManager.default.fileExists(atPath: directory + "/" + relative) }
-        // Bounded, regular files only: the app directory is not trusted to be well-formed.
-        func read(_ relative: String) -> String? {
-            AppInspection.readSmallFile(directory + "/" + relative).map { String(decoding: $0, as: UTF8.self) }
+    /// The files looked at are the app's, read beneath its directory like every app file.
+    public static func detect(in app: AppDirectory, path: String) throws(RejectReason) -> Preset? {
+        func has(_ relative: String) throws(RejectReason) -> Bool { try app.contains(relative, code: .appFile) }
+        // A file read as a hint (bounded, regular files only): missing is nil.
+        func hint(_ relative: String) throws(RejectReason) -> String? {
+            try app.read(relative, limit: AppInspection.maximumHintSize, code: .appFile).map { String(decoding: $0, as: UTF8.self) }
         }
-        if has("bin/rails") { return rails }
-        if let gemfile = read("Gemfile"), gemfile.contains("gem \"rails\"") || gemfile.contains("gem 'rails'") { return rails }
-        if has("manage.py") {
+        if try has("bin/rails") { return rails }
+        if let gemfile = try hint("Gemfile"), gemfile.contains("gem \"rails\"") || gemfile.contains("gem 'rails'") { return rails }
+        if try has("manage.py") {
             return django(python: ExecutableLookup.find("python", path: path) != nil ? "python" : "python3")
         }
-        if has("artisan") { return laravel }
-        if let mix = read("mix.exs"), mix.contains("ecto") { return phoenix }
-        if has("prisma/schema.prisma") { return prisma }
+        if try has("artisan") { return laravel }
+        if let mix = try hint("mix.exs"), mix.contains("ecto") { return phoenix }
+        if try has("prisma/schema.prisma") { return prisma }
         return nil
     }
 }

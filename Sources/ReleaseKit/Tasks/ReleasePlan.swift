@@ -106,6 +106,7 @@ public struct ReleasePlan: Sendable {
                         : "no command for \(task.name) in this app: add [tasks.\(task.name)] command = \"…\" to \(inspection.directory)/\(AppConfig.fileName)"
                 }
             }
+            if step.willRun { try task.validate(env: env) }
             steps.append(step)
         }
         let warnings = Gate.nearMisses(in: env, gates: registry.map { $0.gate } + [notifyRequiredVariable], known: knownVariables)

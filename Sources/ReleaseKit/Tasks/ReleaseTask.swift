@@ -24,6 +24,9 @@ public protocol ReleaseTask: Sendable {
     static func defaultCommand(in app: AppInspection) -> Command?
     /// Whether the gate is on when its variable is unset.
     static func isOnByDefault(in app: AppInspection) -> Bool
+    /// Checks the task's own variables when a request that will run the task arrives; a
+    /// problem rejects the release (exit 2) before anything runs. By default nothing to check.
+    static func validate(env: [String: String]) throws(RejectReason)
 
     init()
 
@@ -37,6 +40,7 @@ extension ReleaseTask {
     public static var runsAfterFailure: Bool { false }
     public static func defaultCommand(in app: AppInspection) -> Command? { app.preset?.commands[name] }
     public static func isOnByDefault(in app: AppInspection) -> Bool { false }
+    public static func validate(env: [String: String]) throws(RejectReason) {}
 
     /// Runs the task's resolved command.
     public func run(in context: TaskContext) async throws {

@@ -1,0 +1,45 @@
+// Linux system calls that glibc 2.36 has no wrapper for, or whose glibc wrapper does more than
+// the kernel call: Swift cannot call the variadic syscall(2) itself. Each returns what the
+// kernel call returns (-1 with errno set on failure).
+#ifndef CLINUXSYSCALLS_H
+#define CLINUXSYSCALLS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+// openat2(2)'s resolve flags (linux/openat2.h).
+#define RC_RESOLVE_NO_XDEV 0x01
+#define RC_RESOLVE_NO_MAGICLINKS 0x02
+#define RC_RESOLVE_NO_SYMLINKS 0x04
+#define RC_RESOLVE_BENEATH 0x08
+#define RC_RESOLVE_IN_ROOT 0x10
+
+// O_PATH (fcntl.h defines it only with _GNU_SOURCE).
+#define RC_O_PATH 010000000
+
+// renameat2(2)'s flags.
+#define RC_RENAME_NOREPLACE 1
+#define RC_RENAME_EXCHANGE 2
+
+/// openat2(2): opens `path` relative to `dirfd` with `flags` (O_CLOEXEC is added), resolving it
+/// as `resolve` says (RC_RESOLVE_BENEATH: never leaving dirfd; RC_RESOLVE_IN_ROOT: as if dirfd
+/// were the root). Fails with ENOSYS on kernels before 5.6.
+int rc_openat2(int dirfd, const char *path, int flags, mode_t mode, uint64_t resolve);
+
+/// renameat2(2).
+int rc_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags);
+
+/// setgroups(2) for the calling thread only (glibc's wrapper changes every thread).
+int rc_thread_setgroups(size_t count, const gid_t *groups);
+
+/// setfsuid(2)/setfsgid(2) for the calling thread: the ids file access is checked against.
+/// They return the previous id (the kernel reports no error; call with -1 to read it).
+int rc_thread_setfsuid(uid_t uid);
+int rc_thread_setfsgid(gid_t gid);
+
+/// pidfd_open(2) and pidfd_send_signal(2) (Linux 5.3 / 5.1).
+int rc_pidfd_open(pid_t pid, unsigned int flags);
+int rc_pidfd_send_signal(int pidfd, int signal);
+
+#endif

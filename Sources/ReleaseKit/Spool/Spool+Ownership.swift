@@ -1,0 +1,115 @@
+import FoundationEssentials
+import Glibc
+import SystemPackage
+
+extension Spool {
+    /// What `takeOwnership` changed.
+    public struct TakeOver: Sendable {
+        /// Folders that belonged to someone else (made by a writer before the daemon first ran).
+        public var chowned: [FilePath] = []
+        /// Files and folders of someone else's removed from the daemon's own folders.
+        public var removedForeign = 0
+    }
+
+    /// Makes every folder of the spool the daemon's own before it trusts any of them.
+    ///
+    /// Each folder must be a real folder (never a symlink) and belong to this process's user:
+    /// a folder made by a writer (`releasectl submit` before the daemon's first start) is
+    /// handed over with fchown when the daemon runs as root, and otherwise refused, saying how
+    /// to fix it. The descriptor used is checked to still be what the path names afterwards,
+    /// so a folder swapped for a link in between is refused too. Then each folder gets its
+    /// tight mode (see `tightMode`), and whatever someone else left in the daemon's own folders
+    /// (`running/`, `done/`, `rejected/`, `logs/` — where only the daemon writes) is removed:
+    /// a record there that the daemon did not write is never believed.
+    public func takeOwnership() throws(SpoolError) -> TakeOver {
+        var report = TakeOver()
+        let me = geteuid()
+        let rootFD: Int32
+        do { rootFD = try Syscalls.open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW) } catch {
+            throw SpoolError(.own, path: root, errno: error, detail: error == .tooManySymbolicLinkLevels || error == .notDirectory
+                             ? "it must be a real folder, not a symbolic link or a file" : nil)
+        }
+        defer { Syscalls.close(rootFD) }
+        try own(rootFD, path: root, folder: nil, report: &report)
+        for folder in Folder.allCases {
+            let dir = path(folder)
+            let fd: Int32
+            do { fd = try Syscalls.openat(rootFD, folder.rawValue, O_RDONLY | O_DIRECTORY | O_NOFOLLOW) } catch {
+                throw SpoolError(.own, path: dir, errno: error, detail: error == .tooManySymbolicLinkLevels || error == .notDirectory
+                                 ? "it must be a real folder, not a symbolic link or a file: remove it and restart released" : nil)
+            }
+            defer { Syscalls.close(fd) }
+            try own(fd, path: dir, folder: folder, report: &report)
+            // Still the folder the name leads to (not swapped while it was being taken over).
+            guard let opened = try? Syscalls.fstat(fd), let named = try? Syscalls.statAt(rootFD, folder.rawValue),
+                  opened.st_dev == named.st_dev, opened.st_ino == named.st_ino else {
+                throw SpoolError(.own, path: dir, errno: .resourceBusy, detail: "it was replaced while released took the spool over")
+            }
+            if Self.tightMode(folder) & 0o020 == 0 {
+                // A folder only the daemon writes: nothing of anyone else's belongs in it.
+                for name in TreeRemoval.names(in: fd) {
+                    var st = stat()
+                    guard fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0, st.st_uid != me, st.st_uid != 0 else { continue }
+                    var removal = TreeRemoval(owner: st.st_uid, device: opened.st_dev)
+                    if removal.remove(name, in: fd) { report.removedForeign += 1 }
+                }
+            }
+        }
+        return report
+    }
+
+    /// Owns, then tightens, one folder.
+    private func own(_ fd: Int32, path dir: FilePath, folder: Folder?, report: inout TakeOver) throws(SpoolError) {
+        let st: stat
+        do { st = try Syscalls.fstat(fd) } catch { throw SpoolError(.own, path: dir, errno: error) }
+        let me = geteuid()
+        if st.st_uid != me {
+            guard me == 0 else {
+                throw SpoolError(.own, path: dir, errno: .notPermitted,
+                                 detail: "it belongs to uid \(st.st_uid), not to released's user (uid \(me)): chown -R \(me) \(root) (or remove it and let released make it)")
+            }
+            guard fchown(fd, me, gid_t.max) == 0 else { throw SpoolError(.own, path: dir, errno: Errno(rawValue: errno)) }
+            report.chowned.append(dir)
+        }
+        guard fchmod(fd, Self.tightMode(folder)) == 0 else { throw SpoolError(.own, path: dir, errno: Errno(rawValue: errno)) }
+    }
+
+    /// Removes what writes cut short left in `tmp/`: the daemon's own temporary files
+    /// (`.<name>.tmp`) whatever their age, and anything older than `maximumAge`.
+    ///
+    /// `tmp/` is writable by every submitter, so this never follows a link and never leaves
+    /// the folder (see `TreeRemoval`); and a submitter's leftover is removed with that
+    /// submitter's own file credentials (`credentials(uid, gid)`; nil leaves it), so nothing
+    /// the submitter could not remove itself can go. Returns how many entries were removed.
+    @discardableResult
+    public func removeLeftovers(maximumAge: Duration = .seconds(86_400), now: Date = Date(),
+                                credentials: (uid_t, gid_t) -> FileCredentials?) -> Int {
+        guard let fd = try? Syscalls.open(path(.tmp), O_RDONLY | O_DIRECTORY | O_NOFOLLOW),
+              let folder = try? Syscalls.fstat(fd) else { return 0 }
+        defer { Syscalls.close(fd) }
+        let maximumSeconds = Int(maximumAge.components.seconds)
+        var removed = 0
+        for name in TreeRemoval.names(in: fd) {
+            var st = stat()
+            guard fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+            let text = String(decoding: name.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let ours = text.hasPrefix(".") && text.hasSuffix(".tmp")
+            let age = Int(now.timeIntervalSince1970) - Int(st.st_mtim.tv_sec)
+            guard ours || age > maximumSeconds else { continue }
+            let owner = st.st_uid, device = folder.st_dev
+            let remove = { () -> Bool in
+                var removal = TreeRemoval(owner: owner, device: device)
+                return removal.remove(name, in: fd)
+            }
+            // As root, a submitter's leftover goes with the submitter's credentials; a daemon
+            // that is not root has no privilege to lend, and removes it as itself.
+            if geteuid() == 0, owner != 0 {
+                guard let theirs = credentials(owner, st.st_gid) else { continue }
+                removed += theirs.perform(remove) == true ? 1 : 0
+            } else {
+                removed += remove() ? 1 : 0
+            }
+        }
+        return removed
+    }
+}

@@ -96,6 +96,9 @@ struct Released: AsyncParsableCommand {
             for folder in takeOver.chowned {
                 logger.warning("\(folder) belonged to another user (made before released first ran); it is released's now")
             }
+            for folder in takeOver.replaced {
+                logger.warning("\(folder) was a symbolic link or a file, not a folder; replaced by an empty folder (the link's target is left alone)")
+            }
             if takeOver.removedForeign > 0 {
                 logger.warning("removed \(takeOver.removedForeign) file(s) of other users from released's own spool folders (never believed)")
             }

@@ -290,6 +290,9 @@ actor Scheduler {
             (c.isASCII && (c.properties.isAlphabetic || ("0"..."9").contains(c) || c == "-" || c == "_" || c == ".")) ? Character(c) : "_"
         }.prefix(100))
         while stem.hasPrefix(".") { stem.removeFirst() }
+        // Never a name a record has (`<stem>.record.json`): a file filed under one would be
+        // read as the daemon's record.
+        if stem.hasSuffix(".record") { stem = String(stem.dropLast(".record".count)) + "_record" }
         return stem.isEmpty ? "unnamed" : stem
     }
 

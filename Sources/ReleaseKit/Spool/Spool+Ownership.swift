@@ -9,6 +9,8 @@ extension Spool {
         public var chowned: [FilePath] = []
         /// Files and folders of someone else's removed from the daemon's own folders.
         public var removedForeign = 0
+        /// Symlinks or files found where a folder belongs, replaced by a folder (as root).
+        public var replaced: [FilePath] = []
     }
 
     /// Makes every folder of the spool the daemon's own before it trusts any of them.
@@ -24,8 +26,12 @@ extension Spool {
     public func takeOwnership() throws(SpoolError) -> TakeOver {
         var report = TakeOver()
         let me = geteuid()
+        // The root may be an operator's symlink (to another disk), never someone else's.
+        if let link = try? Syscalls.lstat(root), link.st_mode & S_IFMT == S_IFLNK, link.st_uid != 0, link.st_uid != me {
+            throw SpoolError(.own, path: root, errno: .notPermitted, detail: "it is a symbolic link made by uid \(link.st_uid)")
+        }
         let rootFD: Int32
-        do { rootFD = try Syscalls.open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW) } catch {
+        do { rootFD = try Syscalls.open(root, O_RDONLY | O_DIRECTORY) } catch {
             throw SpoolError(.own, path: root, errno: error, detail: error == .tooManySymbolicLinkLevels || error == .notDirectory
                              ? "it must be a real folder, not a symbolic link or a file" : nil)
         }
@@ -34,7 +40,7 @@ extension Spool {
         for folder in Folder.allCases {
             let dir = path(folder)
             let fd: Int32
-            do { fd = try Syscalls.openat(rootFD, folder.rawValue, O_RDONLY | O_DIRECTORY | O_NOFOLLOW) } catch {
+            do { fd = try openFolder(folder, in: rootFD, report: &report) } catch {
                 throw SpoolError(.own, path: dir, errno: error, detail: error == .tooManySymbolicLinkLevels || error == .notDirectory
                                  ? "it must be a real folder, not a symbolic link or a file: remove it and restart released" : nil)
             }
@@ -56,6 +62,24 @@ extension Spool {
             }
         }
         return report
+    }
+
+    /// Opens a folder of the spool without following a link. As root, a symlink or file where
+    /// the folder belongs (planted by whoever owned the spool before) is removed — itself, never
+    /// what it points at — and the folder made afresh.
+    private func openFolder(_ folder: Folder, in rootFD: Int32, report: inout TakeOver) throws(Errno) -> Int32 {
+        do {
+            return try Syscalls.openat(rootFD, folder.rawValue, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)
+        } catch .tooManySymbolicLinkLevels where geteuid() == 0 {
+        } catch .notDirectory where geteuid() == 0 {
+        } catch .noSuchFileOrDirectory {
+        }
+        if (try? Syscalls.statAt(rootFD, folder.rawValue)) != nil {
+            try Syscalls.unlinkat(rootFD, folder.rawValue)
+            report.replaced.append(path(folder))
+        }
+        try Syscalls.retrying { mkdirat(rootFD, folder.rawValue, Self.folderMode) }
+        return try Syscalls.openat(rootFD, folder.rawValue, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)
     }
 
     /// Owns, then tightens, one folder.

@@ -83,7 +83,8 @@ public struct Spool: Sendable {
     /// Folders of the spool that anyone may write to (the daemon refuses to start on those).
     public func worldWritableFolders() -> [FilePath] {
         ([root] + Folder.allCases.map(path)).filter { dir in
-            guard let st = try? Syscalls.lstat(dir) else { return false }
+            // (A symlink's own mode says nothing; `takeOwnership` deals with links.)
+            guard let st = try? Syscalls.lstat(dir), st.st_mode & S_IFMT == S_IFDIR else { return false }
             return st.st_mode & S_IWOTH != 0
         }
     }

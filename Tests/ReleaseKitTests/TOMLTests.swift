@@ -43,7 +43,9 @@ struct TOMLTests {
         let shop = try #require(doc["apps"]?.table?["shop"]?.table)
         #expect(shop["user"]?.string == "shop")
         #expect(shop["limits"]?.table?["memory"]?.string == "1G")
-        #expect(shop["when"] == .datetime("1979-05-27T07:32:00Z"))
+        let when = try #require(TOML.DateTime("1979-05-27T07:32:00Z"))
+        #expect(shop["when"] == .datetime(when))
+        #expect(shop["when"]?.datetime?.kind == .offsetDateTime)
     }
 
     @Test("strings: escapes, literal, multi-line with line-ending backslash")

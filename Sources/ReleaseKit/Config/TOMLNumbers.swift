@@ -29,7 +29,7 @@ enum TOMLNumbers {
         if body.count >= 2, body[i] == TOMLByte.zero {
             let marker = body[i + 1]
             if let radix = radix(marker) {
-                if signed { throw TOMLProblem("a \(name(radix)) integer cannot have a sign") }
+                if signed { throw TOMLProblem("\(name(radix)) integer cannot have a sign") }
                 return .integer(try based(body.dropFirst(2), radix: radix))
             }
             if marker == UInt8(ascii: "X") || marker == UInt8(ascii: "O") || marker == UInt8(ascii: "B") {
@@ -113,7 +113,7 @@ enum TOMLNumbers {
                 continue
             }
             guard let v = TOMLScanner.hexValue(c).map(UInt64.init), v < radix else {
-                throw TOMLProblem("\(TOMLProblem.quoted(String(decoding: [c], as: UTF8.self))) is not a \(name(radix)) digit")
+                throw TOMLProblem("\(TOMLProblem.quoted(String(decoding: [c], as: UTF8.self))) is not \(name(radix)) digit")
             }
             let (shifted, o1) = magnitude.multipliedReportingOverflow(by: radix)
             let (sum, o2) = shifted.addingReportingOverflow(v)
@@ -135,7 +135,8 @@ enum TOMLNumbers {
         }
     }
 
+    /// "a hexadecimal", "an octal", "a binary".
     private static func name(_ radix: UInt64) -> String {
-        radix == 16 ? "hexadecimal" : radix == 8 ? "octal" : "binary"
+        radix == 16 ? "a hexadecimal" : radix == 8 ? "an octal" : "a binary"
     }
 }

@@ -46,6 +46,7 @@ struct TOMLParser {
         if isArray { s.position += 1 }
         let path = try key()
         guard s.peek == TOMLByte.closeBracket, !isArray || s.peek(1) == TOMLByte.closeBracket else {
+            if s.peek == TOMLByte.closeBracket { s.position += 1 }  // found: what follows a single ']'
             throw s.fail(isArray ? "expected ']]' to close the array-of-tables header, found \(s.found)"
                                  : "expected ']' to close the table header, found \(s.found)")
         }

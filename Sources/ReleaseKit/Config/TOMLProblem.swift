@@ -13,9 +13,9 @@ struct TOMLProblem: Error, Sendable {
 
     /// `text` in double quotes, as a message may show it: at most `quoteLimit` (40) Unicode
     /// scalars of it, cut with `…`; quotes and backslashes escaped, and control, format and
-    /// line-separator characters written as `\u{…}`, so that a message never carries more than a
-    /// short token of a file its reader may not be allowed to see, nor anything that could
-    /// rewrite the reader's terminal or log line.
+    /// separator characters (but the space) written as `\u{…}`, so that a message never carries
+    /// more than a short token of a file its reader may not be allowed to see, nor anything that
+    /// could rewrite the reader's terminal or log line.
     static func quoted(_ text: some StringProtocol) -> String {
         var out = "\""
         var count = 0
@@ -28,17 +28,22 @@ struct TOMLProblem: Error, Sendable {
             case "\n": out += "\\n"
             case "\r": out += "\\r"
             case "\t": out += "\\t"
+            case " ": out += " "
             default:
-                switch scalar.properties.generalCategory {
-                case .control, .format, .lineSeparator, .paragraphSeparator, .surrogate, .privateUse, .unassigned:
+                if escapedCategories.contains(scalar.properties.generalCategory) {
                     out += "\\u{\(String(scalar.value, radix: 16, uppercase: true))}"
-                default:
+                } else {
                     out.unicodeScalars.append(scalar)
                 }
             }
         }
         return out + "\""
     }
+
+    /// What `quoted(_:)` never shows raw: what is invisible or moves the text around.
+    private static let escapedCategories: Set<Unicode.GeneralCategory> = [
+        .control, .format, .spaceSeparator, .lineSeparator, .paragraphSeparator, .surrogate, .privateUse, .unassigned,
+    ]
 
     /// A key path as TOML would write it (`a."b c".d`), through `quoted(_:)`.
     static func quoted(key path: [String]) -> String {

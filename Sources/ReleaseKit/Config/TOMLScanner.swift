@@ -59,7 +59,7 @@ struct TOMLScanner {
         skipWhitespace()
         try comment()
         if atEnd { return }
-        if atNewline { return try newline() }
+        if atNewline || peek == TOMLByte.cr { return try newline() }
         throw fail("expected the end of the line, found \(found)")
     }
 

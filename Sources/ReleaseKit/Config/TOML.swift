@@ -5,8 +5,8 @@
 /// Meaning is left to the schema (a NUL in a string, for one, is a valid string here).
 ///
 /// Written for untrusted input: it never traps, nesting is bounded (64 levels of values, 64
-/// parts to a key), the time is linear in the document for all but pathological key paths, and
-/// a message quotes at most 40 characters of the document (see `ParseError`).
+/// parts to a key) so the recursion is too, the time is linear in the size of the document,
+/// and a message quotes at most 40 characters of it (see `ParseError`).
 public enum TOML {
     /// A TOML value. Arrays and tables hold values of any kinds, mixed.
     public indirect enum Value: Sendable, Equatable {

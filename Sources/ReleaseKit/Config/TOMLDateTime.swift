@@ -10,15 +10,26 @@ extension TOML {
     /// date-time keeps its local fields and its offset, so two are equal only when written with
     /// the same fields and offset (`Z` is the offset 0).
     public struct DateTime: Sendable, Hashable, CustomStringConvertible {
+        /// Which of the four TOML date-time types this is; it says which fields are present.
         public enum Kind: Sendable, Hashable {
-            case offsetDateTime, localDateTime, localDate, localTime
+            /// Date, time and offset: an instant.
+            case offsetDateTime
+            /// Date and time, no offset.
+            case localDateTime
+            /// Date only.
+            case localDate
+            /// Time only.
+            case localTime
         }
 
         /// A day of the proleptic Gregorian calendar: year 0–9999, month 1–12, a day that
         /// exists in that month (29 February only in leap years).
         public struct Date: Sendable, Hashable {
+            /// 0–9999.
             public let year: Int
+            /// 1–12.
             public let month: Int
+            /// 1–28, 29, 30 or 31, as the month and year have.
             public let day: Int
 
             /// Nil unless the date exists.
@@ -42,9 +53,13 @@ extension TOML {
         /// A time of day: hour 0–23, minute 0–59, second 0–60 (60 is a leap second), and the
         /// fraction of the second in nanoseconds (digits past the ninth are dropped, not rounded).
         public struct Time: Sendable, Hashable {
+            /// 0–23.
             public let hour: Int
+            /// 0–59.
             public let minute: Int
+            /// 0–60.
             public let second: Int
+            /// 0–999 999 999.
             public let nanosecond: Int
 
             /// Nil unless every field is in its range.
@@ -58,6 +73,7 @@ extension TOML {
             }
         }
 
+        /// Which fields are present.
         public let kind: Kind
         /// The date, for every kind but a local time.
         public let date: Date?

@@ -144,7 +144,7 @@ struct TOMLTableTests {
         ("v = {a.b = 1, a = 2}", 1, #""a" is defined twice"#),
         ("v = {a = 1", 1, "expected ',' or '}' in an inline table, found the end of the file"),
         ("v = {a = 1}}", 1, #"expected the end of the line, found "}""#),
-        ("v = {a}", 1, #"expected '=' after the key "a", found "}""#),
+        ("v = {a}", 1, #"expected '=' after the key, found "}""#),
         ("[product]\ntype = { name = \"Nail\" }\ntype.edible = false", 3, #""product.type" is an inline table and cannot be extended"#),
         ("[product]\ntype.name = \"Nail\"\ntype = { edible = false }", 3, #""product.type" is defined twice"#),
         ("a = {}\n[a]", 2, #""a" is an inline table and cannot be extended"#),

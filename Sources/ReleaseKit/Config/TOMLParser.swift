@@ -63,7 +63,7 @@ struct TOMLParser {
         let line = s.line
         let path = try key()
         guard s.peek == TOMLByte.equals else {
-            throw s.fail("expected '=' after the key \(TOMLProblem.quoted(key: path)), found \(s.found)")
+            throw s.fail("expected '=' after the key, found \(s.found)")
         }
         s.position += 1
         s.skipWhitespace()

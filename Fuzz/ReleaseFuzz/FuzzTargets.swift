@@ -59,9 +59,21 @@ enum FuzzTargets {
         }
     }
 
-    /// release.toml: parses or is rejected with a message naming the file; never crashes.
+    /// release.toml: parses or is rejected with a message naming the file; never crashes. The
+    /// TOML parser under it: an error names a line of the document, and its message shows no
+    /// control character and only short quotes of the input.
     static func appConfigParser(_ bytes: [UInt8]) {
         guard let text = String(validating: bytes, as: UTF8.self) else { return }
+        do throws(TOML.ParseError) {
+            _ = try TOML.parse(text)
+        } catch {
+            let lines = bytes.count { $0 == 0x0A } + 1
+            if !(1...lines).contains(error.line) { fatalError("a TOML error on line \(error.line) of \(lines)") }
+            if error.message.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+                fatalError("a TOML message with a control character: \(error.message.debugDescription)")
+            }
+            if error.message.unicodeScalars.count > 1_000 { fatalError("a TOML message of \(error.message.unicodeScalars.count) characters") }
+        }
         do {
             let config = try AppConfig.parse(text, path: "release.toml", taskNames: registryNames, commandless: ["notify"])
             for (name, settings) in config.tasks {

@@ -43,7 +43,9 @@ struct TOMLTests {
         let shop = try #require(doc["apps"]?.table?["shop"]?.table)
         #expect(shop["user"]?.string == "shop")
         #expect(shop["limits"]?.table?["memory"]?.string == "1G")
-        #expect(shop["when"] == .datetime("1979-05-27T07:32:00Z"))
+        let when = try #require(TOML.DateTime("1979-05-27T07:32:00Z"))
+        #expect(shop["when"] == .datetime(when))
+        #expect(shop["when"]?.datetime?.kind == .offsetDateTime)
     }
 
     @Test("strings: escapes, literal, multi-line with line-ending backslash")
@@ -118,5 +120,52 @@ struct TOMLSizeTests {
         #expect(doc["k2999"]?.integer == 2999)
         #expect(doc["t"]?.table?.keys.count == 500)
         #expect(doc["t"]?.table?["n499"]?.table?["v"]?.string == "x499")
+    }
+}
+
+/// Helpers the TOML…Tests files share.
+enum TOMLCheck {
+    /// A table in a compact form for comparisons: `{a={b=1},c=[1,"x"]}`, keys in their order,
+    /// keys that are not bare in quotes, strings in quotes, floats and date-times as Swift and
+    /// `TOML.DateTime` describe them.
+    static func render(_ table: TOML.Table) -> String {
+        "{" + table.keys.map { key in
+            let bare = !key.isEmpty && key.utf8.allSatisfy { c in
+                (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || (c >= 0x30 && c <= 0x39) || c == 0x5F || c == 0x2D
+            }
+            return (bare ? key : "\"\(key)\"") + "=" + (table[key].map(render) ?? "?")
+        }.joined(separator: ",") + "}"
+    }
+
+    static func render(_ value: TOML.Value) -> String {
+        switch value {
+        case .string(let s): "\"\(s)\""
+        case .integer(let n): String(n)
+        case .float(let d): "\(d)"
+        case .boolean(let b): b ? "true" : "false"
+        case .datetime(let d): d.description
+        case .array(let a): "[" + a.map(render).joined(separator: ",") + "]"
+        case .table(let t): render(t)
+        }
+    }
+
+    /// The value of `v` in a document that must parse.
+    static func v(_ document: String) throws -> TOML.Value? {
+        try TOML.parse(document)["v"]
+    }
+
+    /// Expects `document` to be refused on `line` with a message containing `fragment`, and
+    /// the message to show no raw control character.
+    static func expectInvalid(_ document: String, line: Int, _ fragment: String,
+                              sourceLocation: SourceLocation = #_sourceLocation) {
+        do {
+            let table = try TOML.parse(document)
+            Issue.record("accepted: \(render(table))", sourceLocation: sourceLocation)
+        } catch {
+            #expect(error.line == line, "\(error)", sourceLocation: sourceLocation)
+            #expect(error.message.contains(fragment), "\(error)", sourceLocation: sourceLocation)
+            #expect(!error.message.unicodeScalars.contains { $0.properties.generalCategory == .control },
+                    "\(error.message.debugDescription)", sourceLocation: sourceLocation)
+        }
     }
 }

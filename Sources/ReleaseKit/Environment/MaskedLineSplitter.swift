@@ -62,8 +62,10 @@ public struct MaskedLineSplitter: Sendable {
 
     private let masksEverything: Bool
     private var scanner: MaskingScanner?
-    /// The unfinished piece, masked: less than `maximumLineLength` bytes.
-    private var unfinished: [UInt8] = []
+    /// `linePrefix` and the unfinished piece, masked (less than `maximumLineLength` bytes).
+    /// Kept from call to call and only moved, not copied, while no line is complete, so that
+    /// a task writing a byte at a time costs a constant a byte, not the piece's length.
+    private var buffer: [UInt8]
 
     /// A splitter for one stream of output (one task's): `maximumLineLength` is raised to the
     /// length of `Masking.mask` if below it.
@@ -72,30 +74,30 @@ public struct MaskedLineSplitter: Sendable {
         self.linePrefix = linePrefix
         masksEverything = masking.masksEverything
         scanner = masking.automaton.map { MaskingScanner(automaton: $0) }
+        buffer = linePrefix
     }
 
     /// Bytes held between calls: the unfinished piece and the bytes held back because they
     /// could be the start of a secret. At most `maximumLineLength - 1` plus the longest secret.
-    public var bufferedByteCount: Int { unfinished.count + (scanner?.heldBackCount ?? 0) }
+    public var bufferedByteCount: Int { buffer.count - linePrefix.count + (scanner?.heldBackCount ?? 0) }
 
     /// Reads a chunk of output; returns the lines it completes, masked. Linear in the chunk.
     public mutating func feed(_ chunk: UnsafeRawBufferPointer) -> Lines {
-        var output = LineOutput(unfinished: unfinished, prefix: linePrefix, maximum: maximumLineLength, masksEverything: masksEverything)
+        var output = takeOutput()
         var start = 0
         while start < chunk.count {
-            let rest = UnsafeRawBufferPointer(rebasing: chunk[start...])
+            let rest = chunk.bytes(start..<chunk.count)
             guard let base = rest.baseAddress, let newline = memchr(base, Int32(Masking.newline), rest.count) else {
                 read(rest, into: &output)
                 break
             }
             let length = UnsafeRawPointer(newline) - base
-            read(UnsafeRawBufferPointer(rebasing: rest[..<length]), into: &output)
+            read(rest.bytes(0..<length), into: &output)
             scanner?.finish(into: &output)
             output.endLine()
             start += length + 1
         }
-        unfinished = output.takeUnfinished()
-        return output.lines
+        return give(output)
     }
 
     /// Reads a chunk of output; returns the lines it completes, masked.
@@ -107,12 +109,22 @@ public struct MaskedLineSplitter: Sendable {
     /// The end of the output: returns the unfinished last line (if the output did not end with
     /// a newline), masked. The splitter is then ready for a new stream.
     public mutating func finish() -> Lines {
-        var output = LineOutput(unfinished: unfinished, prefix: linePrefix, maximum: maximumLineLength, masksEverything: masksEverything)
+        var output = takeOutput()
         scanner?.finish(into: &output)
         if output.hasUnfinishedLine { output.endLine() }
-        unfinished = []
-        _ = output.takeUnfinished()
-        return output.lines
+        return give(output)
+    }
+
+    private mutating func takeOutput() -> LineOutput {
+        let output = LineOutput(buffer: buffer, prefix: linePrefix, maximum: maximumLineLength, masksEverything: masksEverything)
+        buffer = []
+        return output
+    }
+
+    private mutating func give(_ output: consuming LineOutput) -> Lines {
+        let (lines, rest) = output.split()
+        buffer = rest
+        return lines
     }
 
     private mutating func read(_ text: UnsafeRawBufferPointer, into output: inout LineOutput) {
@@ -126,34 +138,35 @@ public struct MaskedLineSplitter: Sendable {
 
 /// Masked text cut into lines as it comes.
 private struct LineOutput: MaskedOutput {
-    private(set) var lines = MaskedLineSplitter.Lines()
-    /// Where the text of the line being made starts in `lines.bytes` (after its prefix).
+    /// Complete lines (prefix, text, `\n`), then the prefix and text of the line being made.
+    private var bytes: [UInt8]
+    private var ranges: [Range<Int>] = []
+    /// Where the text of the line being made starts in `bytes` (after its prefix).
     private var lineStart: Int
     private let prefix: [UInt8]
     private let maximum: Int
     private let masksEverything: Bool
 
-    init(unfinished: [UInt8], prefix: [UInt8], maximum: Int, masksEverything: Bool) {
-        lines.bytes.reserveCapacity(prefix.count + unfinished.count)
-        lines.bytes.append(contentsOf: prefix)
-        lineStart = lines.bytes.count
-        lines.bytes.append(contentsOf: unfinished)
+    /// Output that goes on from `buffer`: `prefix` and an unfinished piece.
+    init(buffer: [UInt8], prefix: [UInt8], maximum: Int, masksEverything: Bool) {
+        bytes = buffer
+        lineStart = prefix.count
         self.prefix = prefix
         self.maximum = maximum
         self.masksEverything = masksEverything
     }
 
-    private var lineLength: Int { lines.bytes.count - lineStart }
+    private var lineLength: Int { bytes.count - lineStart }
 
     /// Whether the line being made has any text.
     var hasUnfinishedLine: Bool { lineLength > 0 }
 
     mutating func append(plain text: UnsafeRawBufferPointer) {
-        var rest = text[...]
-        while !rest.isEmpty {
-            let n = min(maximum - lineLength, rest.count)
-            lines.bytes.append(contentsOf: rest.prefix(n))
-            rest = rest.dropFirst(n)
+        var start = 0
+        while start < text.count {
+            let n = min(maximum - lineLength, text.count - start)
+            bytes.append(contentsOf: text.bytes(start..<(start + n)))
+            start += n
             if lineLength >= maximum { endLine() }
         }
     }
@@ -161,28 +174,30 @@ private struct LineOutput: MaskedOutput {
     mutating func appendMask() {
         let mask = Masking.mask.utf8
         if lineLength + mask.count > maximum, lineLength > 0 { endLine() }
-        lines.bytes.append(contentsOf: mask)
+        bytes.append(contentsOf: mask)
         if lineLength >= maximum { endLine() }
     }
 
     /// Ends the line being made (a `\n`, or a full piece): drops a trailing `\r`.
     mutating func endLine() {
-        if lineLength > 0, lines.bytes.last == UInt8(ascii: "\r") { lines.bytes.removeLast() }
+        if lineLength > 0, bytes.last == UInt8(ascii: "\r") { bytes.removeLast() }
         if masksEverything, lineLength > 0 {
-            lines.bytes.removeSubrange(lineStart...)
-            lines.bytes.append(contentsOf: Masking.mask.utf8)
+            bytes.removeSubrange(lineStart...)
+            bytes.append(contentsOf: Masking.mask.utf8)
         }
-        lines.ranges.append(lineStart..<lines.bytes.count)
-        lines.bytes.append(Masking.newline)
-        lines.bytes.append(contentsOf: prefix)
-        lineStart = lines.bytes.count
+        ranges.append(lineStart..<bytes.count)
+        bytes.append(Masking.newline)
+        bytes.append(contentsOf: prefix)
+        lineStart = bytes.count
     }
 
-    /// Takes the line being made out of `lines`, leaving only complete lines.
-    mutating func takeUnfinished() -> [UInt8] {
-        let text = Array(lines.bytes[lineStart...])
-        lines.bytes.removeSubrange((lineStart - prefix.count)...)
-        lineStart -= prefix.count
-        return text
+    /// The complete lines, and the rest (the prefix and the line being made) to go on from.
+    /// Copies only the rest, and only when there are complete lines.
+    consuming func split() -> (MaskedLineSplitter.Lines, [UInt8]) {
+        guard !ranges.isEmpty else { return (MaskedLineSplitter.Lines(), bytes) }
+        let restStart = lineStart - prefix.count
+        let rest = Array(bytes[restStart...])
+        bytes.removeSubrange(restStart...)
+        return (MaskedLineSplitter.Lines(bytes: bytes, ranges: ranges), rest)
     }
 }

@@ -28,7 +28,7 @@ public struct Masking: Sendable {
     /// file is at most 1 MiB, which gives at most about 6 MiB of secrets.
     public static let maximumSecretBytes = 16 * 1024 * 1024
 
-    /// The secrets to look for, longest first (equal lengths in byte order).
+    /// The secrets to look for, longest first.
     public let secrets: [[UInt8]]
     /// The automaton over `secrets`; nil when there are none, or too many to mask one by one.
     let automaton: MaskingAutomaton?
@@ -57,7 +57,7 @@ public struct Masking: Sendable {
             }
         }
         let secrets = found.filter { $0.count >= Self.minimumLength }
-            .sorted { $0.count != $1.count ? $0.count > $1.count : $0.lexicographicallyPrecedes($1) }
+            .sorted { $0.count > $1.count }
         self.secrets = secrets
         let total = secrets.reduce(0) { $0 + $1.count }
         masksEverything = total > Self.maximumSecretBytes

@@ -1,8 +1,8 @@
 /// An Aho–Corasick automaton over a set of secrets: finds, in one pass over the text, the
 /// longest secret ending at each byte, whatever the number of secrets.
 ///
-/// Time: building is linear in the total size of the secrets (after one sort of them); each
-/// step of `next(_:_:)` is amortised constant time (the failure links followed by a step are
+/// Time: building is linear in the total size of the secrets (no comparison of secrets, no
+/// search for a child, no hashing); each step of `next(_:_:)` is amortised constant time (the failure links followed by a step are
 /// paid for by the depth gained on earlier steps), so scanning is linear in the text.
 ///
 /// Memory: 17 bytes a state (at most one state a byte of secret, plus the root), in a compact
@@ -38,81 +38,117 @@ struct MaskingAutomaton: Sendable {
     /// The length of the longest secret (0 for none).
     let longestSecret: Int
 
-    /// An automaton over `secrets`: each is non-empty; duplicates are allowed. The caller keeps
-    /// their total size within `Int32` (`Masking.maximumSecretBytes`).
+    /// An automaton over `secrets` (empty ones are ignored; duplicates are allowed). The
+    /// caller keeps their total size within `Int32` (`Masking.maximumSecretBytes`).
     init(secrets: [[UInt8]]) {
-        // The trie, built from the secrets in lexicographic order: each secret shares with the
-        // previous one a prefix (whose nodes are on `path`) and then adds new nodes, each the
-        // last and largest child of its parent. No search for a child is ever needed, so
-        // building is linear, and every child list comes out sorted.
-        let sorted = secrets.filter { !$0.isEmpty }.sorted { $0.lexicographicallyPrecedes($1) }
-        var childHead: [Int32] = [-1]
-        var childTail: [Int32] = [-1]
-        var sibling: [Int32] = [-1]
-        var byte: [UInt8] = [0]
-        var terminal: [Bool] = [false]
-        var path: [Int32] = [0]
-        var previous: [UInt8] = []
-        var longest = 0
-        for secret in sorted {
-            var common = 0
-            while common < previous.count, common < secret.count, previous[common] == secret[common] { common += 1 }
-            path.removeLast(path.count - (common + 1))
-            for b in secret[common...] {
-                let parent = Int(path[path.count - 1])
-                let node = Int32(byte.count)
-                childHead.append(-1)
-                childTail.append(-1)
-                sibling.append(-1)
-                byte.append(b)
-                terminal.append(false)
-                if childTail[parent] < 0 { childHead[parent] = node } else { sibling[Int(childTail[parent])] = node }
-                childTail[parent] = node
-                path.append(node)
-            }
-            terminal[Int(path[secret.count])] = true
-            longest = max(longest, secret.count)
-            previous = secret
-        }
-        childTail = []
-        path = []
-
-        // Breadth-first renumbering: `order[new] = old`. The children of each state get
-        // consecutive numbers, so `firstChild` is all that describes the edges.
-        let count = byte.count
-        var order: [Int32] = [0]
-        order.reserveCapacity(count)
-        var parents: [Int32] = [0]
-        parents.reserveCapacity(count)
+        // The trie, built a level at a time, which numbers its states breadth first: each
+        // state of a level has the secrets that pass through it; they are sorted into its
+        // children by their next byte (two passes, a counting sort over the few bytes seen).
+        // The work is one step per byte of secret and the sorting of each state's labels:
+        // linear, with no comparison of secrets and no search for a child.
+        // (Plain `while` loops: a debug build pays for every generic iterator.)
         var firstChild: [Int32] = []
-        firstChild.reserveCapacity(count + 1)
-        var head = 0
-        while head < order.count {
-            firstChild.append(Int32(order.count))
-            var child = childHead[Int(order[head])]
-            while child >= 0 {
-                order.append(child)
-                parents.append(Int32(head))
-                child = sibling[Int(child)]
+        var label: [UInt8] = [0]
+        var parents: [Int32] = [0]
+        var depths: [Int32] = [0]
+        var isTerminal: [Bool] = [false]
+        var longest = 0
+        // The secrets through each state of the level, state after state: those of the
+        // level's `k`th state are `members[bounds[k] ..< bounds[k + 1]]`.
+        var members: [Int32] = []
+        members.reserveCapacity(secrets.count)
+        var i = 0
+        while i < secrets.count {
+            if !secrets[i].isEmpty { members.append(Int32(i)) }
+            i += 1
+        }
+        var bounds: [Int] = [0, members.count]
+        var levelStart = 0
+        // Per byte, for the state being sorted: whether seen (`seenBy == state + 1`), how many
+        // of its secrets go on with it, then where the next of them goes in `nextMembers`.
+        var seenBy = [Int](repeating: 0, count: 256)
+        var tally = [Int](repeating: 0, count: 256)
+        var labels: [UInt8] = []
+        var depth = 0
+        while bounds.count > 1 {
+            var nextMembers: [Int32] = []
+            nextMembers.reserveCapacity(members.count)
+            var nextBounds: [Int] = [0]
+            let nextLevelStart = label.count
+            var k = 0
+            while k + 1 < bounds.count {
+                let state = levelStart + k
+                let lower = bounds[k]
+                let upper = bounds[k + 1]
+                k += 1
+                firstChild.append(Int32(label.count))
+                if upper - lower == 1 {
+                    // One secret through this state (most states, past the first few bytes):
+                    // at most one child, nothing to sort.
+                    let m = members[lower]
+                    if secrets[Int(m)].count > depth {
+                        label.append(secrets[Int(m)][depth])
+                        parents.append(Int32(state))
+                        depths.append(Int32(depth + 1))
+                        isTerminal.append(false)
+                        nextMembers.append(m)
+                        nextBounds.append(nextMembers.count)
+                    } else {
+                        isTerminal[state] = true
+                        longest = max(longest, depth)
+                    }
+                    continue
+                }
+                labels.removeAll(keepingCapacity: true)
+                var j = lower
+                while j < upper {
+                    let m = Int(members[j])
+                    j += 1
+                    guard secrets[m].count > depth else {
+                        isTerminal[state] = true
+                        longest = max(longest, depth)
+                        continue
+                    }
+                    let b = Int(secrets[m][depth])
+                    if seenBy[b] != state + 1 {
+                        seenBy[b] = state + 1
+                        tally[b] = 0
+                        labels.append(UInt8(b))
+                    }
+                    tally[b] += 1
+                }
+                labels.sort()
+                var offset = nextMembers.count
+                for b in labels {
+                    label.append(b)
+                    parents.append(Int32(state))
+                    depths.append(Int32(depth + 1))
+                    isTerminal.append(false)
+                    let n = tally[Int(b)]
+                    tally[Int(b)] = offset
+                    offset += n
+                    nextBounds.append(offset)
+                }
+                nextMembers.append(contentsOf: repeatElement(0, count: offset - nextMembers.count))
+                j = lower
+                while j < upper {
+                    let m = members[j]
+                    j += 1
+                    guard secrets[Int(m)].count > depth else { continue }
+                    let b = Int(secrets[Int(m)][depth])
+                    nextMembers[tally[b]] = m
+                    tally[b] += 1
+                }
             }
-            head += 1
+            members = nextMembers
+            bounds = nextBounds
+            levelStart = nextLevelStart
+            depth += 1
         }
-        firstChild.append(Int32(order.count))
-        childHead = []
-        sibling = []
-
-        var label = [UInt8](repeating: 0, count: count)
-        var depths = [Int32](repeating: 0, count: count)
-        var isTerminal = [Bool](repeating: false, count: count)
-        for state in 1..<max(count, 1) {
-            let old = Int(order[state])
-            label[state] = byte[old]
-            isTerminal[state] = terminal[old]
-            depths[state] = depths[Int(parents[state])] + 1
-        }
-        order = []
-        byte = []
-        terminal = []
+        let count = label.count
+        firstChild.append(Int32(count))
+        members = []
+        bounds = []
 
         // Failure links, breadth first, so that every state's link (which is shallower) is
         // known before it is needed. The standard argument bounds the links followed while
@@ -121,7 +157,9 @@ struct MaskingAutomaton: Sendable {
         for child in Int(firstChild[0])..<Int(firstChild[1]) { rootNext[Int(label[child])] = Int32(child) }
         var fail = [Int32](repeating: 0, count: count)
         var matchLengths = [Int32](repeating: 0, count: count)
-        for state in 1..<max(count, 1) {
+        var state = 1
+        while state < count {
+            defer { state += 1 }
             let parent = Int(parents[state])
             let link = parent == 0
                 ? Self.root

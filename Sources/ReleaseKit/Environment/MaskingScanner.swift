@@ -62,6 +62,7 @@ struct MaskingScanner: Sendable {
     /// Reads `text`, giving out every byte that is now decided.
     mutating func scan<Output: MaskedOutput>(_ text: UnsafeRawBufferPointer, into output: inout Output) {
         let textStart = position
+        let automaton = automaton
         var decided = emitted
         for i in 0..<text.count {
             state = automaton.next(state, text[i])
@@ -141,12 +142,12 @@ struct MaskingScanner: Sendable {
         if range.lowerBound < textStart {
             let upper = min(range.upperBound, textStart)
             pending.withUnsafeBytes { p in
-                output.append(plain: UnsafeRawBufferPointer(rebasing: p[(range.lowerBound - pendingBase)..<(upper - pendingBase)]))
+                output.append(plain: p.bytes((range.lowerBound - pendingBase)..<(upper - pendingBase)))
             }
         }
         if range.upperBound > textStart {
             let lower = max(range.lowerBound, textStart)
-            output.append(plain: UnsafeRawBufferPointer(rebasing: text[(lower - textStart)..<(range.upperBound - textStart)]))
+            output.append(plain: text.bytes((lower - textStart)..<(range.upperBound - textStart)))
         }
     }
 
@@ -156,7 +157,7 @@ struct MaskingScanner: Sendable {
         if emitted >= textStart {
             pending.removeAll(keepingCapacity: true)
             pendingBase = emitted
-            pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: text[(emitted - textStart)...]))
+            pending.append(contentsOf: text.bytes((emitted - textStart)..<text.count))
         } else {
             pending.append(contentsOf: text)
             let spent = emitted - pendingBase
@@ -172,5 +173,15 @@ struct MaskingScanner: Sendable {
             runs.removeFirst(runsHead)
             runsHead = 0
         }
+    }
+}
+
+extension UnsafeRawBufferPointer {
+    /// The bytes at `range` (within `0 ..< count`): `UnsafeRawBufferPointer(rebasing:)`
+    /// without the generic slice, which a debug build pays for on every call.
+    @inline(__always)
+    func bytes(_ range: Range<Int>) -> UnsafeRawBufferPointer {
+        assert(range.lowerBound >= 0 && range.upperBound <= count)
+        return UnsafeRawBufferPointer(start: baseAddress.map { $0 + range.lowerBound }, count: range.count)
     }
 }

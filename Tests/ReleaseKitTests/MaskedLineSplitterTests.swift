@@ -311,7 +311,7 @@ struct MaskedLineSplitterTests {
                 case 2: stream += secret.prefix(Int.random(in: 0...secret.count, using: &rng))
                 case 3: stream += secret.suffix(Int.random(in: 0...secret.count, using: &rng))
                 case 4: stream += multiLine.randomElement(using: &rng) ?? secret
-                case 5: stream += Array(["\n", "\r\n", "\r"].randomElement(using: &rng)!.utf8)
+                case 5: stream += Array(["\n", "\r\n", "\r"][Int.random(in: 0..<3, using: &rng)].utf8)
                 default: stream += Bool.random(using: &rng) ? [0xFF] : Array("*".utf8)
                 }
             }

@@ -28,8 +28,8 @@ import Glibc
 /// **Bounds.** Time is linear in the output, whatever the number of secrets (one automaton
 /// step a byte). Memory between calls is at most one unfinished piece (less than
 /// `maximumLineLength` bytes) plus the held-back bytes (at most the longest secret), whatever
-/// the task prints; a batch is at most the size of what was held plus the chunk, with a
-/// prefix per line.
+/// the task prints; a batch is about the size of what was held plus the chunk (masking never
+/// lengthens text), with a prefix per line.
 public struct MaskedLineSplitter: Sendable {
     /// Complete lines, in one buffer ready to be written with one write(2): each line is
     /// `linePrefix`, its text, then `\n`.

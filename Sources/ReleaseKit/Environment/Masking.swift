@@ -12,7 +12,9 @@ import FoundationEssentials
 ///
 /// Every byte that is part of an occurrence of any secret is masked; occurrences that
 /// overlap, or one inside another, become one `***` (so a secret containing another is masked
-/// whole, and never left partly visible because a shorter one matched inside it).
+/// whole, and never left partly visible because a shorter one matched inside it). Masked
+/// text is not masked again: a secret that itself contains `***` could be made up by masking
+/// (`a***b` from `a`, another secret, `b`).
 ///
 /// Masking is linear in the text whatever the number of secrets (one Aho–Corasick automaton
 /// over all of them, built in time linear in their total size), and the automaton takes about

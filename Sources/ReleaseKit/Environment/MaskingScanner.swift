@@ -19,9 +19,11 @@ protocol MaskedOutput {
 /// longest suffix of the text that is still the start of some secret; its length is the
 /// state's depth `d`. Any occurrence that ends later starts within those last `d` bytes, so
 /// every byte before them is decided: it is plain, or it is covered by an occurrence already
-/// found. Only the last `d` bytes (at most the longest secret) are held back, and a run of
-/// occurrences is closed (its mask given) once it ends before them. Nothing that could turn
-/// out to be part of a secret is ever given out as plain text, however the text is cut.
+/// found. Only the last `d` bytes (at most the longest secret) are held back. A run of
+/// occurrences gets its mask once it starts before them (no later occurrence can start
+/// earlier) and is closed once it ends before them (no later occurrence can overlap it).
+/// Nothing that could turn out to be part of a secret is ever given out as plain text,
+/// however the text is cut.
 ///
 /// Time: linear in the text (one automaton step a byte, plus amortised constant work per
 /// occurrence found), whatever the number of secrets. Memory: the held-back bytes, at most

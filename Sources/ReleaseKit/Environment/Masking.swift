@@ -2,42 +2,76 @@ import FoundationEssentials
 /// Masks secret values of a request's env wherever they could show: task output, records,
 /// `--json`, the journal, the notify payload.
 ///
-/// Secret are the values of variables named `*_PASSWORD`, `*_SECRET`, `*_TOKEN`, `*_KEY`,
+/// Secrets are the values of variables named `*_PASSWORD`, `*_SECRET`, `*_TOKEN`, `*_KEY`,
 /// `*_KEY_BASE`, `DATABASE_URL`, and of any variable whose value is a URL with credentials
-/// (whose password is also masked on its own). Each is replaced by `***`. Values shorter than
-/// three characters are not masked (they would blank out ordinary output and protect nothing).
+/// (whose password is also masked on its own, and percent-decoded). Each occurrence is
+/// replaced by `***`. Values shorter than three bytes are not masked (they would blank out
+/// ordinary output and protect nothing). A secret of several lines (a PEM key) is also
+/// masked line by line: each of its lines, trimmed of blanks, is a secret of its own, so that
+/// output masked a line at a time (`MaskedLineSplitter`) masks it too.
+///
+/// Every byte that is part of an occurrence of any secret is masked; occurrences that
+/// overlap, or one inside another, become one `***` (so a secret containing another is masked
+/// whole, and never left partly visible because a shorter one matched inside it). Masked
+/// text is not masked again: a secret that itself contains `***` could be made up by masking
+/// (`a***b` from `a`, another secret, `b`).
+///
+/// Masking is linear in the text whatever the number of secrets (one Aho–Corasick automaton
+/// over all of them, built in time linear in their total size), and the automaton takes about
+/// 17 bytes a byte of secret. Over `maximumSecretBytes` of secrets, which no valid request
+/// can hold, no automaton is built and everything is masked: fail closed, never trap.
 public struct Masking: Sendable {
+    /// What stands for each run of secrets in masked text.
     public static let mask = "***"
+    /// Secrets shorter than this many bytes are not masked.
     public static let minimumLength = 3
+    /// The most bytes of secrets (all secrets together, lines of multi-line secrets and
+    /// decoded passwords included) over which masking still masks only the secrets. A request
+    /// file is at most 1 MiB, which gives at most about 6 MiB of secrets.
+    public static let maximumSecretBytes = 16 * 1024 * 1024
 
-    /// The secrets to look for, longest first so that a secret containing another is masked whole.
+    /// The secrets to look for, longest first.
     public let secrets: [[UInt8]]
+    /// The automaton over `secrets`; nil when there are none, or too many to mask one by one.
+    let automaton: MaskingAutomaton?
+    /// Whether every non-empty text is masked whole (secrets over `maximumSecretBytes`).
+    let masksEverything: Bool
 
+    /// The masking of `env`'s secrets. Builds the automaton over them: time and memory linear
+    /// in their total size.
     public init(env: [String: String]) {
-        var found = Set<String>()
+        // Sets of bytes, not of Strings: two canonically equivalent Strings are equal but
+        // their bytes need not be, and each must be masked.
+        var found = Set<[UInt8]>()
         for (key, value) in env {
-            if Self.isSecretName(key) { found.insert(value) }
+            if Self.isSecretName(key) { found.insert(Array(value.utf8)) }
             if let password = Self.urlPassword(value) {
-                found.insert(value)
-                found.insert(password)
-                if let decoded = password.removingPercentEncodingLossless(), decoded != password { found.insert(decoded) }
+                found.insert(Array(value.utf8))
+                found.insert(Array(password.utf8))
+                if let decoded = password.removingPercentEncodingLossless(), decoded != password { found.insert(Array(decoded.utf8)) }
             }
         }
-        // Output is masked line by line: a secret of several lines (a PEM key) is also masked
-        // line by line.
-        for value in found where value.contains("\n") {
-            for line in value.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }) {
-                found.insert(String(line).trimmingBlanks())
+        // Output is masked line by line: a secret of several lines is also masked line by
+        // line. Split on the byte `\n`, so `\r\n` line ends count too.
+        for value in found where value.contains(Self.newline) {
+            for line in value.split(separator: Self.newline) {
+                found.insert(Self.trimmingBlanks(line))
             }
         }
-        secrets = found.filter { $0.utf8.count >= Self.minimumLength }
-            .map { Array($0.utf8) }
+        let secrets = found.filter { $0.count >= Self.minimumLength }
             .sorted { $0.count > $1.count }
+        self.secrets = secrets
+        let total = secrets.reduce(0) { $0 + $1.count }
+        masksEverything = total > Self.maximumSecretBytes
+        automaton = secrets.isEmpty || masksEverything ? nil : MaskingAutomaton(secrets: secrets)
     }
 
     /// No secrets: masks nothing.
     public static let none = Masking(env: [:])
 
+    /// Whether a variable of this name (any case) holds a secret: `DATABASE_URL`, `PASSWORD`,
+    /// `SECRET`, `TOKEN`, `SECRET_KEY_BASE`, or a name ending in `_PASSWORD`, `_SECRET`,
+    /// `_TOKEN`, `_KEY`, `_KEY_BASE`, `_PASS` or `_PASSWD`.
     public static func isSecretName(_ name: String) -> Bool {
         let n = name.uppercased()
         if n == "DATABASE_URL" { return true }
@@ -60,44 +94,45 @@ public struct Masking: Sendable {
         return password.isEmpty ? nil : String(password)
     }
 
-    public var isEmpty: Bool { secrets.isEmpty }
+    static let newline = UInt8(ascii: "\n")
 
-    /// The text with every secret replaced.
+    /// A line of a secret without the blanks around it (space, tab, `\r`).
+    private static func trimmingBlanks(_ line: ArraySlice<UInt8>) -> [UInt8] {
+        func isBlank(_ b: UInt8) -> Bool { b == UInt8(ascii: " ") || b == UInt8(ascii: "\t") || b == UInt8(ascii: "\r") || b == newline }
+        var line = line
+        while let f = line.first, isBlank(f) { line.removeFirst() }
+        while let l = line.last, isBlank(l) { line.removeLast() }
+        return Array(line)
+    }
+
+    /// Whether there is nothing to mask: text passes through unchanged.
+    public var isEmpty: Bool { automaton == nil && !masksEverything }
+
+    /// The text with every secret replaced. Linear in the text.
     public func apply(_ text: String) -> String {
-        if secrets.isEmpty { return text }
+        if isEmpty { return text }
         var bytes = Array(text.utf8)
         guard apply(to: &bytes) else { return text }
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// Masks in place; returns whether anything was masked.
+    /// Masks in place; returns whether anything was masked. Linear in the text.
     @discardableResult
     public func apply(to bytes: inout [UInt8]) -> Bool {
-        var changed = false
-        for secret in secrets {
-            guard let first = secret.first, bytes.count >= secret.count else { continue }
-            var out: [UInt8]?
-            var i = 0
-            var copiedUpTo = 0
-            let last = bytes.count - secret.count
-            while i <= last {
-                if bytes[i] == first && bytes[i..<(i + secret.count)].elementsEqual(secret) {
-                    if out == nil { out = []; out!.reserveCapacity(bytes.count) }
-                    out!.append(contentsOf: bytes[copiedUpTo..<i])
-                    out!.append(contentsOf: Self.mask.utf8)
-                    i += secret.count
-                    copiedUpTo = i
-                } else {
-                    i += 1
-                }
-            }
-            if var result = out {
-                result.append(contentsOf: bytes[copiedUpTo...])
-                bytes = result
-                changed = true
-            }
+        if masksEverything {
+            guard !bytes.isEmpty else { return false }
+            bytes = Array(Self.mask.utf8)
+            return true
         }
-        return changed
+        guard let automaton else { return false }
+        var scanner = MaskingScanner(automaton: automaton)
+        var output = MaskedBytes()
+        output.bytes.reserveCapacity(bytes.count)
+        bytes.withUnsafeBytes { scanner.scan($0, into: &output) }
+        scanner.finish(into: &output)
+        guard output.masked else { return false }
+        bytes = output.bytes
+        return true
     }
 
     /// An env with secret values replaced, for showing a request.
@@ -143,5 +178,19 @@ extension String {
             }
         }
         return String(validating: bytes, as: UTF8.self)
+    }
+}
+
+/// Masked text gathered in one buffer.
+private struct MaskedBytes: MaskedOutput {
+    var bytes: [UInt8] = []
+    /// Whether a mask was given.
+    var masked = false
+
+    mutating func append(plain text: UnsafeRawBufferPointer) { bytes.append(contentsOf: text) }
+
+    mutating func appendMask() {
+        bytes.append(contentsOf: Masking.mask.utf8)
+        masked = true
     }
 }

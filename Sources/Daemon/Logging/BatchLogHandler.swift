@@ -1,16 +1,8 @@
 import Logging
+import ReleaseKit
 
-/// Lines of a task's output, already masked: one buffer and the range of each line in it
-/// (without its newline).
-struct LogLines: Sendable {
-    var bytes: [UInt8]
-    var ranges: [Range<Int>]
-
-    /// The line as text (invalid UTF-8 replaced, as `String(decoding:as:)` does).
-    func string(_ index: Int) -> String {
-        String(decoding: bytes[ranges[index]], as: UTF8.self)
-    }
-}
+/// Lines of a task's output, already masked (see `MaskedLineSplitter`).
+typealias LogLines = MaskedLineSplitter.Lines
 
 /// A log handler that takes many entries at once: a chunk of a task's output, each line its
 /// own entry at one level with one set of metadata. The result must be what `log(event:)`

@@ -19,8 +19,9 @@ public final class ReleaseLog: Sendable {
 
     private struct State {
         var fd: Int32
-        /// Bytes of an unfinished line per task.
-        var partial: [UInt8] = []
+        /// The task output stream: masked, then cut into lines, with what may still be the
+        /// start of a secret held back (one stream: tasks run one after another).
+        var lines: MaskedLineSplitter
     }
 
     private let state: Mutex<State>
@@ -31,7 +32,8 @@ public final class ReleaseLog: Sendable {
     public init(spool: Spool, id: String, masking: Masking, logger: Logger) {
         let fd = spool.logPath(id).withPlatformString { open($0, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, Spool.fileMode) }
         if fd >= 0 { _ = fchmod(fd, Spool.fileMode) }
-        state = Mutex(State(fd: fd))
+        state = Mutex(State(fd: fd, lines: MaskedLineSplitter(masking: masking, maximumLineLength: Self.maximumLineLength,
+                                                              linePrefix: Array(Self.indent.utf8))))
         self.masking = masking
         self.logger = logger
     }
@@ -55,86 +57,34 @@ public final class ReleaseLog: Sendable {
         output(bytes, task: task)
     }
 
-    /// A chunk of a task's raw output: split into lines, masked, indented, written.
+    /// A chunk of a task's raw output: masked, cut into lines, indented, written.
     ///
     /// The whole chunk (a pipe's worth, 64 KiB) goes to the release log in one write(2) and to
     /// the daemon's log as one batch (`BatchLogHandler`): still one entry per line, but a task
     /// that prints hundreds of megabytes must not cost a syscall and a formatted entry per line.
+    /// Masking comes before any cut (see `MaskedLineSplitter`), so no secret is ever split
+    /// between two lines, two writes or two journal entries.
     public func output(_ chunk: some Collection<UInt8>, task: String) {
-        let done: Void? = chunk.withContiguousStorageIfAvailable { output(UnsafeRawBufferPointer($0), task: task) }
-        if done == nil {
-            Array(chunk).withUnsafeBytes { output($0, task: task) }
-        }
-    }
-
-    private func output(_ chunk: UnsafeRawBufferPointer, task: String) {
-        var data: [UInt8] = []
-        var lines: [Range<Int>] = []
-        state.withLock { s in
-            data = s.partial
-            s.partial = []
-            data.append(contentsOf: chunk)
-            var start = 0
-            data.withUnsafeBytes { p in
-                guard let base = p.baseAddress else { return }
-                while start < p.count {
-                    let span = min(p.count - start, Self.maximumLineLength)
-                    if let newline = memchr(base + start, Int32(UInt8(ascii: "\n")), span) {
-                        let end = UnsafeRawPointer(newline) - base
-                        lines.append(start..<end)
-                        start = end + 1
-                    } else if span == Self.maximumLineLength {
-                        lines.append(start..<(start + span))
-                        start += span
-                    } else {
-                        break
-                    }
-                }
-            }
-            if start < data.count { s.partial = Array(data[start...]) }
-        }
-        emit(data, lines, task: task)
+        let lines = state.withLock { $0.lines.feed(chunk) }
+        emit(lines, task: task)
     }
 
     /// Writes out an unfinished last line (a task that ended without a newline).
     public func flush(task: String) {
-        let rest = state.withLock { s -> [UInt8] in defer { s.partial = [] }; return s.partial }
-        if !rest.isEmpty { emit(rest, [0..<rest.count], task: task) }
+        let lines = state.withLock { $0.lines.finish() }
+        emit(lines, task: task)
     }
 
-    /// Writes the lines (ranges of `data`) to the release log and the daemon's log.
-    private func emit(_ data: [UInt8], _ lines: [Range<Int>], task: String) {
+    /// Writes the lines to the release log and the daemon's log.
+    private func emit(_ lines: LogLines, task: String) {
         guard !lines.isEmpty else { return }
-        let indent = Array(Self.indent.utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(data.count + lines.count * (indent.count + 1))
-        // Where each line's text sits in `out`, for the daemon's log.
-        var texts: [Range<Int>] = []
-        texts.reserveCapacity(lines.count)
-        for var range in lines {
-            if range.upperBound > range.lowerBound, data[range.upperBound - 1] == UInt8(ascii: "\r") {
-                range = range.lowerBound..<(range.upperBound - 1)
-            }
-            out.append(contentsOf: indent)
-            let start = out.count
-            if masking.isEmpty {
-                out.append(contentsOf: data[range])
-            } else {
-                var line = Array(data[range])
-                masking.apply(to: &line)
-                out.append(contentsOf: line)
-            }
-            texts.append(start..<out.count)
-            out.append(UInt8(ascii: "\n"))
-        }
-        append(out)
-        let batch = LogLines(bytes: out, ranges: texts)
+        append(lines.bytes)
         let metadata: Logger.Metadata = ["release.task": "\(task)"]
         if logger.logLevel <= .info, let handler = logger.handler as? any BatchLogHandler {
-            handler.log(lines: batch, level: .info, metadata: metadata, source: "released", file: #fileID, function: #function, line: #line)
+            handler.log(lines: lines, level: .info, metadata: metadata, source: "released", file: #fileID, function: #function, line: #line)
         } else {
-            for i in batch.ranges.indices {
-                logger.info("\(batch.string(i))", metadata: metadata)
+            for i in lines.ranges.indices {
+                logger.info("\(lines.string(i))", metadata: metadata)
             }
         }
     }

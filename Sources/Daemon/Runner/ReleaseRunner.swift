@@ -2,6 +2,7 @@ import FoundationEssentials
 import Glibc
 import Logging
 import ReleaseKit
+import ReleaseWatcher
 import SystemPackage
 
 /// Runs one release from its plan to its record: the tasks in order, each with its own
@@ -61,7 +62,10 @@ struct ReleaseRunner: Sendable {
     }
 
     func run(_ request: ReleaseRequest, plan: ReleasePlan, control: ReleaseControl) async -> ReleaseRecord {
-        let masking = Masking(env: request.env)
+        // Built on a thread of its own: with a request full of long secrets it takes a while,
+        // and it must not hold a thread of the cooperative pool meanwhile.
+        let env = request.env
+        let masking = await BlockingCall.run { Masking(env: env) }
         var logger = logger
         logger[metadataKey: "release.id"] = "\(request.id)"
         logger[metadataKey: "release.app"] = "\(request.app)"

@@ -6,14 +6,15 @@ import PackageDescription
 // - swift-log: one logging API; the daemon bootstraps a journal or console handler.
 // - swift-service-lifecycle: the daemon is a group of services with one graceful shutdown.
 // - swift-system: FilePath and Errno instead of raw strings and Int32s.
-// - swift-subprocess: spawns task processes with their own process group, user and groups
-//   (its C shim does the fork/exec work that Swift must not do after fork()).
+// - swift-subprocess: spawns task processes in a session of their own and hands back their
+//   pidfd (an app user's ids are switched by the daemon's own run-as helper, not here).
 // (release.toml and released.toml are read by ReleaseKit's own TOML parser: TOMLKit 0.6.0's
 //  toml++ aborts on some malformed input and leaks on every table, unacceptable for files
 //  the daemon reads from untrusted app directories.)
 // - async-http-client: the notify task's webhooks (HTTPS, timeouts, redirects).
 // - swift-crypto: HMAC-SHA256 for signed webhooks.
-// - swift-nio: only the tests' HTTP server (already part of async-http-client's graph).
+// - swift-nio: ByteBuffer and HTTP types for the notify task's requests, and the tests' HTTP
+//   server (already part of async-http-client's graph).
 let package = Package(
     name: "releasectl",
     platforms: [.macOS(.v15)],
@@ -49,6 +50,8 @@ let package = Package(
                 "ReleaseKit",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             path: "Sources/Plugins"
         ),
@@ -91,6 +94,15 @@ let package = Package(
         .testTarget(
             name: "ReleaseKitTests",
             dependencies: ["ReleaseKit"]
+        ),
+        .testTarget(
+            name: "ReleasePluginsTests",
+            dependencies: ["ReleaseKit", "ReleasePlugins"]
+        ),
+        // The daemon's pure logic (status text, journal writer, metrics, run-as encoding).
+        .testTarget(
+            name: "DaemonTests",
+            dependencies: ["released", "ReleaseKit"]
         ),
         .testTarget(
             name: "EndToEndTests",

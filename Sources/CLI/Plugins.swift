@@ -19,28 +19,32 @@ struct Plugins: RunnableCommand {
     }
 
     func execute() async throws {
+        // What each task would run in an app of each preset (and with a Procfile release: line).
+        let sample = AppInspection(directory: "<app>", procfileRelease: "<Procfile release: line>", preset: .rails)
         let entries = Registry.tasks.map { task in
             var presets: [String: [String]] = [:]
-            for preset in Preset.all { if let c = preset.commands[task.name] { presets[preset.name] = c.arguments } }
-            return Entry(name: task.name, gate: task.gate, summary: task.summary,
-                         onByDefault: task.name == "procfile" ? "when the Procfile has a release: line" : "no",
-                         defaultCommand: task.name == "procfile" ? ["/bin/sh", "-c", "<Procfile release: line>"] : Preset.rails.commands[task.name]?.arguments,
-                         presets: presets)
+            for preset in Preset.all {
+                if let c = task.defaultCommand(in: AppInspection(directory: "<app>", preset: preset)) { presets[preset.name] = c.arguments }
+            }
+            return Entry(name: task.name, gate: task.gate, summary: task.summary, onByDefault: task.onWhenUnset ?? "no",
+                         defaultCommand: task.defaultCommand(in: sample)?.arguments, presets: presets)
         }
         if json {
             Output.line(JSONOutput.encode(entries))
             return
         }
         var rows = [["TASK", "GATE", "WHEN UNSET", "SUMMARY"]]
-        for e in entries { rows.append([e.name, e.gate, e.onByDefault == "no" ? "off" : "on if Procfile has release:", e.summary]) }
+        for e in entries { rows.append([e.name, e.gate, e.onByDefault == "no" ? "off" : "on " + e.onByDefault, e.summary]) }
         Output.out(Output.table(rows))
         Output.line("")
         Output.line("Gate values: true/1/yes/on or false/0/no/off (any case); anything else rejects the release.")
-        Output.line("A Procfile release: line runs first, as on Heroku (RUN_PROCFILE_RELEASE=false turns it off); while it runs,")
-        Output.line("gated tasks without a release.toml command are left to it.")
+        for task in Registry.tasks where task.coverage != nil {
+            Output.line("\(task.summary); while it runs, gated tasks without a release.toml command are skipped (\(task.coverage!)).")
+        }
         Output.line("Commands come from release.toml, else the framework preset detected in the app directory:")
         for preset in Preset.all {
-            let cmds = Registry.tasks.compactMap { t in preset.commands[t.name].map { "\(t.name): \($0)" } }
+            let app = AppInspection(directory: "<app>", preset: preset)
+            let cmds = Registry.tasks.compactMap { t in t.defaultCommand(in: app).map { "\(t.name): \($0)" } }
             Output.line("  \(preset.name): " + cmds.joined(separator: "; "))
         }
     }

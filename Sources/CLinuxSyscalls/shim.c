@@ -34,3 +34,7 @@ int rc_thread_setfsgid(gid_t gid) { return (int)syscall(SYS_setfsgid, gid); }
 
 int rc_pidfd_open(pid_t pid, unsigned int flags) { return (int)syscall(SYS_pidfd_open, pid, flags); }
 int rc_pidfd_send_signal(int pidfd, int signal) { return (int)syscall(SYS_pidfd_send_signal, pidfd, signal, NULL, 0); }
+
+int rc_waitid_usage(int idtype, int id, void *info, int options, void *usage) {
+    return (int)syscall(SYS_waitid, idtype, id, info, options, usage);
+}

@@ -112,22 +112,40 @@ struct Released: AsyncParsableCommand {
             processGuard = nil
         }
 
-        let recovered = Recovery.run(spool: spool, logger: logger)
+        let recovered = spool.recover()
+        for record in recovered.interrupted {
+            logger.warning("release interrupted: \(record.app ?? "?") \(record.release ?? "?") was running when the daemon stopped", metadata: [
+                "release.id": "\(record.id)", "release.app": "\(record.app ?? "")", "release.name": "\(record.release ?? "")",
+                "release.state": "interrupted", "message.id": "\(MessageID.releaseInterrupted)",
+            ])
+        }
+        for (id, error) in recovered.failed {
+            logger.critical("cannot record the interrupted release \(id): \(error)")
+        }
         if !recovered.interrupted.isEmpty {
             logger.warning("\(recovered.interrupted.count) release(s) were running when the daemon last stopped; marked interrupted")
         }
+        // Temporary files of writes cut short: a submitter's removed with its own credentials.
+        spool.removeLeftovers { uid, gid in FileCredentials(uid: uid, gid: gid, groups: []) }
 
-        let context = DaemonContext(spool: spool, registry: Registry.tasks, processGuard: processGuard, notifier: notifier, logger: logger)
+        let metrics = MetricsSlot()
+        metrics.use(path: daemonConfig.metricsFile)
+        metrics.metrics?.restoreLastSuccess(from: spool.finishedRecords())
+        let context = DaemonContext(spool: spool, registry: Registry.tasks, processGuard: processGuard, notifier: notifier,
+                                    coordinator: LocalCoordinator(), metrics: metrics, logger: logger)
         let (jobs, jobsContinuation) = AsyncStream.makeStream(of: Job.self)
-        let scheduler = Scheduler(context: context, config: daemonConfig, jobs: jobsContinuation)
-        if let path = daemonConfig.metricsFile {
-            await scheduler.setMetrics(Metrics(path: path))
-        }
+        let (intakeWork, intakeContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let scheduler = Scheduler(context: context, config: daemonConfig, jobs: jobsContinuation, intakeWork: intakeContinuation)
         for record in recovered.interrupted { await scheduler.count(record) }
 
         let configBox = ConfigBox(daemonConfig)
-        let release = ReleaseService(context: context, scheduler: scheduler, jobs: jobs, jobsContinuation: jobsContinuation,
-                                     shutdownGrace: { configBox.value.shutdownGrace })
+        let running = RunningTasks()
+        let release = ReleaseService(
+            context: context, scheduler: scheduler, jobs: jobs, jobsContinuation: jobsContinuation,
+            executor: { job in
+                HostExecutor(processGuard: processGuard, killGrace: job.config.killGrace, identity: job.admission.identity, running: running)
+            },
+            shutdownGrace: { configBox.value.shutdownGrace })
         let watchdog = WatchdogService(scheduler: scheduler, notifier: notifier)
         let signals = SignalService(
             scheduler: scheduler, notifier: notifier, logger: logger,
@@ -140,10 +158,15 @@ struct Released: AsyncParsableCommand {
                 await scheduler.apply(config)
             },
             stallOnSIGUSR2: testStallOnSigusr2)
+        // Shut down in reverse order: releases first (their grace), the watchdog last.
         var groupConfig = ServiceGroupConfiguration(
             services: [
                 .init(service: watchdog),
                 .init(service: signals),
+                .init(service: MetricsService(slot: metrics)),
+                .init(service: MaintenanceService(scheduler: scheduler, spool: spool, logger: logger)),
+                .init(service: IntakeService(scheduler: scheduler, work: intakeWork)),
+                .init(service: WatchService(scheduler: scheduler, spool: spool, notifier: notifier, logger: logger)),
                 .init(service: release, successTerminationBehavior: .gracefullyShutdownGroup),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],

@@ -20,14 +20,35 @@ public struct NotifyTask: ReleaseTask {
     public static let runsAfterFailure = true
     public static let maxAttempts = 3
 
+    public static let urlVariable = "RELEASE_NOTIFY_URL"
+    public static let secretVariable = "RELEASE_NOTIFY_SECRET"
+    public static let requiredVariable = "RELEASE_NOTIFY_REQUIRED"
+    public static let timeoutVariable = "RELEASE_NOTIFY_TIMEOUT"
+    public static let variables = [urlVariable, secretVariable, requiredVariable, timeoutVariable]
+    public static let switches = [requiredVariable]
+    public static let failureHint: String? = "set \(requiredVariable)=true to fail the release"
+
     public init() {}
+
+    /// A notify failure fails the release only when `RELEASE_NOTIFY_REQUIRED` is on (a value
+    /// that is neither on nor off rejects the release, as for a gate).
+    public static func failureFailsRelease(env: [String: String]) throws(RejectReason) -> Bool {
+        try Gate.parse(variable: requiredVariable, value: env[requiredVariable]) == .on
+    }
+
+    /// Notify with no URL to post to fails, and `plan` says so before.
+    public static func knownProblem(env: [String: String]) -> String? {
+        urls(in: env).isEmpty ? "\(gate) is on but \(urlVariable) is not set" : nil
+    }
+
+    /// Where the report goes and how, for `plan`.
+    public static func planNote(env: [String: String]) -> String? {
+        knownProblem(env: env) == nil ? describe(env: env) : nil
+    }
 
     public func run(in context: TaskContext) async throws {
         let env = context.request.env
-        let urls = Self.urls(in: env)
-        guard !urls.isEmpty else {
-            throw TaskFailure(.failed, reason: "\(Self.gate) is on but RELEASE_NOTIFY_URL is not set")
-        }
+        if let problem = Self.knownProblem(env: env) { throw TaskFailure(.failed, reason: problem) }
         let checked: [WebhookURL]
         do throws(RejectReason) { checked = try Self.checkedURLs(in: env) } catch {
             throw TaskFailure(.failed, reason: error.message)
@@ -36,7 +57,7 @@ public struct NotifyTask: ReleaseTask {
         if let problem { context.say(problem) }
         let body = Self.payload(for: Self.provisional(context.outcome))
         var signature: String?
-        if let secret = env["RELEASE_NOTIFY_SECRET"], !secret.isEmpty {
+        if let secret = env[Self.secretVariable], !secret.isEmpty {
             signature = Self.signature(body: body, secret: secret)
         }
         var failures: [String] = []
@@ -62,13 +83,13 @@ public struct NotifyTask: ReleaseTask {
 
     /// The webhook URLs of `RELEASE_NOTIFY_URL`: comma-separated, blanks around each ignored.
     public static func urls(in env: [String: String]) -> [String] {
-        (env["RELEASE_NOTIFY_URL"] ?? "").split(separator: ",").map { String($0).trimmingBlanks() }.filter { !$0.isEmpty }
+        (env[urlVariable] ?? "").split(separator: ",").map { String($0).trimmingBlanks() }.filter { !$0.isEmpty }
     }
 
     /// The per-request timeout, `RELEASE_NOTIFY_TIMEOUT` (default 10s). An unreadable value
     /// does not fail the release: the default is used, and `problem` says so.
     public static func timeout(in env: [String: String]) -> (timeout: Duration, problem: String?) {
-        guard let text = env["RELEASE_NOTIFY_TIMEOUT"] else { return (defaultTimeout, nil) }
+        guard let text = env[timeoutVariable] else { return (defaultTimeout, nil) }
         guard let t = try? DurationParser.parse(text), t > .zero else {
             return (defaultTimeout, "RELEASE_NOTIFY_TIMEOUT=\(Masking.preview(text)) is not a duration (e.g. 5s, 500ms); using \(DurationParser.format(defaultTimeout))")
         }
@@ -83,7 +104,7 @@ public struct NotifyTask: ReleaseTask {
         let urls = urls(in: env)
         guard !urls.isEmpty else { return "will fail: RELEASE_NOTIFY_URL is not set" }
         var line = "POST to " + urls.map(WebhookURL.redact).joined(separator: ", ")
-        if let secret = env["RELEASE_NOTIFY_SECRET"], !secret.isEmpty { line += ", signed (X-Releasectl-Signature)" }
+        if let secret = env[secretVariable], !secret.isEmpty { line += ", signed (X-Releasectl-Signature)" }
         let (timeout, problem) = timeout(in: env)
         return line + ", \(DurationParser.format(timeout)) per request" + (problem.map { " (\($0))" } ?? "")
     }

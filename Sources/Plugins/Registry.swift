@@ -10,9 +10,4 @@ public enum Registry {
         CacheClearTask.self,
         NotifyTask.self,
     ]
-
-    /// The task type registered under a name.
-    public static func task(named name: String) -> (any ReleaseTask.Type)? {
-        tasks.first { $0.name == name }
-    }
 }

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#define RC_P_PIDFD 3
+
 // openat2(2)'s resolve flags (linux/openat2.h).
 #define RC_RESOLVE_NO_XDEV 0x01
 #define RC_RESOLVE_NO_MAGICLINKS 0x02
@@ -41,5 +43,10 @@ int rc_thread_setfsgid(gid_t gid);
 /// pidfd_open(2) and pidfd_send_signal(2) (Linux 5.3 / 5.1).
 int rc_pidfd_open(pid_t pid, unsigned int flags);
 int rc_pidfd_send_signal(int pidfd, int signal);
+
+/// waitid(2) as the kernel has it, with the rusage glibc's wrapper drops: with WNOWAIT it
+/// reports an exited child's resource usage (its own and its waited-for children's) without
+/// reaping it. `idtype` P_PIDFD (3) waits on a pidfd.
+int rc_waitid_usage(int idtype, int id, void *info, int options, void *usage);
 
 #endif

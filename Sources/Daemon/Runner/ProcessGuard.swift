@@ -12,7 +12,8 @@ import Synchronization
 /// registered. A group is known only once its process runs, so the daemon also registers each
 /// release's id before any of its tasks starts: at the end the guard also kills every process
 /// (and its group) whose environment holds `RELEASE_ID=<a registered id>` — that covers a task
-/// the daemon died too early to register. `PR_SET_PDEATHSIG` on the direct child alone would not do: a shell may fork its
+/// the daemon died too early to register — and, for tasks of an app's own user, every process
+/// of that user started since its first task did. `PR_SET_PDEATHSIG` on the direct child alone would not do: a shell may fork its
 /// last command instead of exec-ing it. Under systemd the service's cgroup does the same job.
 public final class ProcessGuard: Sendable {
     public static let flag = "--process-guard"
@@ -73,6 +74,13 @@ public final class ProcessGuard: Sendable {
     /// Forgets a release once it ended.
     public func unregister(release id: String) { send("r\(id)\n") }
 
+    /// Registers an app user's task: when the daemon dies, every process of that user started
+    /// since is killed too (one that left its group and cleared its environment included).
+    public func register(user uid: uid_t) { send("U\(uid)\n") }
+
+    /// Forgets an app user's task once it ended.
+    public func unregister(user uid: uid_t) { send("u\(uid)\n") }
+
     private func send(_ line: String) {
         var bytes = Array(line.utf8)
         _ = bytes.withUnsafeMutableBytes { write(writeFD, $0.baseAddress, $0.count) }
@@ -86,6 +94,8 @@ public final class ProcessGuard: Sendable {
         signal(SIGPIPE, SIG_IGN)
         var groups = Set<pid_t>()
         var releases = Set<String>()
+        // App users with tasks running: how many, and since when (clock ticks since boot).
+        var users: [uid_t: (count: Int, since: UInt64)] = [:]
         var pending: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
@@ -101,6 +111,14 @@ public final class ProcessGuard: Sendable {
                 switch op {
                 case "R": releases.insert(argument)
                 case "r": releases.remove(argument)
+                case "U", "u":
+                    guard let uid = uid_t(argument), uid != 0 else { continue }
+                    if op == "U" {
+                        let entry = users[uid] ?? (0, ticksSinceBoot())
+                        users[uid] = (entry.count + 1, entry.since)
+                    } else if let entry = users[uid] {
+                        users[uid] = entry.count > 1 ? (entry.count - 1, entry.since) : nil
+                    }
                 case "+", "-":
                     guard let group = pid_t(argument), group > 1 else { continue }
                     if op == "+" { groups.insert(group) } else { groups.remove(group) }
@@ -112,38 +130,29 @@ public final class ProcessGuard: Sendable {
         for group in groups {
             kill(-group, SIGKILL)
         }
-        if !releases.isEmpty {
-            for pid in processes(withReleaseIn: releases) {
-                let group = getpgid(pid)
-                if group > 1 && group != getpgrp() { kill(-group, SIGKILL) }
-                kill(pid, SIGKILL)
+        var leftovers = releases.isEmpty ? [] : ProcessTable.processes(withReleaseIn: releases)
+        if !users.isEmpty {
+            leftovers += (ProcessTable.allPIDs() ?? []).filter { pid in
+                guard let uid = ProcessTable.realUID(of: pid), let entry = users[uid],
+                      let start = ProcessTable.stat(of: pid)?.startTime else { return false }
+                return start >= entry.since
             }
+        }
+        for pid in leftovers where pid > 1 && pid != getpid() {
+            let group = getpgid(pid)
+            if group > 1 && group != getpgrp() { kill(-group, SIGKILL) }
+            kill(pid, SIGKILL)
         }
         exit(0)
     }
 
-    /// Processes whose environment holds `RELEASE_ID=` one of `ids`, among `candidates` (by
-    /// default all of /proc); readable for processes of the guard's own user, or all with the
-    /// privilege to read them.
-    static func processes(withReleaseIn ids: Set<String>, among candidates: [pid_t]? = nil) -> [pid_t] {
-        let needles = ids.map { Array("RELEASE_ID=\($0)".utf8) }
-        var chunk: [UInt8] = []  // made at the first process that can be read
-        return (candidates ?? ProcessGroup.allPIDs() ?? []).filter { pid in
-            guard pid > 1, pid != getpid() else { return false }
-            let fd = open("/proc/\(pid)/environ", O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { return false }
-            defer { close(fd) }
-            if chunk.isEmpty { chunk = [UInt8](repeating: 0, count: 64 * 1024) }
-            // The whole environment (it can be larger than one read; exec bounds it to a few MiB).
-            var environment: [UInt8] = []
-            while environment.count < 16 << 20 {
-                let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { break }
-                environment += chunk[0..<n]
-            }
-            // Variables are NUL-separated; a match must be a whole variable.
-            return environment.split(separator: 0).contains { variable in needles.contains { variable.elementsEqual($0) } }
-        }
+    /// Clock ticks since boot, the unit of a process's start time in /proc/<pid>/stat.
+    private static func ticksSinceBoot() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_BOOTTIME, &ts)
+        let hz = UInt64(max(sysconf(Int32(_SC_CLK_TCK)), 1))
+        // A little earlier than now: a task's processes start after its registration.
+        let now = UInt64(ts.tv_sec) * hz + UInt64(ts.tv_nsec) * hz / 1_000_000_000
+        return now > hz ? now - hz : 0
     }
 }

@@ -1,12 +1,5 @@
+import ReleaseKit
 import Synchronization
-
-/// Why a running release is being stopped.
-public enum StopReason: Sendable, Equatable {
-    /// `releasectl cancel`.
-    case cancelled
-    /// The daemon is shutting down and the shutdown grace ran out.
-    case shutdown
-}
 
 /// The stop switch of one running release: set once, observed by whatever is running.
 public final class ReleaseControl: Sendable {

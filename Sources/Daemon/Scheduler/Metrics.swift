@@ -2,19 +2,22 @@ import FoundationEssentials
 import Glibc
 import Logging
 import ReleaseKit
+import Synchronization
 import SystemPackage
 
 /// Prometheus metrics in the text exposition format, for node_exporter's textfile collector
 /// (no network listener): the whole file is rewritten atomically — written beside the target
-/// as `<path>.tmp`, which the collector's `*.prom` glob ignores, then renamed over it — when a
-/// release ends and when the queue depth changes. A reader sees the old file or the new one,
+/// as `<path>.tmp`, which the collector's `*.prom` glob ignores, then renamed over it — by the
+/// metrics service, at most once a second while anything changes (a release ends, the queue
+/// depth moves) and within a second of the change. A reader sees the old file or the new one,
 /// never half of one. The file is mode 0644 whatever the daemon's umask: the collector runs as
 /// another user, and nothing in it is secret.
 ///
 /// Counters start from zero when the daemon starts (Prometheus treats that as a counter
 /// reset); the last-success gauge is restored from the records in `done/`, so an alert on
-/// "no successful release for N days" survives a restart. Owned by the scheduler actor.
-final class Metrics {
+/// "no successful release for N days" survives a restart. The figures are kept under a lock:
+/// the scheduler changes them, the metrics service renders them.
+final class Metrics: Sendable {
     /// Task duration buckets, in seconds: from a quick cache clear to Heroku's one-hour limit.
     static let buckets: [Double] = [0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 1800, 3600]
 
@@ -30,45 +33,73 @@ final class Metrics {
         }
     }
 
+    private struct Figures: Sendable {
+        var releases: [String: [String: Int]] = [:]   // app → state → count
+        var durations: [String: [String: Histogram]] = [:]  // app → task → histogram
+        var lastSuccess: [String: Double] = [:]
+        /// Requests waiting in `incoming/`.
+        var queueDepth = 0
+        /// Changed since the file was last written.
+        var dirty = true
+        /// The last write error reported, so a broken path is logged once, not every time.
+        var lastWriteError: String?
+    }
+
     let path: String
     private let logger: Logger
-    private var releases: [String: [String: Int]] = [:]   // app → state → count
-    private var durations: [String: [String: Histogram]] = [:]  // app → task → histogram
-    private var lastSuccess: [String: Double] = [:]
-    /// The last write error reported, so a broken path is logged once, not after every release.
-    private var lastWriteError: String?
-    /// Requests waiting in `incoming/`.
-    var queueDepth = 0 { didSet { if queueDepth != oldValue { write() } } }
+    private let figures = Mutex(Figures())
+    /// Told after every change (the metrics service then writes, at most once a second).
+    private let onChange: @Sendable () -> Void
 
-    init(path: String, logger: Logger = Logger(label: "released.metrics")) {
+    init(path: String, logger: Logger = Logger(label: "released.metrics"), onChange: @escaping @Sendable () -> Void = {}) {
         self.path = path
         self.logger = logger
+        self.onChange = onChange
+    }
+
+    private func change(_ body: (inout Figures) -> Void) {
+        figures.withLock { f in
+            body(&f)
+            f.dirty = true
+        }
+        onChange()
     }
 
     /// Takes the last success of each app from finished records (at start).
     func restoreLastSuccess(from records: [ReleaseRecord]) {
-        for record in records where record.state == .succeeded {
-            guard let app = record.app, let finished = record.finishedAt else { continue }
-            lastSuccess[app] = max(lastSuccess[app] ?? 0, finished.timeIntervalSince1970)
+        change { f in
+            for record in records where record.state == .succeeded {
+                guard let app = record.app, let finished = record.finishedAt else { continue }
+                f.lastSuccess[app] = max(f.lastSuccess[app] ?? 0, finished.timeIntervalSince1970)
+            }
         }
     }
 
-    /// Counts a finished release (from its record) and rewrites the file.
+    /// The number of requests waiting.
+    func setQueueDepth(_ depth: Int) {
+        guard figures.withLock({ $0.queueDepth != depth }) else { return }
+        change { $0.queueDepth = depth }
+    }
+
+    /// Counts a finished release (from its record).
     func finished(_ record: ReleaseRecord) {
-        let app = record.app ?? "unknown"
-        releases[app, default: [:]][record.state.rawValue, default: 0] += 1
-        for task in record.tasks {
-            guard let ms = task.durationMs else { continue }
-            durations[app, default: [:]][task.name, default: Histogram()].observe(Double(ms) / 1000)
+        change { f in
+            let app = record.app ?? "unknown"
+            f.releases[app, default: [:]][record.state.rawValue, default: 0] += 1
+            for task in record.tasks {
+                guard let ms = task.durationMs else { continue }
+                f.durations[app, default: [:]][task.name, default: Histogram()].observe(Double(ms) / 1000)
+            }
+            if record.state == .succeeded {
+                f.lastSuccess[app] = (record.finishedAt ?? Date()).timeIntervalSince1970
+            }
         }
-        if record.state == .succeeded {
-            lastSuccess[app] = (record.finishedAt ?? Date()).timeIntervalSince1970
-        }
-        write()
     }
 
     /// The exposition text.
     func render() -> String {
+        let f = figures.withLock { $0 }
+        let releases = f.releases, durations = f.durations, lastSuccess = f.lastSuccess, queueDepth = f.queueDepth
         var out = ""
         out += "# HELP releasectl_releases_total Finished releases by app and final state.\n"
         out += "# TYPE releasectl_releases_total counter\n"
@@ -101,6 +132,12 @@ final class Metrics {
         return out
     }
 
+    /// Writes the file if anything changed since the last write (see `write`).
+    func writeIfChanged() {
+        guard figures.withLock({ f -> Bool in defer { f.dirty = false }; return f.dirty }) else { return }
+        write()
+    }
+
     /// Writes the file atomically: `<path>.tmp`, then rename. A failure is logged (once until
     /// a write succeeds again) and never affects releases.
     func write() {
@@ -114,16 +151,14 @@ final class Metrics {
                 _ = try fd.writeAll(render().utf8)
             }
             if rename(temporary.string, target.string) != 0 { throw Errno(rawValue: errno) }
-            if lastWriteError != nil {
+            if figures.withLock({ f -> Bool in defer { f.lastWriteError = nil }; return f.lastWriteError != nil }) {
                 logger.notice("metrics file \(path) written again")
-                lastWriteError = nil
             }
         } catch {
             _ = unlink(temporary.string)
             let message = "\(error)"
-            if lastWriteError != message {
+            if figures.withLock({ f -> Bool in defer { f.lastWriteError = message }; return f.lastWriteError != message }) {
                 logger.warning("cannot write the metrics file \(path): \(message)")
-                lastWriteError = message
             }
         }
     }
@@ -136,4 +171,30 @@ final class Metrics {
     static func number(_ d: Double) -> String {
         d == d.rounded() && abs(d) < 1e15 ? String(Int64(d)) : String(d)
     }
+}
+
+/// The metrics of the moment (nil without `--metrics-file`; replaced when a reload changes the
+/// path), shared by the scheduler, which changes the figures, and the metrics service, which
+/// writes them: `changed` yields after any change, coalesced while one is pending.
+final class MetricsSlot: Sendable {
+    private let current = Mutex<Metrics?>(nil)
+    private let changes: AsyncStream<Void>.Continuation
+    let changed: AsyncStream<Void>
+
+    init() {
+        (changed, changes) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    var metrics: Metrics? { current.withLock { $0 } }
+
+    /// Uses a metrics file at `path` (nil: none) from now on.
+    func use(path: String?) {
+        let changes = changes
+        let metrics = path.map { Metrics(path: $0, onChange: { changes.yield() }) }
+        current.withLock { $0 = metrics }
+        changes.yield()
+    }
+
+    /// Ends `changed` (at shutdown, after a last write).
+    func finish() { changes.finish() }
 }

@@ -32,9 +32,20 @@ public struct DaemonConfig: Sendable, Equatable {
     /// tasks as root. Off: such requests are rejected. Meant for development machines.
     public var allowRootTasks = false
 
+    /// How many rejected files each submitting user keeps in `rejected/`: past it, a new
+    /// rejection removes that user's oldest, so one submitter's junk can neither fill the disk
+    /// nor crowd out anyone else's.
+    public var rejectedLimit: Int = 1000
+
     public struct AppSettings: Sendable, Equatable {
         public var user: String?
-        public init(user: String? = nil) { self.user = user }
+        /// The key the app's releases are serialized under (default: the app's name). Apps
+        /// that share a key never release at once (apps on one database).
+        public var serialKey: String?
+        public init(user: String? = nil, serialKey: String? = nil) {
+            self.user = user
+            self.serialKey = serialKey
+        }
     }
 
     public init() {}
@@ -93,6 +104,7 @@ public struct DaemonConfig: Sendable, Equatable {
             case "allow-groups": c.allowGroups = try strings(key, v)
             case "retention-days": c.retentionDays = try int(key, v, min: 0)
             case "retention-keep": c.retentionKeep = try int(key, v, min: 0)
+            case "rejected-limit": c.rejectedLimit = try int(key, v, min: 1)
             case "metrics-file": c.metricsFile = try string(key, v)
             case "default-user": c.defaultUser = try string(key, v)
             case "allow-root-tasks":
@@ -107,7 +119,13 @@ public struct DaemonConfig: Sendable, Equatable {
                     for k in t.keys {
                         switch k {
                         case "user": settings.user = try string("apps.\(name).user", t[k]!)
-                        default: throw fail("unknown key \(k) in [apps.\(name)] (known: user)")
+                        case "serial-key":
+                            let key = try string("apps.\(name).serial-key", t[k]!)
+                            guard Syntax.isValidReleaseLabel(key) else {
+                                throw fail("[apps.\(name)] serial-key must be 1 to 128 printable characters")
+                            }
+                            settings.serialKey = key
+                        default: throw fail("unknown key \(Masking.preview(k)) in [apps.\(name)] (known: user, serial-key)")
                         }
                     }
                     c.apps[name] = settings

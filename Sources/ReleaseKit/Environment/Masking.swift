@@ -40,6 +40,34 @@ public struct Masking: Sendable {
     /// The masking of `env`'s secrets. Builds the automaton over them: time and memory linear
     /// in their total size.
     public init(env: [String: String]) {
+        self.init(secrets: Self.secretValues(in: env))
+    }
+
+    /// The masking of these secrets (those shorter than `minimumLength` are left out).
+    init(secrets found: Set<[UInt8]>) {
+        let secrets = found.filter { $0.count >= Self.minimumLength }
+            .sorted { $0.count > $1.count }
+        self.secrets = secrets
+        let total = secrets.reduce(0) { $0 + $1.count }
+        masksEverything = total > Self.maximumSecretBytes
+        automaton = secrets.isEmpty || masksEverything ? nil : MaskingAutomaton(secrets: secrets)
+    }
+
+    /// `text` with `env`'s secrets masked, for a short text such as a message: only the
+    /// secrets that occur in it make up the automaton, so a request full of long secrets
+    /// costs a search of the text per secret, not an automaton over all of them.
+    public static func apply(_ text: String, secretsOf env: [String: String]) -> String {
+        let bytes = Array(text.utf8)
+        let present = secretValues(in: env).filter { secret in
+            secret.count <= bytes.count && bytes.indices.contains { bytes[$0...].starts(with: secret) }
+        }
+        return present.isEmpty ? text : Masking(secrets: present).apply(text)
+    }
+
+    /// The secret values of an env, as bytes: values of secret-named variables, URLs with
+    /// credentials and their passwords (also percent-decoded), and each line of a secret of
+    /// several lines, trimmed.
+    static func secretValues(in env: [String: String]) -> Set<[UInt8]> {
         // Sets of bytes, not of Strings: two canonically equivalent Strings are equal but
         // their bytes need not be, and each must be masked.
         var found = Set<[UInt8]>()
@@ -58,12 +86,7 @@ public struct Masking: Sendable {
                 found.insert(Self.trimmingBlanks(line))
             }
         }
-        let secrets = found.filter { $0.count >= Self.minimumLength }
-            .sorted { $0.count > $1.count }
-        self.secrets = secrets
-        let total = secrets.reduce(0) { $0 + $1.count }
-        masksEverything = total > Self.maximumSecretBytes
-        automaton = secrets.isEmpty || masksEverything ? nil : MaskingAutomaton(secrets: secrets)
+        return found
     }
 
     /// No secrets: masks nothing.

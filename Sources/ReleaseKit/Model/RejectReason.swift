@@ -20,6 +20,8 @@ public struct RejectReason: Error, Sendable, Hashable, CustomStringConvertible {
         public static let schema = Code(rawValue: "schema")
         public static let fileName = Code(rawValue: "file-name")
         public static let duplicateID = Code(rawValue: "duplicate-id")
+        /// The id's time is ahead of the daemon's clock.
+        public static let futureID = Code(rawValue: "future-id")
         public static let directory = Code(rawValue: "directory")
         public static let gate = Code(rawValue: "gate")
         public static let unknownTask = Code(rawValue: "unknown-task")

@@ -26,7 +26,20 @@ public enum RequestIntake {
         public var partial: ReleaseRequest.Partial
     }
 
-    public static func read(_ name: FilePath.Component, spool: Spool, policy: IntakePolicy) throws(Rejection) -> ReleaseRequest {
+    /// A request read from `incoming/`, and what its file was.
+    public struct RequestFile: Sendable {
+        public var request: ReleaseRequest
+        public var identity: FileIdentity
+        /// The file's owner: the submitter.
+        public var owner: uid_t
+    }
+
+    /// How far ahead of the daemon's clock an id's time may be (ids are made by `releasectl`
+    /// on the same host): an id dated later would sort ahead of every real release for ever.
+    public static let futureTolerance: TimeInterval = 300
+
+    /// Reads and checks `incoming/<name>`; `now` is the daemon's clock, for the id's date.
+    public static func read(_ name: FilePath.Component, spool: Spool, policy: IntakePolicy, now: Date = Date()) throws(Rejection) -> RequestFile {
         var partial = ReleaseRequest.Partial()
         func reject(_ code: RejectReason.Code, _ message: String) -> Rejection {
             Rejection(reason: RejectReason(code, message), partial: partial)
@@ -67,10 +80,13 @@ public enum RequestIntake {
         do { request = try ReleaseRequest.decode(bytes, partial: &partial) } catch {
             throw Rejection(reason: error, partial: partial)
         }
+        guard request.id.timestamp.timeIntervalSince(now) <= futureTolerance else {
+            throw reject(.futureID, "the id \(request.id) is dated \(Timestamp.format(request.id.timestamp)), ahead of this host's clock: ids are made by releasectl submit at the time of submission")
+        }
         guard fileName == "\(request.id).json" else {
             throw reject(.fileName, "the file is named \(Masking.preview(fileName)) but its id is \(request.id): it must be named \(request.id).json")
         }
-        return request
+        return RequestFile(request: request, identity: FileIdentity(st), owner: st.st_uid)
     }
 
     static func describe(_ type: mode_t) -> String {
@@ -115,21 +131,47 @@ public enum RequestIntake {
         }
     }
 
+    /// A request's plan, and what it was made from.
+    public struct Validation: Sendable {
+        public var plan: ReleasePlan
+        /// What the plan depended on in the app directory (see `AppDirectory.fingerprint`).
+        public var fingerprint: [String: FileIdentity?]
+    }
+
     /// Validates what a request asks for, in full, as intake does: the directory, then the
     /// app's files (release.toml, Procfile, preset files), then the gates and tasks. With
     /// `credentials` (a root daemon releasing an app with a user of its own) the directory and
     /// the app's files are looked at as that user, never with more privilege than its tasks
     /// will have.
+    public static func validate(app: String, directory: String, env: [String: String], tasks: [String]?, policy: IntakePolicy,
+                                registry: [any ReleaseTask.Type], credentials: FileCredentials?) throws(RejectReason) -> Validation {
+        try asUser(credentials) { () throws(RejectReason) -> Validation in
+            try checkDirectory(directory, policy: policy)
+            let files = try AppDirectory.open(directory)
+            let inspection = try AppInspection.inspect(files, path: TaskEnvironment.path(for: env), registry: registry)
+            let plan = try ReleasePlan.make(app: app, directory: directory, env: env, tasks: tasks, registry: registry, inspection: inspection)
+            return Validation(plan: plan, fingerprint: files.fingerprint)
+        }
+    }
+
+    /// The plan alone (see `validate`).
     public static func plan(app: String, directory: String, env: [String: String], tasks: [String]?, policy: IntakePolicy,
                             registry: [any ReleaseTask.Type], credentials: FileCredentials?) throws(RejectReason) -> ReleasePlan {
-        let work = { () -> Result<ReleasePlan, RejectReason> in
-            Result { () throws(RejectReason) -> ReleasePlan in
-                try checkDirectory(directory, policy: policy)
-                let inspection = try AppInspection.inspect(directory: directory, path: TaskEnvironment.path(for: env), registry: registry)
-                return try ReleasePlan.make(app: app, directory: directory, env: env, tasks: tasks, registry: registry, inspection: inspection)
-            }
-        }
-        guard let credentials else { return try work().get() }
+        try validate(app: app, directory: directory, env: env, tasks: tasks, policy: policy, registry: registry, credentials: credentials).plan
+    }
+
+    /// Whether the app directory still holds exactly what `validation` read (looked at as
+    /// `credentials`): then validating again would give the same plan, and need not be done.
+    public static func isUnchanged(_ validation: Validation, directory: String, credentials: FileCredentials?) -> Bool {
+        (try? asUser(credentials) { () throws(RejectReason) -> Bool in
+            try AppDirectory.open(directory).matches(validation.fingerprint)
+        }) ?? false
+    }
+
+    /// Runs `body` with file access checked as `credentials` (nil: as this process).
+    private static func asUser<T>(_ credentials: FileCredentials?, _ body: () throws(RejectReason) -> T) throws(RejectReason) -> T {
+        guard let credentials else { return try body() }
+        let work = { () -> Result<T, RejectReason> in Result { () throws(RejectReason) -> T in try body() } }
         guard let result = credentials.perform(work) else {
             throw RejectReason(.user, "cannot look at the app's files as uid \(credentials.uid): the daemon could not switch its file credentials (it needs CAP_SETUID and CAP_SETGID)")
         }

@@ -12,6 +12,8 @@ public struct SpoolError: Error, Sendable, CustomStringConvertible {
         public static let read = Operation(rawValue: "cannot read")
         public static let lock = Operation(rawValue: "cannot lock")
         public static let own = Operation(rawValue: "cannot take over")
+        /// A transition stopped where a test asked (see `CrashPoint`).
+        public static let simulatedCrash = Operation(rawValue: "stopped (a simulated crash) at")
     }
 
     public var operation: Operation

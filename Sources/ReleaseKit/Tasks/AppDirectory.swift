@@ -1,5 +1,6 @@
 import CLinuxSyscalls
 import Glibc
+import Synchronization
 import SystemPackage
 
 /// An app's files as intake and `plan` read them: opened *beneath* the app directory, never
@@ -32,6 +33,8 @@ public final class AppDirectory: Sendable {
     private let prefix: String
     private let resolution: Resolution
     private let useOpenat2: Bool
+    /// Every name looked at, with what it was (nil: absent), for `fingerprint`.
+    private let seen = Mutex<[String: FileIdentity?]>([:])
 
     private init(rootFD: Int32, prefix: String, resolution: Resolution, shownPath: String, useOpenat2: Bool) {
         self.rootFD = rootFD
@@ -39,6 +42,30 @@ public final class AppDirectory: Sendable {
         self.resolution = resolution
         self.shownPath = shownPath
         self.useOpenat2 = useOpenat2
+    }
+
+    /// What everything read so far depended on: the directory itself (its change time moves
+    /// when a name is added, removed or renamed in it) and every name looked at, present or
+    /// not. If a later look finds the same, a second reading would find the same too.
+    public var fingerprint: [String: FileIdentity?] {
+        var result = seen.withLock { $0 }
+        result["."] = (try? Syscalls.fstat(rootFD)).map(FileIdentity.init)
+        return result
+    }
+
+    /// Whether every name of `fingerprint` is still what it was.
+    public func matches(_ fingerprint: [String: FileIdentity?]) -> Bool {
+        fingerprint.allSatisfy { name, identity in
+            if name == "." { return (try? Syscalls.fstat(rootFD)).map(FileIdentity.init) == identity }
+            return lookUp(name) == identity
+        }
+    }
+
+    /// What a name is now (nil: absent or unusable), without reading it.
+    private func lookUp(_ name: String) -> FileIdentity? {
+        guard let fd = try? open(name, RC_O_PATH) else { return nil }
+        defer { Syscalls.close(fd) }
+        return (try? Syscalls.fstat(fd)).map(FileIdentity.init)
     }
 
     deinit { Syscalls.close(rootFD) }
@@ -72,12 +99,16 @@ public final class AppDirectory: Sendable {
         let shown = display(name)
         let fd: Int32
         do { fd = try open(name, O_RDONLY | O_NONBLOCK | O_NOCTTY) } catch {
-            if error == .noSuchFileOrDirectory || error == .notDirectory { return nil }
+            if error == .noSuchFileOrDirectory || error == .notDirectory {
+                seen.withLock { $0[name] = .some(nil) }
+                return nil
+            }
             throw problem(error, shown: shown, code: code)
         }
         defer { Syscalls.close(fd) }
         let st: stat
         do { st = try Syscalls.fstat(fd) } catch { throw RejectReason(code, "cannot read \(shown): \(error)") }
+        seen.withLock { $0[name] = FileIdentity(st) }
         guard st.st_mode & S_IFMT == S_IFREG else { throw RejectReason(code, "\(shown) is not a regular file") }
         guard st.st_size <= limit else {
             throw RejectReason(code, "\(shown) is \(st.st_size) bytes, over the limit of \(limit / 1024) KiB")
@@ -89,11 +120,16 @@ public final class AppDirectory: Sendable {
     public func contains(_ name: String, code: RejectReason.Code) throws(RejectReason) -> Bool {
         do {
             let fd = try open(name, RC_O_PATH)
-            Syscalls.close(fd)
+            defer { Syscalls.close(fd) }
+            let identity = (try? Syscalls.fstat(fd)).map(FileIdentity.init)
+            seen.withLock { $0[name] = identity }
             return true
         } catch {
             let absent: Set<Errno> = [.noSuchFileOrDirectory, .notDirectory, .permissionDenied]
-            if absent.contains(error) { return false }
+            if absent.contains(error) {
+                seen.withLock { $0[name] = .some(nil) }
+                return false
+            }
             throw problem(error, shown: display(name), code: code)
         }
     }

@@ -9,10 +9,20 @@ public struct ReleasePlan: Sendable {
         public var gate: GateReading
         public var command: Command?
         public var timeout: Duration?
-        /// Set when the task will run but cannot succeed (no command for this app).
+        /// Set when the task will run but cannot succeed (no command for this app, notify
+        /// without a URL): the task fails with this reason, and `plan` marks it FAIL.
         public var problem: String?
-        /// Set for a task skipped because the Procfile's release: line covers it.
-        public var leftToProcfile: Bool
+        /// Set for a task skipped because a task that covers it runs (the Procfile's
+        /// release: line): that task's name.
+        public var leftTo: String?
+        /// The task runs after the others, even after a failure, to report (notify).
+        public var runsAfterFailure: Bool
+        /// Whether the task's own failure fails the release (else it is a warning).
+        public var failureFailsRelease: Bool
+        /// For a failure that does not fail the release: how to make it do so.
+        public var failureHint: String?
+        /// One more line about what the task will do, for `plan`.
+        public var note: String?
 
         enum CodingKeys: String, CodingKey { case name, willRun, reason, gate, command, timeout, problem }
 
@@ -33,17 +43,10 @@ public struct ReleasePlan: Sendable {
     public var preset: String?
     public var steps: [Step]
     public var warnings: [String]
-    /// Whether a notify failure fails the release (RELEASE_NOTIFY_REQUIRED).
-    public var notifyRequired: Bool
-
-    /// Variables the tasks read that are not gates (never reported as misspelt gates).
-    public static let knownVariables: Set<String> = [
-        "RELEASE_NOTIFY_URL", "RELEASE_NOTIFY_SECRET", "RELEASE_NOTIFY_REQUIRED", "RELEASE_NOTIFY_TIMEOUT",
-    ]
-    public static let notifyRequiredVariable = "RELEASE_NOTIFY_REQUIRED"
 
     /// Works out the plan. Throws a `RejectReason` for anything that rejects the release:
-    /// an unknown task in `tasks`, a gate value that is neither on nor off.
+    /// an unknown task in `tasks`, a gate value that is neither on nor off, a task's own
+    /// variable that is invalid (`ReleaseTask.validate`).
     public static func make(app: String, directory: String, env: [String: String], tasks requested: [String]?,
                             registry: [any ReleaseTask.Type], inspection: AppInspection) throws(RejectReason) -> ReleasePlan {
         let names = registry.map { $0.name }
@@ -53,65 +56,59 @@ public struct ReleasePlan: Sendable {
             }
         }
         // Every gate is read, requested or not: a typo anywhere rejects.
-        var gateValues: [String: Gate.Value?] = [:]
+        var on: [String: Bool] = [:]
         for task in registry {
-            gateValues[task.name] = try Gate.parse(variable: task.gate, value: env[task.gate])
+            let value = try Gate.parse(variable: task.gate, value: env[task.gate])
+            let requestedHere = requested?.contains(task.name) ?? true
+            on[task.name] = requestedHere && (value.map { $0 == .on } ?? task.isOnByDefault(in: inspection))
         }
-        let notifyRequired = try Gate.parse(variable: notifyRequiredVariable, value: env[notifyRequiredVariable]) == .on
-
-        let procfileTask = registry.first { $0.name == "procfile" }
-        let procfileRuns: Bool = {
-            guard let procfileTask, requested?.contains("procfile") ?? true else { return false }
-            let on = (gateValues["procfile"] ?? nil).map { $0 == .on } ?? procfileTask.isOnByDefault(in: inspection)
-            return on && inspection.procfileRelease != nil
-        }()
+        // A task that covers the others runs only when it has a command to run.
+        let covering = registry.first { task in
+            task.coverage != nil && on[task.name] == true
+                && (inspection.config.tasks[task.name]?.command ?? task.defaultCommand(in: inspection)) != nil
+        }
 
         var steps: [Step] = []
         for task in registry {
             let reading = GateReading(variable: task.gate, value: env[task.gate])
-            let value = gateValues[task.name] ?? nil
-            let on = value.map { $0 == .on } ?? task.isOnByDefault(in: inspection)
             let settings = inspection.config.tasks[task.name]
-            var step = Step(name: task.name, willRun: false, reason: "", gate: reading, command: nil,
-                            timeout: settings?.timeout, problem: nil, leftToProcfile: false)
+            var step = Step(name: task.name, willRun: false, reason: "", gate: reading, command: nil, timeout: settings?.timeout,
+                            problem: nil, leftTo: nil, runsAfterFailure: task.runsAfterFailure,
+                            failureFailsRelease: try task.failureFailsRelease(env: env), failureHint: task.failureHint, note: nil)
+            let why = reading.value.map { "\(task.gate)=\($0)" } ?? "on by default"
             if let requested, !requested.contains(task.name) {
                 step.reason = "not requested (tasks: \(requested.joined(separator: ", ")))"
-            } else if !on {
-                step.reason = reading.value == nil
-                    ? "\(task.gate) is off (unset)"
-                    : "\(task.gate) is off (\(reading.value!))"
+            } else if on[task.name] != true {
+                step.reason = reading.value.map { "\(task.gate) is off (\($0))" } ?? "\(task.gate) is off (unset)"
+            } else if !task.takesCommand {
+                step.willRun = true
+                step.reason = why
+            } else if let command = settings?.command {
+                step.willRun = true
+                step.command = command
+                step.reason = "\(why); command from release.toml"
+            } else if let covering, covering.name != task.name, let coverage = covering.coverage {
+                step.reason = coverage
+                step.leftTo = covering.name
+            } else if let command = task.defaultCommand(in: inspection) {
+                step.willRun = true
+                step.command = command
+                step.reason = "\(why); command from \(task.defaultCommandSource(in: inspection))"
             } else {
-                let why = reading.value == nil ? "on by default" : "\(task.gate)=\(reading.value!)"
-                if !task.takesCommand {
-                    step.willRun = true
-                    step.reason = why
-                } else if let command = settings?.command {
-                    step.willRun = true
-                    step.command = command
-                    step.reason = "\(why); command from release.toml"
-                } else if task.name != "procfile", procfileRuns {
-                    step.reason = "left to the Procfile release: line"
-                    step.leftToProcfile = true
-                } else if let command = task.defaultCommand(in: inspection) {
-                    step.willRun = true
-                    step.command = command
-                    step.reason = task.name == "procfile"
-                        ? "\(why); command from the Procfile release: line"
-                        : "\(why); command from the \(inspection.preset?.name ?? "default") preset"
-                } else {
-                    step.willRun = true
-                    step.reason = "\(why); no command"
-                    step.problem = task.name == "procfile"
-                        ? "\(task.gate) is on but \(inspection.directory)/Procfile has no release: line"
-                        : "no command for \(task.name) in this app: add [tasks.\(task.name)] command = \"…\" to \(inspection.directory)/\(AppConfig.fileName)"
-                }
+                step.willRun = true
+                step.reason = "\(why); no command"
+                step.problem = task.missingCommand(in: inspection)
             }
-            if step.willRun { try task.validate(env: env) }
+            if step.willRun {
+                try task.validate(env: env)
+                step.problem = step.problem ?? task.knownProblem(env: env)
+                step.note = task.planNote(env: env)
+            }
             steps.append(step)
         }
-        let warnings = Gate.nearMisses(in: env, gates: registry.map { $0.gate } + [notifyRequiredVariable], known: knownVariables)
+        let known = Set(registry.flatMap { $0.variables })
+        let warnings = Gate.nearMisses(in: env, gates: registry.map { $0.gate } + registry.flatMap { $0.switches }, known: known)
             .map { "\($0.variable) looks like \($0.gate)" }
-        return ReleasePlan(app: app, directory: directory, preset: inspection.preset?.name, steps: steps,
-                           warnings: warnings, notifyRequired: notifyRequired)
+        return ReleasePlan(app: app, directory: directory, preset: inspection.preset?.name, steps: steps, warnings: warnings)
     }
 }

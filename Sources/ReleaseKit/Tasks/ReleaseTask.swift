@@ -9,6 +9,11 @@ import SystemPackage
 /// the environment `TaskContext.environment` gives. A task reports failure by throwing; a
 /// `TaskFailure` says how (exit status, signal, time-out), any other error fails the task
 /// with the error's description as the reason.
+///
+/// A task knows everything about itself that the rest of the program needs — its other
+/// variables, its default command for each framework preset, what it covers, how its failure
+/// counts — so that ReleaseKit, the daemon and the CLI never name a task. Every requirement
+/// but `name`, `gate`, `summary` and `init()` has a default.
 public protocol ReleaseTask: Sendable {
     /// The name used in requests, release.toml and the record: `migrate`.
     static var name: String { get }
@@ -18,15 +23,44 @@ public protocol ReleaseTask: Sendable {
     static var summary: String { get }
     /// Whether the task runs a command (from release.toml, the Procfile or a preset).
     static var takesCommand: Bool { get }
-    /// Whether the task runs after the others even when one failed (notify).
+    /// Whether the task runs after the others, even when one failed or the release was
+    /// cancelled, to report the outcome (notify).
     static var runsAfterFailure: Bool { get }
+    /// Set for a task that, while it runs, covers every gated task with no command of its own
+    /// in release.toml, which is then skipped rather than given a preset's command (the
+    /// Procfile's `release:` line is the app's own release logic, as on Heroku): the reason
+    /// such a task is skipped with, "left to the Procfile release: line".
+    static var coverage: String? { get }
+    /// The variables other than its gate that the task reads: never taken for misspelt gates.
+    static var variables: [String] { get }
+    /// Those of `variables` that are on/off switches read like a gate: a variable that looks
+    /// like a misspelt one is found as for a gate.
+    static var switches: [String] { get }
     /// The command when release.toml names none; nil when this app has none.
     static func defaultCommand(in app: AppInspection) -> Command?
+    /// Where `defaultCommand` comes from, for `plan`: "the rails preset".
+    static func defaultCommandSource(in app: AppInspection) -> String
+    /// Why the task cannot run when its gate is on and it has no command.
+    static func missingCommand(in app: AppInspection) -> String
     /// Whether the gate is on when its variable is unset.
     static func isOnByDefault(in app: AppInspection) -> Bool
+    /// When the gate is on with its variable unset, in words for `releasectl plugins`
+    /// ("when the Procfile has a release: line"); nil when it is then off.
+    static var onWhenUnset: String? { get }
     /// Checks the task's own variables when a request that will run the task arrives; a
-    /// problem rejects the release (exit 2) before anything runs. By default nothing to check.
+    /// problem rejects the release (exit 2) before anything runs.
     static func validate(env: [String: String]) throws(RejectReason)
+    /// A problem already known to make the task fail if it runs (notify with no URL), for
+    /// `plan`; nil when none is known.
+    static func knownProblem(env: [String: String]) -> String?
+    /// One more line for `plan` about what the task will do (notify: where it posts).
+    static func planNote(env: [String: String]) -> String?
+    /// For a task that `runsAfterFailure`: whether its own failure fails the release (else
+    /// it is a warning). Throws for a variable that says neither.
+    static func failureFailsRelease(env: [String: String]) throws(RejectReason) -> Bool
+    /// What a warning about the task's failure adds when that failure does not fail the
+    /// release: how to make it do so.
+    static var failureHint: String? { get }
 
     init()
 
@@ -38,9 +72,21 @@ public protocol ReleaseTask: Sendable {
 extension ReleaseTask {
     public static var takesCommand: Bool { true }
     public static var runsAfterFailure: Bool { false }
-    public static func defaultCommand(in app: AppInspection) -> Command? { app.preset?.commands[name] }
+    public static var coverage: String? { nil }
+    public static var variables: [String] { [] }
+    public static var switches: [String] { [] }
+    public static func defaultCommand(in app: AppInspection) -> Command? { nil }
+    public static func defaultCommandSource(in app: AppInspection) -> String { "the \(app.preset?.name ?? "default") preset" }
+    public static func missingCommand(in app: AppInspection) -> String {
+        "no command for \(name) in this app: add [tasks.\(name)] command = \"…\" to \(app.directory)/\(AppConfig.fileName)"
+    }
     public static func isOnByDefault(in app: AppInspection) -> Bool { false }
+    public static var onWhenUnset: String? { nil }
     public static func validate(env: [String: String]) throws(RejectReason) {}
+    public static func knownProblem(env: [String: String]) -> String? { nil }
+    public static func planNote(env: [String: String]) -> String? { nil }
+    public static func failureFailsRelease(env: [String: String]) throws(RejectReason) -> Bool { true }
+    public static var failureHint: String? { nil }
 
     /// Runs the task's resolved command.
     public func run(in context: TaskContext) async throws {

@@ -1,47 +1,7 @@
 import Foundation
 import ReleaseKit
+import ReleasePlugins
 import Testing
-
-/// Stand-ins for the built-in plugins (ReleaseKit cannot see the Plugins module): the same
-/// names, gates, defaults and canonical order.
-enum FakeTasks {
-    struct Procfile: ReleaseTask {
-        static let name = "procfile"
-        static let gate = "RUN_PROCFILE_RELEASE"
-        static let summary = "run the Procfile's release: line"
-        static func defaultCommand(in app: AppInspection) -> Command? { app.procfileRelease.map(Command.shell) }
-        static func isOnByDefault(in app: AppInspection) -> Bool { app.procfileRelease != nil }
-    }
-
-    struct Migrate: ReleaseTask {
-        static let name = "migrate"
-        static let gate = "RUN_MIGRATIONS_DURING_RELEASE"
-        static let summary = "migrate"
-    }
-
-    struct Seed: ReleaseTask {
-        static let name = "seed"
-        static let gate = "SEED_DB_DURING_RELEASE"
-        static let summary = "seed"
-    }
-
-    struct CacheClear: ReleaseTask {
-        static let name = "cache-clear"
-        static let gate = "CLEAR_CACHE_DURING_RELEASE"
-        static let summary = "cache-clear"
-    }
-
-    struct Notify: ReleaseTask {
-        static let name = "notify"
-        static let gate = "NOTIFY_DURING_RELEASE"
-        static let summary = "notify"
-        static let takesCommand = false
-        static let runsAfterFailure = true
-        func run(in context: TaskContext) async throws {}
-    }
-
-    static let registry: [any ReleaseTask.Type] = [Procfile.self, Migrate.self, Seed.self, CacheClear.self, Notify.self]
-}
 
 /// What a release will do, decided before anything runs: gates, the tasks filter, where each
 /// command comes from, the Procfile's release: line, and problems that fail a task.
@@ -52,7 +12,7 @@ struct ReleasePlanTests {
     static func plan(env: [String: String] = [:], tasks: [String]? = nil, config: AppConfig = AppConfig(),
                      procfile: String? = nil, preset: Preset? = nil) throws(RejectReason) -> ReleasePlan {
         let inspection = AppInspection(directory: dir, config: config, procfileRelease: procfile, preset: preset)
-        return try ReleasePlan.make(app: "shop", directory: dir, env: env, tasks: tasks, registry: FakeTasks.registry,
+        return try ReleasePlan.make(app: "shop", directory: dir, env: env, tasks: tasks, registry: Registry.tasks,
                                     inspection: inspection)
     }
 
@@ -75,7 +35,8 @@ struct ReleasePlanTests {
         let p = try Self.plan()
         #expect(p.steps.map(\.name) == ["procfile", "migrate", "seed", "cache-clear", "notify"])
         #expect(p.steps.allSatisfy { !$0.willRun })
-        #expect(p.app == "shop" && p.directory == Self.dir && p.preset == nil && p.warnings.isEmpty && !p.notifyRequired)
+        #expect(p.app == "shop" && p.directory == Self.dir && p.preset == nil && p.warnings.isEmpty)
+        #expect(try !Self.step(p, "notify").failureFailsRelease)
     }
 
     @Test("gate unset: skipped, saying so, with the gate reading recorded")
@@ -134,7 +95,7 @@ struct ReleasePlanTests {
         (Preset.django(python: "python3"), "migrate", Command.argv(["python3", "manage.py", "migrate", "--noinput"])),
     ])
     func presetCommand(_ preset: Preset, _ task: String, _ command: Command) throws {
-        let gate = FakeTasks.registry.first { $0.name == task }!.gate
+        let gate = Registry.tasks.first { $0.name == task }!.gate
         let p = try Self.plan(env: [gate: "true"], preset: preset)
         let step = try Self.step(p, task)
         #expect(step.willRun)
@@ -145,7 +106,7 @@ struct ReleasePlanTests {
 
     @Test("gate on with no command anywhere: the task runs to fail, with a problem saying what to add to release.toml")
     func gateOnNoCommand() throws {
-        let p = try Self.plan(env: ["RUN_MIGRATIONS_DURING_RELEASE": "true", "SEED_DB_DURING_RELEASE": "yes"], preset: .django())
+        let p = try Self.plan(env: ["RUN_MIGRATIONS_DURING_RELEASE": "true", "SEED_DB_DURING_RELEASE": "yes"], preset: .django(python: "python"))
         let migrate = try Self.step(p, "migrate")
         #expect(migrate.willRun && migrate.problem == nil, "django has a migrate command")
         let seed = try Self.step(p, "seed")
@@ -161,15 +122,19 @@ struct ReleasePlanTests {
     func commandlessTask() throws {
         let notify = try Self.step(Self.plan(env: ["NOTIFY_DURING_RELEASE": "true"]), "notify")
         #expect(notify.willRun)
-        #expect(notify.command == nil && notify.problem == nil)
+        #expect(notify.command == nil)
+        #expect(notify.problem == "NOTIFY_DURING_RELEASE is on but RELEASE_NOTIFY_URL is not set", "known to fail without a URL")
+        let withURL = try Self.step(Self.plan(env: ["NOTIFY_DURING_RELEASE": "true", "RELEASE_NOTIFY_URL": "https://hooks.example.com/x"]), "notify")
+        #expect(withURL.willRun && withURL.problem == nil)
         #expect(notify.reason == "NOTIFY_DURING_RELEASE=true")
     }
 
     @Test("RELEASE_NOTIFY_REQUIRED makes a notify failure fail the release")
     func notifyRequired() throws {
-        #expect(try Self.plan(env: ["RELEASE_NOTIFY_REQUIRED": "true"]).notifyRequired)
-        #expect(try !Self.plan(env: ["RELEASE_NOTIFY_REQUIRED": "false"]).notifyRequired)
-        #expect(try !Self.plan().notifyRequired)
+        #expect(try Self.step(Self.plan(env: ["RELEASE_NOTIFY_REQUIRED": "true"]), "notify").failureFailsRelease)
+        #expect(try !Self.step(Self.plan(env: ["RELEASE_NOTIFY_REQUIRED": "false"]), "notify").failureFailsRelease)
+        #expect(try !Self.step(Self.plan(), "notify").failureFailsRelease)
+        #expect(try Self.step(Self.plan(), "migrate").failureFailsRelease, "any other task's failure fails the release")
     }
 
     // MARK: The tasks filter
@@ -213,16 +178,16 @@ struct ReleasePlanTests {
         let p = try Self.plan(env: env, config: config, procfile: "bash release-tasks.sh", preset: .rails)
         let migrate = try Self.step(p, "migrate")
         #expect(!migrate.willRun)
-        #expect(migrate.leftToProcfile)
+        #expect(migrate.leftTo == "procfile")
         #expect(migrate.reason == "left to the Procfile release: line")
         #expect(migrate.command == nil)
         let seed = try Self.step(p, "seed")
         #expect(seed.willRun && seed.command == .shell("rake db:seed"), "a release.toml command still runs")
         #expect(try Self.step(p, "notify").willRun, "notify needs no command, so it is not left to the Procfile")
-        #expect(try !Self.step(p, "cache-clear").leftToProcfile, "a task whose gate is off is just off")
+        #expect(try Self.step(p, "cache-clear").leftTo == nil, "a task whose gate is off is just off")
         // With no gate on and no preset, a missing command is left to the Procfile, not a problem.
         let bare = try Self.step(Self.plan(env: ["CLEAR_CACHE_DURING_RELEASE": "1"], procfile: "./release.sh"), "cache-clear")
-        #expect(bare.leftToProcfile && bare.problem == nil)
+        #expect(bare.leftTo == "procfile" && bare.problem == nil)
     }
 
     @Test("RUN_PROCFILE_RELEASE=false turns the Procfile off, and the preset is used again")
@@ -233,7 +198,7 @@ struct ReleasePlanTests {
         #expect(!procfile.willRun)
         #expect(procfile.reason == "RUN_PROCFILE_RELEASE is off (false)")
         let migrate = try Self.step(p, "migrate")
-        #expect(migrate.willRun && !migrate.leftToProcfile)
+        #expect(migrate.willRun && migrate.leftTo == nil)
         #expect(migrate.command == .argv(["bundle", "exec", "rails", "db:migrate"]))
     }
 
@@ -306,7 +271,7 @@ struct ReleasePlanTests {
         try dir.write("release.toml", "[tasks.seed]\ncommand = [\"bin/seed\"]\n")
         try dir.write("Procfile", "web: puma\nrelease: ./release.sh\n")
         try dir.write("Gemfile", "source 'https://rubygems.org'\ngem 'rails', '~> 8.0'\n")
-        let inspection = try AppInspection.inspect(directory: dir.path, path: "/usr/bin:/bin", registry: FakeTasks.registry)
+        let inspection = try AppInspection.inspect(directory: dir.path, path: "/usr/bin:/bin", registry: Registry.tasks)
         #expect(inspection.config.tasks["seed"]?.command == .argv(["bin/seed"]))
         #expect(inspection.procfileRelease == "./release.sh")
         #expect(inspection.preset == .rails)
@@ -322,7 +287,7 @@ struct ReleasePlanTests {
         defer { dir.remove() }
         try dir.write("release.toml", toml)
         let error = #expect(throws: RejectReason.self) {
-            try AppInspection.inspect(directory: dir.path, path: "/usr/bin:/bin", registry: FakeTasks.registry)
+            try AppInspection.inspect(directory: dir.path, path: "/usr/bin:/bin", registry: Registry.tasks)
         }
         #expect(error?.code == .appConfig)
         #expect(error?.message.hasPrefix("\(dir.path)/release.toml: ") == true, "\(String(describing: error))")
@@ -354,9 +319,9 @@ struct ReleasePlanTests {
         try dir.write("manage.py", "")
         try dir.write("bin/python", "#!/bin/sh\n", executable: true)
         let withPython = try Preset.detect(in: AppDirectory.open(dir.path), path: dir.path + "/bin")
-        #expect(withPython?.commands["migrate"] == .argv(["python", "manage.py", "migrate", "--noinput"]))
+        #expect(MigrateTask.defaultCommand(in: AppInspection(directory: dir.path, preset: withPython)) == .argv(["python", "manage.py", "migrate", "--noinput"]))
         let without = try Preset.detect(in: AppDirectory.open(dir.path), path: dir.path + "/nowhere")
-        #expect(without?.commands["migrate"] == .argv(["python3", "manage.py", "migrate", "--noinput"]))
+        #expect(MigrateTask.defaultCommand(in: AppInspection(directory: dir.path, preset: without)) == .argv(["python3", "manage.py", "migrate", "--noinput"]))
     }
 }
 

@@ -1,0 +1,121 @@
+import FoundationEssentials
+import Glibc
+import Logging
+import ReleaseKit
+import SystemPackage
+
+/// A request read and validated in full: what it asks for, what will run, and as whom — and
+/// what all that was read from, so that it need not be read again while nothing changed.
+struct Admission: Sendable {
+    let request: ReleaseRequest
+    /// The plan, and the app's files it was made from.
+    let validation: RequestIntake.Validation
+    let identity: TaskIdentity?
+    /// The request's file in `incoming/`.
+    let file: FileIdentity
+
+    var plan: ReleasePlan { validation.plan }
+}
+
+/// Takes files found in `incoming/` in, by the configuration of the moment: reads and checks
+/// each (`RequestIntake`: the file, its owner, its schema), then validates what it asks for in
+/// full — the directory, the app's files read as the app's user, the gates and tasks — and
+/// builds the record of a file that cannot be accepted. Holds no state of its own beyond the
+/// configuration: the scheduler decides what to do with each answer.
+struct Intake: Sendable {
+    let config: DaemonConfig
+    let policy: IntakePolicy
+    let registry: [any ReleaseTask.Type]
+
+    init(config: DaemonConfig, registry: [any ReleaseTask.Type], logger: Logger) {
+        self.config = config
+        self.registry = registry
+        policy = Self.policy(for: config, logger: logger)
+    }
+
+    /// Who may submit (users and groups by name or number) and where apps may live.
+    static func policy(for config: DaemonConfig, logger: Logger) -> IntakePolicy {
+        var users: Set<uid_t> = [0, getuid(), geteuid()]
+        var groups: Set<gid_t> = [getgid(), getegid()]
+        if let names = config.allowUsers {
+            users = [0]
+            for name in names {
+                if let uid = uid_t(name) { users.insert(uid) }
+                else if let pw = getpwnam(name) { users.insert(pw.pointee.pw_uid) }
+                else { logger.warning("allow-users: no such user \(name)") }
+            }
+        }
+        if let names = config.allowGroups {
+            groups = []
+            for name in names {
+                if let gid = gid_t(name) { groups.insert(gid) }
+                else if let gr = getgrnam(name) { groups.insert(gr.pointee.gr_gid) }
+                else { logger.warning("allow-groups: no such group \(name)") }
+            }
+        }
+        let roots = config.appRoots.map { RequestIntake.realPath($0) ?? $0 }
+        return IntakePolicy(allowedUsers: users, allowedGroups: groups, appRoots: roots)
+    }
+
+    /// The serial key of an app: its releases run one at a time, and with those of every app
+    /// of the same key.
+    func serialKey(for app: String) -> String { config.apps[app]?.serialKey ?? app }
+
+    /// Reads and checks `incoming/<name>`.
+    func read(_ name: FilePath.Component, spool: Spool) -> Result<RequestIntake.RequestFile, RequestIntake.Rejection> {
+        Result { () throws(RequestIntake.Rejection) in try RequestIntake.read(name, spool: spool, policy: policy) }
+    }
+
+    /// Validates what a request asks for, in full: its app's user, its directory and the
+    /// app's files (read as that user), its gates and tasks.
+    func admit(_ file: RequestIntake.RequestFile) -> Result<Admission, RejectReason> {
+        Result { () throws(RejectReason) -> Admission in
+            let request = file.request
+            let identity = try TaskIdentity.resolve(app: request.app, config: config)
+            let validation = try RequestIntake.validate(app: request.app, directory: request.directory, env: request.env,
+                                                        tasks: request.tasks, policy: policy, registry: registry,
+                                                        credentials: identity?.credentials)
+            return Admission(request: request, validation: validation, identity: identity, file: file.identity)
+        }
+    }
+
+    /// Whether an admission still holds: its request file and every app file it was made
+    /// from are what they were, and its app's user is the same. Then reading and validating
+    /// again would give the same admission.
+    func stillHolds(_ admission: Admission, spool: Spool) -> Bool {
+        let request = admission.request
+        var st = stat()
+        guard lstat(spool.requestPath(.incoming, request.id.rawValue).string, &st) == 0, FileIdentity(st) == admission.file,
+              (try? TaskIdentity.resolve(app: request.app, config: config)) == admission.identity else { return false }
+        return RequestIntake.isUnchanged(admission.validation, directory: request.directory, credentials: admission.identity?.credentials)
+    }
+
+    /// The record of a file that cannot be accepted. What could be read of a broken file is
+    /// kept only if it is valid as such; the reason is masked with the request's secrets
+    /// when the request could be read.
+    static func rejection(stem: String, reason: RejectReason, partial: ReleaseRequest.Partial, request: ReleaseRequest?,
+                          now: Date = Date()) -> ReleaseRecord {
+        let partialApp = partial.app.flatMap { Syntax.isValidAppName($0) ? $0 : nil }
+        let partialRelease = partial.release.flatMap { Syntax.isValidReleaseLabel($0) && $0.utf8.count <= 512 ? $0 : nil }
+        let message = request.map { Masking.apply(reason.message, secretsOf: $0.env) } ?? reason.message
+        var record = ReleaseRecord(id: stem, app: request?.app ?? partialApp, release: request?.release ?? partialRelease,
+                                   state: .rejected, reason: message, directory: request?.directory,
+                                   submittedAt: request?.submittedAt ?? partial.submittedAt,
+                                   retryOf: request?.retryOf?.rawValue ?? partial.retryOf.flatMap { ReleaseID($0)?.rawValue })
+        record.reasonCode = reason.code.rawValue
+        record.finishedAt = now
+        return record
+    }
+
+    /// A file name made safe to use as a record id: `[A-Za-z0-9._-]`, no leading dot, at most
+    /// 100 characters, and never a name a record has (`<stem>.record.json`).
+    static func safeStem(_ name: String) -> String {
+        var stem = name.hasSuffix(".json") ? String(name.dropLast(5)) : name
+        stem = String(stem.unicodeScalars.map { c -> Character in
+            (c.isASCII && (c.properties.isAlphabetic || ("0"..."9").contains(c) || c == "-" || c == "_" || c == ".")) ? Character(c) : "_"
+        }.prefix(100))
+        while stem.hasPrefix(".") { stem.removeFirst() }
+        if stem.hasSuffix(".record") { stem = String(stem.dropLast(".record".count)) + "_record" }
+        return stem.isEmpty ? "unnamed" : stem
+    }
+}

@@ -1,0 +1,270 @@
+import FoundationEssentials
+import Glibc
+import Logging
+import ReleaseKit
+import SystemPackage
+
+/// Names found in `incoming/`, waiting to be taken in, kept by the user that owns each file
+/// and taken round-robin across users: a submitter that floods the spool with junk delays
+/// its own requests, not anyone else's.
+struct Arrivals {
+    private var byOwner: [uid_t: [FilePath.Component]] = [:]
+    private var heads: [uid_t: Int] = [:]
+    private var owners: [uid_t] = []
+    private var next = 0
+    private var known: Set<FilePath.Component> = []
+
+    var isEmpty: Bool { known.isEmpty }
+    var count: Int { known.count }
+    func contains(_ name: FilePath.Component) -> Bool { known.contains(name) }
+
+    /// Adds a name (once) for its owner.
+    mutating func add(_ name: FilePath.Component, owner: uid_t) {
+        guard known.insert(name).inserted else { return }
+        if byOwner[owner] == nil { owners.append(owner) }
+        byOwner[owner, default: []].append(name)
+    }
+
+    /// The next name, taking one of each owner's in turn.
+    mutating func take() -> (name: FilePath.Component, owner: uid_t)? {
+        while !owners.isEmpty {
+            if next >= owners.count { next = 0 }
+            let owner = owners[next]
+            let head = heads[owner, default: 0]
+            guard let names = byOwner[owner], head < names.count else {
+                byOwner[owner] = nil
+                heads[owner] = nil
+                owners.remove(at: next)
+                continue
+            }
+            heads[owner] = head + 1
+            next += 1
+            known.remove(names[head])
+            return (names[head], owner)
+        }
+        return nil
+    }
+}
+
+/// The rejected files each submitter has in `rejected/`, oldest first: past the limit, filing
+/// a new rejection removes that submitter's oldest, so one submitter's junk neither fills the
+/// disk nor makes `list` slow for everyone. (The request file keeps its owner when it is
+/// moved there: it says whose a rejection is.)
+struct RejectionLedger {
+    private var byOwner: [uid_t: [String]] = [:]
+
+    init(spool: Spool) {
+        var found: [(owner: uid_t, time: Int, stem: String)] = []
+        for entry in spool.entries(.rejected) where entry.string.hasSuffix(".json") && !entry.string.hasSuffix(".record.json") {
+            var st = stat()
+            guard spool.path(.rejected).appending(entry).withPlatformString({ lstat($0, &st) }) == 0 else { continue }
+            found.append((st.st_uid, Int(st.st_mtim.tv_sec), String(entry.string.dropLast(5))))
+        }
+        for item in found.sorted(by: { ($0.time, $0.stem) < ($1.time, $1.stem) }) {
+            byOwner[item.owner, default: []].append(item.stem)
+        }
+    }
+
+    /// Books a rejection of `owner`'s; returns the stems of that owner's to remove to stay
+    /// within `limit`.
+    mutating func filed(_ stem: String, owner: uid_t, limit: Int) -> [String] {
+        var stems = byOwner[owner, default: []]
+        stems.append(stem)
+        let excess = max(0, stems.count - limit)
+        let removed = Array(stems.prefix(excess))
+        stems.removeFirst(excess)
+        byOwner[owner] = stems
+        return removed
+    }
+}
+
+extension Scheduler {
+    /// Looks at everything in `incoming/` and `cancel/` (at start, and after an inotify overflow).
+    func rescan() {
+        arrived(context.spool.entries(.incoming).sorted { $0.string < $1.string })
+        processCancels(context.spool.entries(.cancel))
+    }
+
+    /// Files that appeared in `incoming/`: each is noted for its owner, and the intake
+    /// service takes them in (`takeIn`). Returns at once, so the watcher keeps reading.
+    func arrived(_ names: [FilePath.Component]) {
+        let incoming = context.spool.path(.incoming)
+        for name in names where !name.string.hasPrefix(".") {
+            if name.string.hasSuffix(".json"), let id = ReleaseID(String(name.string.dropLast(5))),
+               queue.isWaiting(id) || started[id] != nil { continue }
+            var st = stat()
+            guard incoming.appending(name).withPlatformString({ lstat($0, &st) }) == 0 else { continue }  // gone already
+            arrivals.add(name, owner: st.st_uid)
+        }
+        if !arrivals.isEmpty { intakeWork.yield() }
+    }
+
+    /// Takes in up to `limit` arrivals, round-robin by owner; rejections are filed with one
+    /// fsync of `rejected/` at the end. Returns whether more wait.
+    func takeIn(limit: Int = 64) -> Bool {
+        var filed = false
+        for _ in 0..<limit {
+            guard let (name, owner) = arrivals.take() else { break }
+            filed = intake(name, owner: owner) || filed
+        }
+        if filed { try? context.spool.sync(.rejected) }
+        reportRejections()
+        dispatch()
+        return !arrivals.isEmpty
+    }
+
+    /// Takes one file in; returns whether a rejection was filed.
+    private func intake(_ name: FilePath.Component, owner: uid_t) -> Bool {
+        let spool = context.spool
+        let file: RequestIntake.RequestFile
+        switch intake.read(name, spool: spool) {
+        case .failure(let rejection):
+            if rejection.reason.code == .unreadable, !spool.exists(spool.path(.incoming).appending(name)) {
+                return false  // already gone (moved by an earlier event)
+            }
+            return self.file(name, owner: owner, reason: rejection.reason, partial: rejection.partial, request: nil, durable: false)
+        case .success(let read):
+            file = read
+        }
+        let request = file.request
+        let id = request.id.rawValue
+        if queue.isWaiting(request.id) || started[request.id] != nil || spool.exists(spool.requestPath(.running, id))
+            || spool.exists(spool.recordPath(.done, id)) || spool.exists(spool.recordPath(.rejected, id)) {
+            return self.file(name, owner: owner, reason: RejectReason(.duplicateID, "duplicate id: release \(id) already exists"),
+                             partial: .init(id: id, app: request.app, release: request.release, submittedAt: request.submittedAt),
+                             request: request, stem: "\(id).duplicate", durable: false)
+        }
+        if spool.exists(spool.path(.cancel, id)) {
+            // Cancelled before the daemon picked it up (e.g. while no daemon ran).
+            cancelQueued(request)
+            return false
+        }
+        switch intake.admit(file) {
+        case .failure(let reason):
+            return self.file(name, owner: owner, reason: reason, partial: .init(), request: request, durable: false)
+        case .success(let admission):
+            queue.enqueue(ReleaseQueue.Entry(id: request.id, serialKey: intake.serialKey(for: request.app), app: request.app,
+                                             release: request.release))
+            keep(admission)
+            context.logger.info("queued \(request.app) \(request.release)", metadata: Self.metadata(request, state: "queued"))
+            context.metrics.metrics?.setQueueDepth(queue.waitingCount)
+            return false
+        }
+    }
+
+    /// Files a rejection: the record, then the request, into `rejected/`; the submitter's
+    /// oldest rejections past `rejected-limit` go. Returns whether it was filed (a file that
+    /// cannot be filed — disk full — stays in `incoming/` and is looked at again later).
+    @discardableResult
+    func file(_ name: FilePath.Component, owner: uid_t?, reason: RejectReason, partial: ReleaseRequest.Partial, request: ReleaseRequest?,
+              stem base: String? = nil, durable: Bool = true) -> Bool {
+        let spool = context.spool
+        let stem = spool.freeRejectionStem(base ?? request?.id.rawValue ?? Intake.safeStem(name.string))
+        let record = Intake.rejection(stem: stem, reason: reason, partial: partial, request: request)
+        do {
+            try spool.reject(name, stem: stem, record: record, durable: durable)
+        } catch {
+            context.logger.error("cannot file the rejected request \(Masking.preview(name.string)): \(error)")
+            intakeToRetry = true
+            return false
+        }
+        var st = stat()
+        let submitter = owner ?? (lstat(spool.requestPath(.rejected, stem).string, &st) == 0 ? st.st_uid : 0)
+        for old in rejections.filed(stem, owner: submitter, limit: config.rejectedLimit) {
+            spool.removeFinished(.rejected, stem: old)
+            rejectionCounts.removedOld += 1
+        }
+        rejectionCounts.byOwner[submitter, default: 0] += 1
+        if rejectionCounts.byOwner[submitter]! <= RejectionCounts.loggedPerOwner {
+            context.logger.error("rejected \(Masking.preview(name.string)): \(record.reason ?? "")", metadata: [
+                "release.id": "\(stem)", "release.app": "\(record.app ?? "")", "release.name": "\(record.release ?? "")",
+                "release.state": "rejected", "message.id": "\(MessageID.releaseRejected)",
+            ])
+        }
+        finishedCount += 1
+        context.metrics.metrics?.finished(record)
+        return true
+    }
+
+    /// Says how many rejections were not logged one by one (a flood) and how many old ones
+    /// were removed, once a minute at most.
+    private func reportRejections() {
+        let now = ContinuousClock.now
+        guard now - rejectionCounts.since >= .seconds(60) || arrivals.isEmpty else { return }
+        for (owner, count) in rejectionCounts.byOwner.sorted(by: { $0.key < $1.key }) where count > RejectionCounts.loggedPerOwner {
+            context.logger.error("rejected \(count - RejectionCounts.loggedPerOwner) more file(s) of uid \(owner) (only the first \(RejectionCounts.loggedPerOwner) a minute are logged one by one)")
+        }
+        if rejectionCounts.removedOld > 0 {
+            context.logger.notice("removed \(rejectionCounts.removedOld) old rejection(s) of submitters over rejected-limit (\(config.rejectedLimit))")
+        }
+        rejectionCounts = RejectionCounts()
+    }
+
+    /// Looks at `incoming/` again if a rejection could not be filed earlier.
+    func retryIntake() {
+        guard intakeToRetry else { return }
+        intakeToRetry = false
+        rescan()
+    }
+
+    // MARK: Cancel
+
+    /// Files that appeared in `cancel/`.
+    func processCancels(_ names: [FilePath.Component]) {
+        let spool = context.spool
+        for name in names {
+            guard let id = ReleaseID(name.string) else {
+                spool.removeCancelMarker(name.string)
+                continue
+            }
+            if let release = started[id] {
+                context.logger.notice("cancelling \(release.entry.app) \(release.entry.release)",
+                                      metadata: ["release.id": "\(id)", "release.app": "\(release.entry.app)"])
+                release.control.stop(.cancelled)
+                continue  // the marker is removed when the release ends
+            }
+            // Not taken in yet: intake sees the marker and cancels it then.
+            if arrivals.contains(FilePath.Component("\(id).json")!) { continue }
+            if queue.remove(id) != nil {
+                let admission = takeAdmission(id)
+                let request = admission?.request ?? (try? intake.read(FilePath.Component("\(id).json")!, spool: spool).get())?.request
+                if let request { cancelQueued(request) }
+            }
+            spool.removeCancelMarker(name.string)
+        }
+        context.metrics.metrics?.setQueueDepth(queue.waitingCount)
+        dispatch()
+    }
+
+    func cancelQueued(_ request: ReleaseRequest) {
+        var record = ReleaseRecord(id: request.id.rawValue, app: request.app, release: request.release, state: .cancelled,
+                                   reason: "cancelled by releasectl cancel before it started", directory: request.directory,
+                                   submittedAt: request.submittedAt, retryOf: request.retryOf?.rawValue)
+        record.finishedAt = Date()
+        do {
+            try context.spool.cancelQueued(record)
+        } catch {
+            context.logger.error("cannot record the cancellation of \(request.id): \(error)")
+        }
+        context.logger.notice("cancelled \(request.app) \(request.release) before it started",
+                              metadata: Self.metadata(request, state: "cancelled", messageID: MessageID.releaseCancelled))
+        finishedCount += 1
+        context.metrics.metrics?.finished(record)
+    }
+
+    /// A release's metadata for its log entries (journal fields RELEASE_*).
+    static func metadata(_ request: ReleaseRequest, state: String, messageID: String? = nil) -> Logger.Metadata {
+        var m: Logger.Metadata = ["release.id": "\(request.id)", "release.app": "\(request.app)", "release.name": "\(request.release)",
+                                  "release.state": "\(state)"]
+        if let messageID { m["message.id"] = "\(messageID)" }
+        return m
+    }
+}
+
+/// Rejections since the last report, by owner.
+struct RejectionCounts {
+    static let loggedPerOwner = 20
+    var byOwner: [uid_t: Int] = [:]
+    var removedOld = 0
+    var since = ContinuousClock.now
+}

@@ -1,0 +1,93 @@
+import FoundationEssentials
+import SystemPackage
+
+extension Spool {
+    /// What recovery found and did.
+    public struct Recovery: Sendable {
+        /// Releases that were running when the daemon died, now recorded `interrupted`.
+        public var interrupted: [ReleaseRecord] = []
+        /// Hand-overs cut short (a record written, its request not moved yet) completed.
+        public var completed = 0
+        /// Releases whose `interrupted` record could not be written (they stay in `running/`
+        /// and are tried again at the next start).
+        public var failed: [(id: String, error: SpoolError)] = []
+    }
+
+    /// Puts the spool in order at start, before anything new runs.
+    ///
+    /// A request still in `running/` was running when the daemon died: if its record reached
+    /// `done/` the move is finished; otherwise it becomes `interrupted` — the task that was
+    /// running `cancelled`, those after it `not-run` — and is never re-run by itself (a
+    /// migration is not assumed idempotent; `releasectl retry` makes a new release). A
+    /// request in `incoming/` whose final record is already in `done/` or `rejected/` is
+    /// moved beside it. Progress records whose request is gone are removed. Every crash point
+    /// of every transition (`CrashPoint`) ends here in exactly one final state.
+    public func recover(now: Date = Date()) -> Recovery {
+        var outcome = Recovery()
+        for id in requestIDs(in: .running) {
+            let name = FilePath.Component("\(id).json")!
+            if exists(recordPath(.done, id)) {
+                try? move(name, from: .running, to: .done, as: "\(id).json", replace: true)
+                remove(.running, "\(id).record.json")
+                remove(.cancel, id)
+                outcome.completed += 1
+                continue
+            }
+            let record = Self.interrupted(id: id, progress: record(in: .running, id: id),
+                                          request: readRequest(requestPath(.running, id)), now: now)
+            do {
+                try writeAtomically(record.encoded(), to: .done, name: "\(id).record.json")
+                try stop(at: .recoveryRecordWritten)
+                try move(name, from: .running, to: .done, as: "\(id).json", replace: true)
+            } catch {
+                outcome.failed.append((id, error))
+                continue
+            }
+            remove(.running, "\(id).record.json")
+            remove(.cancel, id)
+            outcome.interrupted.append(record)
+        }
+        for entry in entries(.running) where entry.string.hasSuffix(".record.json") {
+            let id = String(entry.string.dropLast(".record.json".count))
+            if !exists(requestPath(.running, id)) { remove(.running, entry.string) }
+        }
+        for id in requestIDs(in: .incoming) {
+            let name = FilePath.Component("\(id).json")!
+            for folder in [Folder.rejected, .done] where exists(recordPath(folder, id)) && !exists(requestPath(folder, id)) {
+                try? move(name, from: .incoming, to: folder, as: "\(id).json")
+                remove(.cancel, id)
+                outcome.completed += 1
+                break
+            }
+        }
+        return outcome
+    }
+
+    /// The record of a release the daemon died running: from its progress record when there
+    /// is one (which says which task was running), else from its request.
+    static func interrupted(id: String, progress: ReleaseRecord?, request: ReleaseRequest?, now: Date) -> ReleaseRecord {
+        var record = progress ?? ReleaseRecord(
+            id: id, app: request?.app, release: request?.release, state: .running, directory: request?.directory,
+            submittedAt: request?.submittedAt, retryOf: request?.retryOf?.rawValue)
+        record.state = .interrupted
+        record.reason = "interrupted: the daemon stopped while the release ran; it is not re-run by itself (releasectl retry \(id))"
+        for i in record.tasks.indices {
+            switch record.tasks[i].state {
+            case .running:
+                record.tasks[i].state = .cancelled
+                record.tasks[i].reason = "interrupted while running"
+            case .pending:
+                // Progress is written without fsync: after a power loss a task recorded as
+                // pending may in fact have started.
+                record.tasks[i].state = .notRun
+                record.tasks[i].reason = "the release was interrupted (not known to have started)"
+            default: break
+            }
+        }
+        record.finishedAt = now
+        if let startedAt = record.startedAt {
+            record.durationMs = Int64(now.timeIntervalSince(startedAt) * 1000)
+        }
+        return record
+    }
+}

@@ -1,0 +1,99 @@
+import FoundationEssentials
+import Glibc
+import SystemPackage
+
+/// A moment inside a transition after which the daemon may die, leaving the spool half-way:
+/// `Spool.recover()` turns the spool of each into exactly one final state for the release.
+/// The tests of recovery stop a transition at each of them (`Spool.crashPoint`).
+enum CrashPoint: CaseIterable, Sendable {
+    /// The request is in `running/`; no task has started.
+    case claimed
+    /// The final record is in `done/`; the request still in `running/`.
+    case finishRecordWritten
+    /// The request is in `done/` too; its progress record and cancel marker are still there.
+    case finishRequestMoved
+    /// The rejection's record is in `rejected/`; the request still in `incoming/`.
+    case rejectRecordWritten
+    /// The cancelled release's record is in `done/`; the request still in `incoming/`.
+    case cancelRecordWritten
+    /// Recovery wrote an interrupted release's record; the request is still in `running/`.
+    case recoveryRecordWritten
+}
+
+extension Spool {
+    /// Claims a waiting request: `incoming/` → `running/`, durably, before any task starts.
+    /// After a crash, a request found in `running/` may have started, so it is never re-run.
+    public func claim(_ id: ReleaseID) throws(SpoolError) {
+        try move(FilePath.Component("\(id).json")!, from: .incoming, to: .running, as: "\(id).json")
+        try stop(at: .claimed)
+    }
+
+    /// Records a running release's progress (`running/<id>.record.json`) for `status`, and for
+    /// recovery to say which task was running. Not durable: a lost progress record costs only
+    /// that detail, and recovery says so.
+    public func recordProgress(_ record: ReleaseRecord) {
+        try? writeAtomically(record.encoded(), to: .running, name: "\(record.id).record.json", durable: false)
+    }
+
+    /// Makes a release's outcome durable: its record into `done/` (fsynced), then the request
+    /// beside it (`done/` fsynced once for both); then its progress record and cancel marker
+    /// go. A crash in between leaves a record in `done/`, which recovery completes.
+    public func finish(_ record: ReleaseRecord) throws(SpoolError) {
+        let id = record.id
+        try writeAtomically(record.encoded(), to: .done, name: "\(id).record.json", syncFolder: false)
+        try stop(at: .finishRecordWritten)
+        try move(FilePath.Component("\(id).json")!, from: .running, to: .done, as: "\(id).json", replace: true)
+        try stop(at: .finishRequestMoved)
+        remove(.running, "\(id).record.json")
+        remove(.cancel, id)
+    }
+
+    /// Files a request that cannot be accepted: its record into `rejected/<stem>.record.json`,
+    /// then the file itself to `rejected/<stem>.json`. With `durable: false` the two renames
+    /// are not fsynced here; a caller filing many (a flood of junk) calls `sync(.rejected)`
+    /// once after them — a crash before it at worst leaves a file in `incoming/`, rejected
+    /// again (or completed by recovery) at the next start.
+    public func reject(_ name: FilePath.Component, stem: String, record: ReleaseRecord, durable: Bool = true) throws(SpoolError) {
+        try writeAtomically(record.encoded(), to: .rejected, name: "\(stem).record.json", durable: durable, syncFolder: false)
+        try stop(at: .rejectRecordWritten)
+        try move(name, from: .incoming, to: .rejected, as: "\(stem).json", durable: durable)
+    }
+
+    /// A name for a rejection in `rejected/` that is not taken yet: `base`, else `base.2`, ….
+    public func freeRejectionStem(_ base: String) -> String {
+        var stem = base
+        var n = 1
+        while exists(requestPath(.rejected, stem)) || exists(recordPath(.rejected, stem)) {
+            n += 1
+            stem = "\(base).\(n)"
+        }
+        return stem
+    }
+
+    /// Ends a release cancelled before it started: its `cancelled` record into `done/`, then
+    /// the request from `incoming/` beside it, then the cancel marker goes.
+    public func cancelQueued(_ record: ReleaseRecord) throws(SpoolError) {
+        let id = record.id
+        try writeAtomically(record.encoded(), to: .done, name: "\(id).record.json", syncFolder: false)
+        try stop(at: .cancelRecordWritten)
+        try move(FilePath.Component("\(id).json")!, from: .incoming, to: .done, as: "\(id).json", replace: true)
+        remove(.cancel, id)
+    }
+
+    /// Removes a cancel marker (`cancel/<name>`) that was acted on or names nothing.
+    public func removeCancelMarker(_ name: String) {
+        remove(.cancel, name)
+    }
+
+    /// Removes a finished release: its request, its record and its log (retention).
+    public func removeFinished(_ folder: Folder, stem: String) {
+        remove(folder, "\(stem).record.json")
+        remove(folder, "\(stem).json")
+        remove(.logs, "\(stem).log")
+    }
+
+    /// Stops here, as if the daemon had died, when a test asked for it.
+    func stop(at point: CrashPoint) throws(SpoolError) {
+        if crashPoint == point { throw SpoolError(.simulatedCrash, path: root, errno: .interrupted, detail: "\(point)") }
+    }
+}

@@ -15,17 +15,8 @@ enum Output {
     }
 
     static func write(_ fd: Int32, bytes: inout [UInt8]) {
-        bytes.withUnsafeMutableBytes { p in
-            var offset = 0
-            while offset < p.count {
-                let n = Glibc.write(fd, p.baseAddress! + offset, p.count - offset)
-                if n < 0 { if errno == EINTR { continue }; return }
-                offset += n
-            }
-        }
+        FileOutput.write(fd, bytes)
     }
-
-    static var stdoutIsTerminal: Bool { isatty(STDOUT_FILENO) == 1 }
 
     /// Columns padded to their widest cell.
     static func table(_ rows: [[String]]) -> String {

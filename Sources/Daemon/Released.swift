@@ -114,10 +114,8 @@ struct Released: AsyncParsableCommand {
 
         let recovered = spool.recover()
         for record in recovered.interrupted {
-            logger.warning("release interrupted: \(record.app ?? "?") \(record.release ?? "?") was running when the daemon stopped", metadata: [
-                "release.id": "\(record.id)", "release.app": "\(record.app ?? "")", "release.name": "\(record.release ?? "")",
-                "release.state": "interrupted", "message.id": "\(MessageID.releaseInterrupted)",
-            ])
+            logger.warning("release interrupted: \(record.app ?? "?") \(record.release ?? "?") was running when the daemon stopped",
+                           metadata: .release(record, messageID: MessageID.releaseInterrupted))
         }
         for (id, error) in recovered.failed {
             logger.critical("cannot record the interrupted release \(id): \(error)")

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import ReleaseKit
 
 // The process guard is the same executable started with a private flag: it must not go
 // through argument parsing or start anything else.
@@ -21,15 +22,8 @@ do {
     // Usage errors exit 2, not swift-argument-parser's 64.
     let code = Released.exitCode(for: error)
     if code == .validationFailure {
-        FileHandleOutput.standardError(Released.fullMessage(for: error) + "\n")
+        FileOutput.write(STDERR_FILENO, Released.fullMessage(for: error) + "\n")
         exit(2)
     }
     Released.exit(withError: error)
-}
-
-enum FileHandleOutput {
-    static func standardError(_ text: String) {
-        var bytes = Array(text.utf8)
-        _ = bytes.withUnsafeMutableBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
-    }
 }

@@ -31,14 +31,7 @@ public struct ConsoleLogHandler: LogHandler {
     }
 
     static func write(_ bytes: [UInt8]) {
-        bytes.withUnsafeBytes { p in
-            var offset = 0
-            while offset < p.count {
-                let n = Glibc.write(STDERR_FILENO, p.baseAddress! + offset, p.count - offset)
-                if n < 0 { if errno == EINTR { continue }; return }
-                offset += n
-            }
-        }
+        FileOutput.write(STDERR_FILENO, bytes)
     }
 
     static func level(_ level: Logger.Level) -> String {

@@ -1,4 +1,5 @@
 import Glibc
+import ReleaseKit
 import Logging
 import Synchronization
 
@@ -19,11 +20,9 @@ public final class ProcessGuard: Sendable {
     public static let flag = "--process-guard"
 
     private let writeFD: Int32
-    public let pid: pid_t
 
-    private init(writeFD: Int32, pid: pid_t) {
+    private init(writeFD: Int32) {
         self.writeFD = writeFD
-        self.pid = pid
     }
 
     /// Spawns the guard from this very executable.
@@ -54,7 +53,7 @@ public final class ProcessGuard: Sendable {
             close(fds[1])
             throw SpawnError(errno: rc)
         }
-        return ProcessGuard(writeFD: fds[1], pid: child)
+        return ProcessGuard(writeFD: fds[1])
     }
 
     public struct SpawnError: Error, CustomStringConvertible {
@@ -82,8 +81,7 @@ public final class ProcessGuard: Sendable {
     public func unregister(user uid: uid_t) { send("u\(uid)\n") }
 
     private func send(_ line: String) {
-        var bytes = Array(line.utf8)
-        _ = bytes.withUnsafeMutableBytes { write(writeFD, $0.baseAddress, $0.count) }
+        FileOutput.write(writeFD, line)
     }
 
     /// The guard's main loop: runs in the child, never returns.

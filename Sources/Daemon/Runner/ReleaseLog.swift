@@ -91,15 +91,7 @@ public final class ReleaseLog: Sendable {
 
     private func append(_ bytes: [UInt8]) {
         state.withLock { s in
-            guard s.fd >= 0 else { return }
-            bytes.withUnsafeBytes { p in
-                var offset = 0
-                while offset < p.count {
-                    let n = write(s.fd, p.baseAddress! + offset, p.count - offset)
-                    if n < 0 { if errno == EINTR { continue }; return }
-                    offset += n
-                }
-            }
+            if s.fd >= 0 { FileOutput.write(s.fd, bytes) }
         }
     }
 

@@ -28,7 +28,7 @@ struct ReleaseRunner: Sendable {
         let env = request.env
         let masking = await BlockingCall.run { Masking(env: env) }
         var logger = logger
-        for (key, value) in Scheduler.metadata(request, state: "running") { logger[metadataKey: key] = value }
+        for (key, value) in Logger.Metadata.release(request, state: "running") { logger[metadataKey: key] = value }
         logger[metadataKey: "release.name"] = "\(masking.apply(request.release))"
         let log = ReleaseLog(spool: spool, id: request.id.rawValue, masking: masking, logger: logger)
         defer { log.close() }

@@ -1,4 +1,5 @@
 import Glibc
+import ReleaseKit
 
 /// Starts a task as an app's user: `released --run-as UID GID GROUPS EXECUTABLE ARGV0 [ARG…]`.
 ///
@@ -100,7 +101,7 @@ enum RunAs {
 
     /// Says why on stderr (the task's output, so it lands in the release log) and exits.
     private static func fail(_ message: String, code: Int32 = 126) -> Never {
-        FileHandleOutput.standardError(message + "\n")
+        FileOutput.write(STDERR_FILENO, message + "\n")
         exit(code)
     }
 }

@@ -146,7 +146,7 @@ extension Scheduler {
             queue.enqueue(ReleaseQueue.Entry(id: request.id, serialKey: intake.serialKey(for: request.app), app: request.app,
                                              release: request.release))
             keep(admission)
-            context.logger.info("queued \(request.app) \(request.release)", metadata: Self.metadata(request, state: "queued"))
+            context.logger.info("queued \(request.app) \(request.release)", metadata: .release(request, state: "queued"))
             context.metrics.metrics?.setQueueDepth(queue.waitingCount)
             return false
         }
@@ -176,10 +176,8 @@ extension Scheduler {
         }
         rejectionCounts.byOwner[submitter, default: 0] += 1
         if rejectionCounts.byOwner[submitter]! <= RejectionCounts.loggedPerOwner {
-            context.logger.error("rejected \(Masking.preview(name.string)): \(record.reason ?? "")", metadata: [
-                "release.id": "\(stem)", "release.app": "\(record.app ?? "")", "release.name": "\(record.release ?? "")",
-                "release.state": "rejected", "message.id": "\(MessageID.releaseRejected)",
-            ])
+            context.logger.error("rejected \(Masking.preview(name.string)): \(record.reason ?? "")",
+                                 metadata: .release(record, messageID: MessageID.releaseRejected))
         }
         finishedCount += 1
         context.metrics.metrics?.finished(record)
@@ -219,7 +217,7 @@ extension Scheduler {
             }
             if let release = started[id] {
                 context.logger.notice("cancelling \(release.entry.app) \(release.entry.release)",
-                                      metadata: ["release.id": "\(id)", "release.app": "\(release.entry.app)"])
+                                      metadata: .release(id: id.rawValue, app: release.entry.app, name: release.entry.release, state: nil))
                 release.control.stop(.cancelled)
                 continue  // the marker is removed when the release ends
             }
@@ -247,18 +245,11 @@ extension Scheduler {
             context.logger.error("cannot record the cancellation of \(request.id): \(error)")
         }
         context.logger.notice("cancelled \(request.app) \(request.release) before it started",
-                              metadata: Self.metadata(request, state: "cancelled", messageID: MessageID.releaseCancelled))
+                              metadata: .release(request, state: "cancelled", messageID: MessageID.releaseCancelled))
         finishedCount += 1
         context.metrics.metrics?.finished(record)
     }
 
-    /// A release's metadata for its log entries (journal fields RELEASE_*).
-    static func metadata(_ request: ReleaseRequest, state: String, messageID: String? = nil) -> Logger.Metadata {
-        var m: Logger.Metadata = ["release.id": "\(request.id)", "release.app": "\(request.app)", "release.name": "\(request.release)",
-                                  "release.state": "\(state)"]
-        if let messageID { m["message.id"] = "\(messageID)" }
-        return m
-    }
 }
 
 /// Rejections since the last report, by owner.

@@ -1,6 +1,6 @@
 import CSystemd
 import Glibc
-import Dispatch
+import ReleaseWatcher
 import Synchronization
 
 /// Talks to the service manager through `sd_notify(3)`. Without `NOTIFY_SOCKET` every call is
@@ -13,9 +13,9 @@ import Synchronization
 ///   running-state status before the daemon is ready;
 /// - an unchanged status is not sent again.
 ///
-/// Messages go out in the order the calls are made, from a sender thread of their own: a
-/// service manager that is slow to read (or a socket nobody reads) holds up only that thread,
-/// never the event loop; status lines waiting to be sent are coalesced to the latest.
+/// Messages go out in the order the calls are made, from a queue of their own: a service
+/// manager that is slow to read (or a socket nobody reads) holds up only that queue, never
+/// the event loop; status lines waiting to be sent are coalesced to the latest.
 public final class SystemdNotifier: Sendable {
     private enum Phase { case starting, reloading, running, stopping }
 
@@ -116,61 +116,39 @@ public final class SystemdNotifier: Sendable {
     }
 }
 
-/// The messages waiting for the sender thread, which starts with the first message.
+/// The messages waiting to be sent, in order, from a `SerialQueue` of their own; a status line
+/// still waiting when the next one comes is replaced by it.
 private final class Outbox: Sendable {
-    private struct Queue {
+    private struct Pending {
         var messages: [(assignments: [String], statusOnly: Bool)] = []
-        var sending = false
-        var threadStarted = false
     }
 
-    private let queue = Mutex(Queue())
-    private let wakeUp = DispatchSemaphore(value: 0)
+    private let pending = Mutex(Pending())
+    private let queue = SerialQueue()
 
     func post(_ assignments: [String], replacesStatus: Bool = false) {
         guard getenv("NOTIFY_SOCKET") != nil else { return }
-        let startThread = queue.withLock { q -> Bool in
-            if replacesStatus, let last = q.messages.last, last.statusOnly {
-                q.messages[q.messages.count - 1] = (assignments, true)
-                return false
+        let replaced = pending.withLock { p -> Bool in
+            if replacesStatus, let last = p.messages.last, last.statusOnly {
+                p.messages[p.messages.count - 1] = (assignments, true)
+                return true
             }
-            q.messages.append((assignments, replacesStatus))
-            defer { q.threadStarted = true }
-            return !q.threadStarted
+            p.messages.append((assignments, replacesStatus))
+            return false
         }
-        if startThread {
-            let me = Unmanaged.passRetained(self)
-            var thread = pthread_t()
-            var attributes = pthread_attr_t()
-            pthread_attr_init(&attributes)
-            pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
-            pthread_create(&thread, &attributes, { raw in
-                Unmanaged<Outbox>.fromOpaque(raw!).takeRetainedValue().run()
-                return nil
-            }, me.toOpaque())
-            pthread_attr_destroy(&attributes)
-        }
-        wakeUp.signal()
+        // One job per message kept: each sends the oldest waiting (a replaced status line
+        // goes out, as its latest text, with the job of the one it replaced).
+        guard !replaced else { return }
+        queue.post { [self] in sendNext() }
     }
 
-    private func run() -> Never {
-        while true {
-            wakeUp.wait()
-            while let next = queue.withLock({ q -> [String]? in
-                guard !q.messages.isEmpty else { q.sending = false; return nil }
-                q.sending = true
-                return q.messages.removeFirst().assignments
-            }) {
-                SystemdNotifier.send(next)
-            }
+    private func sendNext() {
+        if let next = pending.withLock({ $0.messages.isEmpty ? nil : $0.messages.removeFirst() }) {
+            SystemdNotifier.send(next.assignments)
         }
     }
 
     func flush(timeout: Duration) {
-        let clock = ContinuousClock()
-        let until = clock.now + timeout
-        while clock.now < until, queue.withLock({ !$0.messages.isEmpty || $0.sending }) {
-            usleep(1000)
-        }
+        queue.flush(timeout: timeout)
     }
 }

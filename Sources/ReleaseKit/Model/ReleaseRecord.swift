@@ -4,9 +4,6 @@ import FoundationEssentials
 public enum ReleaseState: String, Codable, Sendable, CaseIterable {
     case queued, running, succeeded, failed, cancelled, interrupted, rejected
 
-    /// Whether the release has reached its end.
-    public var isFinal: Bool { self != .queued && self != .running }
-
     /// The exit status `submit --wait`, `wait` and `retry --wait` use for this state.
     public var exitCode: Int32 {
         switch self {

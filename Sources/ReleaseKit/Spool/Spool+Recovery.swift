@@ -20,7 +20,8 @@ extension Spool {
     /// running `cancelled`, those after it `not-run` — and is never re-run by itself (a
     /// migration is not assumed idempotent; `releasectl retry` makes a new release). A
     /// request in `incoming/` whose final record is already in `done/` or `rejected/` is
-    /// moved beside it. Progress records whose request is gone are removed. Every crash point
+    /// moved beside it. Progress records whose request is gone, and cancel markers of releases
+    /// that ended, are removed. Every crash point
     /// of every transition (`CrashPoint`) ends here in exactly one final state.
     public func recover(now: Date = Date()) -> Recovery {
         var outcome = Recovery()
@@ -50,6 +51,10 @@ extension Spool {
         for entry in entries(.running) where entry.string.hasSuffix(".record.json") {
             let id = String(entry.string.dropLast(".record.json".count))
             if !exists(requestPath(.running, id)) { remove(.running, entry.string) }
+        }
+        // Cancel markers of releases that have ended.
+        for entry in entries(.cancel) where exists(recordPath(.done, entry.string)) || exists(recordPath(.rejected, entry.string)) {
+            remove(.cancel, entry.string)
         }
         for id in requestIDs(in: .incoming) {
             let name = FilePath.Component("\(id).json")!

@@ -112,42 +112,30 @@ public final class SerialQueue: @unchecked Sendable {
                     pthread_cond_wait(changed, mutex)
                 }
             }
-            let job = takeNext()
-            pthread_mutex_unlock(mutex)
-            job()
-            pthread_mutex_lock(mutex)
-            finished += 1
-            pthread_cond_broadcast(changed)
+            runNext()
         }
     }
 
     /// Runs every waiting job on the calling thread (when no thread could be started).
     private func drainHere() {
-        while true {
-            pthread_mutex_lock(mutex)
-            guard head < jobs.count else {
-                pthread_mutex_unlock(mutex)
-                return
-            }
-            let job = takeNext()
-            pthread_mutex_unlock(mutex)
-            job()
-            pthread_mutex_lock(mutex)
-            finished += 1
-            pthread_cond_broadcast(changed)
-            pthread_mutex_unlock(mutex)
-        }
+        pthread_mutex_lock(mutex)
+        while head < jobs.count { runNext() }
+        pthread_mutex_unlock(mutex)
     }
 
-    /// The next job (with `mutex` held); compacts the queue now and then.
-    private func takeNext() -> Job {
+    /// Runs the next job: called with `mutex` held, which is let go while the job runs.
+    private func runNext() {
         let job = jobs[head]
         head += 1
         if head > 1024 && head * 2 > jobs.count {
             jobs.removeFirst(head)
             head = 0
         }
-        return job
+        pthread_mutex_unlock(mutex)
+        job()
+        pthread_mutex_lock(mutex)
+        finished += 1
+        pthread_cond_broadcast(changed)
     }
 
     private static func deadline(after duration: Duration) -> timespec {

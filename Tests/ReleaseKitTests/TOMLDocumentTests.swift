@@ -54,7 +54,7 @@ struct TOMLDocumentTests {
     func quotingLimit() {
         #expect(TOMLProblem.quoted(String(repeating: "a", count: 40)) == "\"" + String(repeating: "a", count: 40) + "\"")
         #expect(TOMLProblem.quoted(String(repeating: "a", count: 41)) == "\"" + String(repeating: "a", count: 40) + "…\"")
-        #expect(TOMLProblem.quoted("a\u{7}b\u{1B}c\u{202E}d\u{2028}e\"\\\n\t\r\u{85}") == #""a\u{7}b\u{1B}c\u{202E}d\u{2028}e\"\\\n\t\r\u{85}""#)
+        #expect(TOMLProblem.quoted("a\u{7}b\u{1B}c\u{202E}d\u{2028}e\"\\\n\t\r\u{85}") == #""a\u{7}b\u{1b}c\u{202e}d\u{2028}e\"\\\n\t\r\u{85}""#)
         #expect(TOMLProblem.quoted(key: ["a", "b c", "", "d\"e"]) == #""a.\"b c\".\"\".\"d\\\"e\"""#)
 
         // A token of the document that must never show whole: 60 characters, after 40 of which

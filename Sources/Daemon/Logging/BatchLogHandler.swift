@@ -12,3 +12,19 @@ protocol BatchLogHandler: LogHandler {
     func log(lines: LogLines, level: Logger.Level, metadata: Logger.Metadata, source: String, file: String, function: String,
              line: UInt)
 }
+
+extension BatchLogHandler {
+    /// The metadata of a batch that is a task's output (the handler's with `extra` merged);
+    /// nil for any other batch, whose lines are then logged one by one with `log(event:)`.
+    func taskBatchMetadata(_ lines: LogLines, level: Logger.Level, extra: Logger.Metadata, source: String, file: String,
+                           function: String, line: UInt) -> Logger.Metadata? {
+        var merged = metadata
+        merged.merge(extra) { $1 }
+        if merged["release.app"] != nil, let task = merged["release.task"], !"\(task)".isEmpty { return merged }
+        for i in lines.ranges.indices {
+            log(event: LogEvent(level: level, message: "\(lines.string(i))", metadata: extra, source: source, file: file,
+                                function: function, line: line))
+        }
+        return nil
+    }
+}

@@ -64,17 +64,10 @@ extension ConsoleLogHandler: BatchLogHandler {
     /// level, the release context and the other metadata are formatted once for the batch.
     func log(lines: LogLines, level: Logger.Level, metadata extra: Logger.Metadata, source: String, file: String,
              function: String, line: UInt) {
-        guard level >= logLevel, !lines.ranges.isEmpty else { return }
-        var merged = metadata
-        merged.merge(extra) { $1 }
+        guard level >= logLevel, !lines.ranges.isEmpty,
+              let merged = taskBatchMetadata(lines, level: level, extra: extra, source: source, file: file, function: function, line: line)
+        else { return }
         // The context words come before every task line (see ReleaseContext.prefixed).
-        guard merged["release.app"] != nil, let task = merged["release.task"], !"\(task)".isEmpty else {
-            for i in lines.ranges.indices {
-                log(event: LogEvent(level: level, message: "\(lines.string(i))", metadata: extra, source: source, file: file,
-                                    function: function, line: line))
-            }
-            return
-        }
         let head = Array((Self.clock() + " " + Self.level(level) + " " + ReleaseContext.prefixed("", metadata: merged)).utf8)
         let rest = merged.filter { !$0.key.hasPrefix("release.") && $0.key != "message.id" }
         let tail = Array(((rest.isEmpty ? "" : " " + rest.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))

@@ -131,16 +131,9 @@ extension JournalLogHandler: BatchLogHandler {
     /// One journal entry per line, as `log(event:)` would send them.
     func log(lines: LogLines, level: Logger.Level, metadata extra: Logger.Metadata, source: String, file: String,
              function: String, line: UInt) {
-        guard level >= logLevel else { return }
-        var merged = metadata
-        merged.merge(extra) { $1 }
-        guard merged["release.app"] != nil, let task = merged["release.task"], !"\(task)".isEmpty else {
-            for i in lines.ranges.indices {
-                log(event: LogEvent(level: level, message: "\(lines.string(i))", metadata: extra, source: source, file: file,
-                                    function: function, line: line))
-            }
-            return
-        }
+        guard level >= logLevel,
+              let merged = taskBatchMetadata(lines, level: level, extra: extra, source: source, file: file, function: function, line: line)
+        else { return }
         var console = fallback
         console.metadata = metadata
         console.logLevel = logLevel

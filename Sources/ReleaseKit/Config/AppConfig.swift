@@ -42,13 +42,13 @@ public struct AppConfig: Sendable, Equatable {
         }
         var config = AppConfig()
         for key in table.keys where key != "tasks" {
-            throw fail("unknown key \(Masking.preview(key)) (release.toml holds [tasks.<name>] tables)")
+            throw fail("unknown key \(Quoting.quoted(key, limit: Quoting.tokenLimit)) (release.toml holds [tasks.<name>] tables)")
         }
         guard let tasksValue = table["tasks"] else { return config }
         guard let tasks = tasksValue.table else { throw fail("\"tasks\" must be a table of [tasks.<name>] tables") }
         for name in tasks.keys {
             guard taskNames.contains(name) else {
-                throw fail("unknown task \(Masking.preview(name)) (known: \(taskNames.joined(separator: ", ")))")
+                throw fail("unknown task \(Quoting.quoted(name, limit: Quoting.tokenLimit)) (known: \(taskNames.joined(separator: ", ")))")
             }
             guard let t = tasks[name]?.table else { throw fail("[tasks.\(name)] must be a table") }
             var settings = TaskSettings()
@@ -83,7 +83,7 @@ public struct AppConfig: Sendable, Equatable {
                         throw fail("[tasks.\(name)] timeout: \(error)")
                     }
                 default:
-                    throw fail("unknown key \(Masking.preview(key)) in [tasks.\(name)] (known: command, timeout)")
+                    throw fail("unknown key \(Quoting.quoted(key, limit: Quoting.tokenLimit)) in [tasks.\(name)] (known: command, timeout)")
                 }
             }
             config.tasks[name] = settings

@@ -9,41 +9,12 @@ struct TOMLProblem: Error, Sendable {
     init(_ message: String) { self.message = message }
 
     /// The most of a token a message shows, in Unicode scalars.
-    static let quoteLimit = 40
+    static let quoteLimit = Quoting.tokenLimit
 
-    /// `text` in double quotes, as a message may show it: at most `quoteLimit` (40) Unicode
-    /// scalars of it, cut with `…`; quotes and backslashes escaped, and control, format and
-    /// separator characters (but the space) written as `\u{…}`, so that a message never carries
-    /// more than a short token of a file its reader may not be allowed to see, nor anything that
-    /// could rewrite the reader's terminal or log line.
+    /// `text` as a message may show it (see `Quoting`): at most `quoteLimit` (40) scalars.
     static func quoted(_ text: some StringProtocol) -> String {
-        var out = "\""
-        var count = 0
-        for scalar in text.unicodeScalars {
-            if count == quoteLimit { out += "…"; break }
-            count += 1
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case " ": out += " "
-            default:
-                if escapedCategories.contains(scalar.properties.generalCategory) {
-                    out += "\\u{\(String(scalar.value, radix: 16, uppercase: true))}"
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
+        Quoting.quoted(text, limit: quoteLimit)
     }
-
-    /// What `quoted(_:)` never shows raw: what is invisible or moves the text around.
-    private static let escapedCategories: Set<Unicode.GeneralCategory> = [
-        .control, .format, .spaceSeparator, .lineSeparator, .paragraphSeparator, .surrogate, .privateUse, .unassigned,
-    ]
 
     /// A key path as TOML would write it (`a."b c".d`), through `quoted(_:)`.
     static func quoted(key path: [String]) -> String {

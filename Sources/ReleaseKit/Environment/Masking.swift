@@ -163,26 +163,10 @@ public struct Masking: Sendable {
         env.mapValues { apply($0) }
     }
 
-    /// A short, quoted, control-character-free rendering of an untrusted string for messages.
+    /// A short, quoted, control-character-free rendering of an untrusted string for messages
+    /// (see `Quoting`).
     public static func preview(_ s: String, limit: Int = 60) -> String {
-        var out = ""
-        for scalar in s.unicodeScalars {
-            if out.unicodeScalars.count >= limit { out += "…"; break }
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            case "\r": out += "\\r"
-            default:
-                if scalar.properties.generalCategory == .control {
-                    out += "\\u{\(String(scalar.value, radix: 16))}"
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return "\"\(out)\""
+        Quoting.quoted(s, limit: limit)
     }
 }
 

@@ -89,8 +89,7 @@ struct Plan: RunnableCommand {
                                                    warnings: plan.warnings)))
             return
         }
-        let notes = [NotifyTask.name: NotifyTask.describe(env: env)]
-        Output.out(Self.text(plan, releaseTimeout: releaseTimeout, masking: masking, notes: notes))
+        Output.out(Self.text(plan, releaseTimeout: releaseTimeout, masking: masking, user: Self.user(of: app, in: daemonConfig)))
     }
 
     /// The plan for people: a header, then one block per task.
@@ -106,11 +105,12 @@ struct Plan: RunnableCommand {
     ///   skip  migrate      left to the Procfile release: line
     /// ```
     /// `notes`: an extra line for a task that runs (notify: where it posts).
-    static func text(_ plan: ReleasePlan, releaseTimeout: String, masking: Masking, notes: [String: String] = [:]) -> String {
+    static func text(_ plan: ReleasePlan, releaseTimeout: String, masking: Masking, user: String? = nil) -> String {
         let pad = String(repeating: " ", count: 21)
         var out = "\(plan.app) in \(plan.directory)\n"
         out += "  preset:            \(plan.preset ?? "none detected")\n"
         out += "  working directory: \(plan.directory)\n"
+        if let user { out += "  runs as:           \(user)\n" }
         out += "  release limit:     \(releaseTimeout)\n\n"
         for step in plan.steps {
             let mark = step.willRun ? (step.problem == nil ? "run " : "FAIL") : "skip"
@@ -119,7 +119,7 @@ struct Plan: RunnableCommand {
                 // The exact argv the daemon will execute, quoted so it can be pasted into a shell.
                 out += pad + "$ " + Command.argv(command.arguments.map(masking.apply)).description + "\n"
             }
-            if step.willRun, let note = notes[step.name] {
+            if step.willRun, let note = step.note {
                 out += pad + masking.apply(note) + "\n"
             }
             if step.willRun, let timeout = step.timeout {
@@ -131,6 +131,22 @@ struct Plan: RunnableCommand {
         }
         for w in plan.warnings { out += "warning: \(w)\n" }
         return out
+    }
+}
+
+extension Plan {
+    /// Whom the app's tasks run as, by the daemon's configuration, and who else runs as that
+    /// user: apps that share a user are one trust domain (each one's tasks can read the
+    /// others' processes, their environments — secrets included — and files).
+    static func user(of app: String, in config: DaemonConfig) -> String? {
+        let own = config.apps[app]?.user
+        guard let user = own ?? config.defaultUser else { return nil }
+        var sharing = config.apps.filter { $0.key != app && $0.value.user == user }.keys.sorted()
+        if user == config.defaultUser {
+            sharing.append(own == nil ? "every other app without a user of its own (default-user)" : "every app without a user of its own (default-user)")
+        }
+        guard !sharing.isEmpty else { return user }
+        return "\(user), shared with \(sharing.joined(separator: ", ")): one trust domain (their tasks can read each other's processes, secrets and files)"
     }
 }
 

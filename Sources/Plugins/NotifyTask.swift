@@ -38,7 +38,7 @@ public struct NotifyTask: ReleaseTask {
 
     /// Notify with no URL to post to fails, and `plan` says so before.
     public static func knownProblem(env: [String: String]) -> String? {
-        urls(in: env).isEmpty ? "\(gate) is on but \(urlVariable) is not set" : nil
+        urls(in: env).isEmpty ? "\(urlVariable) is not set" : nil
     }
 
     /// Where the report goes and how, for `plan`.
@@ -102,7 +102,6 @@ public struct NotifyTask: ReleaseTask {
     /// One line for `releasectl plan`: where the report goes and how.
     public static func describe(env: [String: String]) -> String {
         let urls = urls(in: env)
-        guard !urls.isEmpty else { return "will fail: RELEASE_NOTIFY_URL is not set" }
         var line = "POST to " + urls.map(WebhookURL.redact).joined(separator: ", ")
         if let secret = env[secretVariable], !secret.isEmpty { line += ", signed (X-Releasectl-Signature)" }
         let (timeout, problem) = timeout(in: env)

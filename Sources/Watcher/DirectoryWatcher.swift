@@ -12,9 +12,16 @@ public final class DirectoryWatcher: Sendable {
     public struct Event: Sendable {
         /// Index into the folders the watcher was created with.
         public var folder: Int
-        /// The entry's name (raw bytes preserved).
-        public var name: FilePath.Component?
+        /// The entry's name as its raw bytes (nil for an event on the folder itself).
+        public var nameBytes: [UInt8]?
         public var mask: UInt32
+
+        /// The entry's name as a path component.
+        public var name: FilePath.Component? {
+            nameBytes.flatMap { bytes in
+                (bytes.map { CChar(bitPattern: $0) } + [0]).withUnsafeBufferPointer { FilePath.Component(platformString: $0.baseAddress!) }
+            }
+        }
     }
 
     /// What one read returned.
@@ -105,12 +112,12 @@ public final class DirectoryWatcher: Sendable {
                 let nameStart = offset + MemoryLayout<inotify_event>.size
                 if event.mask & UInt32(IN_Q_OVERFLOW) != 0 { batch.overflowed = true }
                 if let folder = watches.firstIndex(of: event.wd) {
-                    var name: FilePath.Component?
+                    var name: [UInt8]?
                     if event.len > 0 {
-                        let chars = (buffer + nameStart).assumingMemoryBound(to: CChar.self)
-                        name = FilePath.Component(platformString: chars)
+                        let bytes = UnsafeRawBufferPointer(start: buffer + nameStart, count: Int(event.len))
+                        name = Array(bytes.prefix { $0 != 0 })
                     }
-                    batch.events.append(Event(folder: folder, name: name, mask: event.mask))
+                    batch.events.append(Event(folder: folder, nameBytes: name, mask: event.mask))
                 }
                 offset = nameStart + Int(event.len)
             }

@@ -8,7 +8,7 @@ import Testing
 /// submitter, the status line, names made safe.
 @Suite("scheduler logic")
 struct SchedulerLogicTests {
-    static func name(_ s: String) -> FilePath.Component { FilePath.Component(s)! }
+    static func name(_ s: String) -> SpoolName { SpoolName(s) }
 
     @Test("arrivals are taken one of each submitter's in turn: a flood delays only its owner")
     func roundRobin() {

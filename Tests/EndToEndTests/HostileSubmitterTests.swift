@@ -184,6 +184,108 @@ struct HostileSubmitterTests {
     }
 }
 
+extension HostileSubmitterTests {
+    @Test("100,000 junk files from one submitter: another's release goes through within seconds, rejected/ stays bounded, list stays fast, retention keeps the real records")
+    func flood() async throws {
+        let paas = try TestUser.paas()
+        let shared = try SharedSpool()
+        defer { shared.remove() }
+        let config = try shared.config("retention-days = 0\nretention-keep = 2\nrejected-limit = 500\n")
+        let app = try readableApp(commands: ["migrate": "echo migrated"])
+        defer { app.remove() }
+        let daemon = try await DaemonProcess(arguments: ["--config", config], spool: shared.dir)
+        // bank's real releases, before the flood.
+        var real: [String] = []
+        for i in 1...3 {
+            let r = try await daemon.submitWait(app: "bank", release: "v\(i)", dir: app.path, env: ["RUN_MIGRATIONS_DURING_RELEASE": "1"])
+            #expect(r.status == 0, "\(r)")
+            real.append(r.lines[0])
+        }
+        // The PaaS user writes the junk in tmp/, then renames it all into incoming/: most not
+        // JSON at all, some well-formed requests of "bank" with ids dated in the year ~9000.
+        let script = """
+            import os, random, sys
+            spool = sys.argv[1]
+            alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+            names = []
+            for i in range(100000):
+                if i % 100 == 0:
+                    rid = "7" + "".join(random.choice(alphabet) for _ in range(25))
+                    name = rid + ".json"
+                    body = '{"version":1,"id":"%s","app":"bank","release":"junk%d","directory":"/"}' % (rid, i)
+                else:
+                    name = "junk-%06d.json" % i
+                    body = "not json %d" % i
+                with open(os.path.join(spool, "tmp", name), "w") as f:
+                    f.write(body)
+                names.append(name)
+            for name in names:
+                os.rename(os.path.join(spool, "tmp", name), os.path.join(spool, "incoming", name))
+            """
+        let writer = Task { try await paas.run("/usr/bin/python3", ["-c", script, shared.path]) }
+        // Once the flood is arriving, a real release of another submitter (root).
+        try await eventually("the flood to arrive", timeout: .seconds(120), interval: .milliseconds(200)) {
+            ((try? FileManager.default.contentsOfDirectory(atPath: shared.path + "/incoming").count) ?? 0) > 20_000
+        }
+        let clock = ContinuousClock()
+        let started = clock.now
+        let r = try await daemon.submitWait(app: "shop", dir: app.path, env: ["RUN_MIGRATIONS_DURING_RELEASE": "1"])
+        let took = clock.now - started
+        #expect(r.status == 0, "\(r)")
+        #expect(took < .seconds(10), "the real release took \(took) during the flood")
+        let written = try await writer.value
+        #expect(written.status == 0, "\(written)")
+        try await eventually("the flood to be taken in", timeout: .seconds(600), interval: .milliseconds(500)) {
+            (try FileManager.default.contentsOfDirectory(atPath: shared.path + "/incoming")).isEmpty
+        }
+        let rejected = try FileManager.default.contentsOfDirectory(atPath: shared.path + "/rejected")
+        #expect(rejected.count <= 2 * 500, "rejected/ holds at most rejected-limit of the submitter's: \(rejected.count) files")
+        let list = try await runProgram(Binaries.releasectl, ["list", "--spool", shared.path], timeout: .seconds(30))
+        #expect(list.status == 0, "\(list)")
+        #expect(daemon.log.contains("more file(s) of uid \(paas.uid)"), "the flood is summarized, not logged line by line")
+        // Retention at the next start: bank keeps its two newest real releases; the junk,
+        // whatever app and date it claims, goes by age alone.
+        try await daemon.stop()
+        let again = try await DaemonProcess(arguments: ["--config", config], spool: shared.dir)
+        try await eventually("retention") { (try? again.record(real[0])) == nil }
+        #expect(try again.record(real[1])?.state == .succeeded && again.record(real[2])?.state == .succeeded,
+                "bank's newest real records are kept")
+        await again.cleanUp()
+        daemon.notify.close()
+    }
+
+    @Test("a task that escapes (setsid, env -i) and would read later releases' secrets is ended with its task")
+    func escapee() async throws {
+        _ = try TestUser.app1()
+        let shared = try SharedSpool()
+        defer { shared.remove() }
+        let loot = shared.dir.file("loot")
+        try FileManager.default.createDirectory(atPath: loot, withIntermediateDirectories: false)
+        chmod(loot, 0o777)
+        let thief = try readableApp(commands: ["migrate": """
+            setsid env -i /bin/sh -c 'while true; do cat /proc/[0-9]*/environ 2>/dev/null | tr "\\000" "\\n" | grep -a TOKEN >> \(loot)/stolen; sleep 0.05; done' </dev/null >/dev/null 2>&1 &
+            echo escaped
+            """])
+        let victim = try readableApp(commands: ["migrate": "sleep 1; echo done"])
+        defer { thief.remove(); victim.remove() }
+        // Both apps run as the same user: one trust domain, which plan names.
+        let config = try shared.config("default-user = \"rctl-app1\"\n")
+        let daemon = try await DaemonProcess(arguments: ["--config", config], spool: shared.dir, allowRootTasks: false)
+        let first = try await daemon.submitWait(app: "thief", dir: thief.path, env: ["RUN_MIGRATIONS_DURING_RELEASE": "1"])
+        #expect(first.status == 0, "\(first)")
+        #expect(first.stdout.contains("left processes outside its process group"), "\(first)")
+        #expect(ProcessTable.pids(withCommandLineContaining: "\(loot)/stolen").isEmpty, "nothing of the escapee is left")
+        let second = try await daemon.submitWait(app: "victim", dir: victim.path,
+                                                 env: ["RUN_MIGRATIONS_DURING_RELEASE": "1", "API_TOKEN": "victims-token-9c1e"])
+        #expect(second.status == 0, "\(second)")
+        let stolen = (try? String(contentsOfFile: loot + "/stolen", encoding: .utf8)) ?? ""
+        #expect(!stolen.contains("victims-token-9c1e"), "the escapee read a later release's secret")
+        let plan = try await daemon.ctl(["plan", "--app", "victim", "--dir", victim.path, "--config", config])
+        #expect(plan.stdout.contains("rctl-app1") && plan.stdout.contains("one trust domain"), "\(plan)")
+        await daemon.cleanUp()
+    }
+}
+
 /// A process of `user` holding a POSIX read lock on `path` (python's lockf) until stopped.
 final class LockHolder: @unchecked Sendable {
     // @unchecked: `process` is set once in init.

@@ -130,7 +130,7 @@ struct SpoolTransitionTests {
         defer { f.remove() }
         let spool = f.crashing(at: .rejectRecordWritten)
         let request = try f.submit()
-        let name = FilePath.Component("\(request.id).json")!
+        let name = SpoolName("\(request.id).json")
         #expect(throws: SpoolError.self) { try spool.reject(name, stem: request.id.rawValue, record: Self.record(request, .rejected)) }
         #expect(f.names(.incoming) == ["\(request.id).json"], "the crash left the request in incoming/")
         #expect(f.spool.recover().completed == 1)

@@ -62,7 +62,7 @@ struct Intake: Sendable {
     func serialKey(for app: String) -> String { config.apps[app]?.serialKey ?? app }
 
     /// Reads and checks `incoming/<name>`.
-    func read(_ name: FilePath.Component, spool: Spool) -> Result<RequestIntake.RequestFile, RequestIntake.Rejection> {
+    func read(_ name: SpoolName, spool: Spool) -> Result<RequestIntake.RequestFile, RequestIntake.Rejection> {
         Result { () throws(RequestIntake.Rejection) in try RequestIntake.read(name, spool: spool, policy: policy) }
     }
 
@@ -84,8 +84,7 @@ struct Intake: Sendable {
     /// again would give the same admission.
     func stillHolds(_ admission: Admission, spool: Spool) -> Bool {
         let request = admission.request
-        var st = stat()
-        guard lstat(spool.requestPath(.incoming, request.id.rawValue).string, &st) == 0, FileIdentity(st) == admission.file,
+        guard let st = spool.fileStatus(.incoming, SpoolName("\(request.id).json")), FileIdentity(st) == admission.file,
               (try? TaskIdentity.resolve(app: request.app, config: config)) == admission.identity else { return false }
         return RequestIntake.isUnchanged(admission.validation, directory: request.directory, credentials: admission.identity?.credentials)
     }

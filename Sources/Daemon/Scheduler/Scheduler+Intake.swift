@@ -8,25 +8,46 @@ import SystemPackage
 /// and taken round-robin across users: a submitter that floods the spool with junk delays
 /// its own requests, not anyone else's.
 struct Arrivals {
-    private var byOwner: [uid_t: [FilePath.Component]] = [:]
+    private var byOwner: [uid_t: [SpoolName]] = [:]
     private var heads: [uid_t: Int] = [:]
     private var owners: [uid_t] = []
     private var next = 0
-    private var known: Set<FilePath.Component> = []
+    private var known: Set<SpoolName> = []
+
+    /// A name found in `incoming/`, with its owner, and the release id it names if any.
+    struct Found: Sendable {
+        var name: SpoolName
+        var owner: uid_t
+        var id: ReleaseID?
+    }
+
+    /// Looks at names found in `incoming/`, off the event loop: hidden names and names gone
+    /// already are left out; the rest get their owner (lstat). With `sorted`, in name order,
+    /// so that a submitter's requests are taken in id order.
+    static func look(_ names: [SpoolName], in spool: Spool, sorted: Bool = false) -> [Found] {
+        var found: [Found] = []
+        found.reserveCapacity(names.count)
+        for name in names where !name.hasPrefix(".") {
+            guard let st = spool.fileStatus(.incoming, name) else { continue }  // gone already
+            found.append(Found(name: name, owner: st.st_uid, id: name.requestID))
+        }
+        if sorted { found.sort { $0.name.bytes.lexicographicallyPrecedes($1.name.bytes) } }
+        return found
+    }
 
     var isEmpty: Bool { known.isEmpty }
     var count: Int { known.count }
-    func contains(_ name: FilePath.Component) -> Bool { known.contains(name) }
+    func contains(_ name: SpoolName) -> Bool { known.contains(name) }
 
     /// Adds a name (once) for its owner.
-    mutating func add(_ name: FilePath.Component, owner: uid_t) {
+    mutating func add(_ name: SpoolName, owner: uid_t) {
         guard known.insert(name).inserted else { return }
         if byOwner[owner] == nil { owners.append(owner) }
         byOwner[owner, default: []].append(name)
     }
 
     /// The next name, taking one of each owner's in turn.
-    mutating func take() -> (name: FilePath.Component, owner: uid_t)? {
+    mutating func take() -> (name: SpoolName, owner: uid_t)? {
         while !owners.isEmpty {
             if next >= owners.count { next = 0 }
             let owner = owners[next]
@@ -55,9 +76,8 @@ struct RejectionLedger {
 
     init(spool: Spool) {
         var found: [(owner: uid_t, time: Int, stem: String)] = []
-        for entry in spool.entries(.rejected) where entry.string.hasSuffix(".json") && !entry.string.hasSuffix(".record.json") {
-            var st = stat()
-            guard spool.path(.rejected).appending(entry).withPlatformString({ lstat($0, &st) }) == 0 else { continue }
+        for entry in spool.entries(.rejected) where entry.hasSuffix(".json") && !entry.hasSuffix(".record.json") {
+            guard let st = spool.fileStatus(.rejected, entry) else { continue }
             found.append((st.st_uid, Int(st.st_mtim.tv_sec), String(entry.string.dropLast(5))))
         }
         for item in found.sorted(by: { ($0.time, $0.stem) < ($1.time, $1.stem) }) {
@@ -79,22 +99,13 @@ struct RejectionLedger {
 }
 
 extension Scheduler {
-    /// Looks at everything in `incoming/` and `cancel/` (at start, and after an inotify overflow).
-    func rescan() {
-        arrived(context.spool.entries(.incoming).sorted { $0.string < $1.string })
-        processCancels(context.spool.entries(.cancel))
-    }
-
-    /// Files that appeared in `incoming/`: each is noted for its owner, and the intake
-    /// service takes them in (`takeIn`). Returns at once, so the watcher keeps reading.
-    func arrived(_ names: [FilePath.Component]) {
-        let incoming = context.spool.path(.incoming)
-        for name in names where !name.string.hasPrefix(".") {
-            if name.string.hasSuffix(".json"), let id = ReleaseID(String(name.string.dropLast(5))),
-               queue.isWaiting(id) || started[id] != nil { continue }
-            var st = stat()
-            guard incoming.appending(name).withPlatformString({ lstat($0, &st) }) == 0 else { continue }  // gone already
-            arrivals.add(name, owner: st.st_uid)
+    /// Files that appeared in `incoming/` (see `Arrivals.look`): each is noted for its owner,
+    /// and the intake service takes them in (`takeIn`). Returns at once, so the watcher keeps
+    /// reading.
+    func arrived(_ found: [Arrivals.Found]) {
+        for item in found {
+            if let id = item.id, queue.isWaiting(id) || started[id] != nil { continue }
+            arrivals.add(item.name, owner: item.owner)
         }
         if !arrivals.isEmpty { intakeWork.yield() }
     }
@@ -114,12 +125,12 @@ extension Scheduler {
     }
 
     /// Takes one file in; returns whether a rejection was filed.
-    private func intake(_ name: FilePath.Component, owner: uid_t) -> Bool {
+    private func intake(_ name: SpoolName, owner: uid_t) -> Bool {
         let spool = context.spool
         let file: RequestIntake.RequestFile
         switch intake.read(name, spool: spool) {
         case .failure(let rejection):
-            if rejection.reason.code == .unreadable, !spool.exists(spool.path(.incoming).appending(name)) {
+            if rejection.reason.code == .unreadable, !spool.exists(.incoming, name) {
                 return false  // already gone (moved by an earlier event)
             }
             return self.file(name, owner: owner, reason: rejection.reason, partial: rejection.partial, request: nil, durable: false)
@@ -134,7 +145,7 @@ extension Scheduler {
                              partial: .init(id: id, app: request.app, release: request.release, submittedAt: request.submittedAt),
                              request: request, stem: "\(id).duplicate", durable: false)
         }
-        if spool.exists(spool.path(.cancel, id)) {
+        if spool.exists(.cancel, id) {
             // Cancelled before the daemon picked it up (e.g. while no daemon ran).
             cancelQueued(request)
             return false
@@ -156,7 +167,7 @@ extension Scheduler {
     /// oldest rejections past `rejected-limit` go. Returns whether it was filed (a file that
     /// cannot be filed — disk full — stays in `incoming/` and is looked at again later).
     @discardableResult
-    func file(_ name: FilePath.Component, owner: uid_t?, reason: RejectReason, partial: ReleaseRequest.Partial, request: ReleaseRequest?,
+    func file(_ name: SpoolName, owner: uid_t?, reason: RejectReason, partial: ReleaseRequest.Partial, request: ReleaseRequest?,
               stem base: String? = nil, durable: Bool = true) -> Bool {
         let spool = context.spool
         let stem = spool.freeRejectionStem(base ?? request?.id.rawValue ?? Intake.safeStem(name.string))
@@ -168,8 +179,7 @@ extension Scheduler {
             intakeToRetry = true
             return false
         }
-        var st = stat()
-        let submitter = owner ?? (lstat(spool.requestPath(.rejected, stem).string, &st) == 0 ? st.st_uid : 0)
+        let submitter = owner ?? spool.fileStatus(.rejected, SpoolName("\(stem).json"))?.st_uid ?? 0
         for old in rejections.filed(stem, owner: submitter, limit: config.rejectedLimit) {
             spool.removeFinished(.rejected, stem: old)
             rejectionCounts.removedOld += 1
@@ -198,17 +208,17 @@ extension Scheduler {
         rejectionCounts = RejectionCounts()
     }
 
-    /// Looks at `incoming/` again if a rejection could not be filed earlier.
-    func retryIntake() {
-        guard intakeToRetry else { return }
-        intakeToRetry = false
-        rescan()
+    /// Whether a rejection could not be filed earlier, and `incoming/` is to be looked at
+    /// again (the flag is cleared).
+    func takeRetryRequest() -> Bool {
+        defer { intakeToRetry = false }
+        return intakeToRetry
     }
 
     // MARK: Cancel
 
     /// Files that appeared in `cancel/`.
-    func processCancels(_ names: [FilePath.Component]) {
+    func processCancels(_ names: [SpoolName]) {
         let spool = context.spool
         for name in names {
             guard let id = ReleaseID(name.string) else {
@@ -222,10 +232,10 @@ extension Scheduler {
                 continue  // the marker is removed when the release ends
             }
             // Not taken in yet: intake sees the marker and cancels it then.
-            if arrivals.contains(FilePath.Component("\(id).json")!) { continue }
+            if arrivals.contains(SpoolName("\(id).json")) { continue }
             if queue.remove(id) != nil {
                 let admission = takeAdmission(id)
-                let request = admission?.request ?? (try? intake.read(FilePath.Component("\(id).json")!, spool: spool).get())?.request
+                let request = admission?.request ?? (try? intake.read(SpoolName("\(id).json"), spool: spool).get())?.request
                 if let request { cancelQueued(request) }
             }
             spool.removeCancelMarker(name.string)

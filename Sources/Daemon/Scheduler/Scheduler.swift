@@ -108,14 +108,14 @@ actor Scheduler {
     /// depends on changed since, else read and validated again (the file, the directory or
     /// release.toml may have changed while it waited).
     private func start(_ entry: ReleaseQueue.Entry) {
-        let name = FilePath.Component("\(entry.id).json")!
+        let name = SpoolName("\(entry.id).json")
         var admission = takeAdmission(entry.id)
         if let cached = admission, !intake.stillHolds(cached, spool: context.spool) { admission = nil }
         if admission == nil {
             switch intake.read(name, spool: context.spool) {
             case .failure(let rejection):
                 queue.ended(entry.id)
-                if context.spool.exists(context.spool.path(.incoming).appending(name)) {
+                if context.spool.exists(.incoming, name) {
                     file(name, owner: nil, reason: rejection.reason, partial: rejection.partial, request: nil)
                 } else {
                     context.logger.warning("\(entry.id) left incoming/ before it could start", metadata: ["release.id": "\(entry.id)"])

@@ -21,7 +21,7 @@ struct MaintenanceService: Service {
                 }
                 lastSweep = .now
             }
-            await scheduler.retryIntake()
+            if await scheduler.takeRetryRequest() { await WatchService.rescan(spool: spool, scheduler: scheduler) }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(30)) }
         }
     }

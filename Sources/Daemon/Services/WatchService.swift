@@ -20,18 +20,19 @@ struct WatchService: Service {
         let watcher = try DirectoryWatcher(folders: [spool.path(.incoming), spool.path(.cancel)],
                                            mask: DirectoryWatcher.arrivals | UInt32(IN_CREATE))
         await withGracefulShutdownHandler {
-            await scheduler.rescan()
+            await Self.rescan(spool: spool, scheduler: scheduler)
             notifier.ready()
             logger.notice("ready: watching \(spool.root)")
             for await batch in watcher.events() {
                 if batch.overflowed {
                     logger.warning("inotify queue overflowed; rescanning the spool")
-                    await scheduler.rescan()
+                    await Self.rescan(spool: spool, scheduler: scheduler)
                     continue
                 }
-                let arrivals = batch.events.filter { $0.folder == 0 && !Self.isBeingWritten($0, in: spool) }.compactMap(\.name)
-                let cancels = batch.events.filter { $0.folder == 1 }.compactMap(\.name)
-                if !arrivals.isEmpty { await scheduler.arrived(arrivals) }
+                let arrivals = batch.events.filter { $0.folder == 0 && !Self.isBeingWritten($0, in: spool) }
+                    .compactMap { $0.nameBytes.flatMap(SpoolName.init(bytes:)) }
+                let cancels = batch.events.filter { $0.folder == 1 }.compactMap { $0.nameBytes.flatMap(SpoolName.init(bytes:)) }
+                if !arrivals.isEmpty { await scheduler.arrived(Arrivals.look(arrivals, in: spool)) }
                 if !cancels.isEmpty { await scheduler.processCancels(cancels) }
             }
         } onGracefulShutdown: {
@@ -39,12 +40,26 @@ struct WatchService: Service {
         }
     }
 
+    /// Looks at everything in `incoming/` and `cancel/` (at start, after an inotify overflow,
+    /// after a rejection could not be filed): listed and looked at here, off the event loop,
+    /// and handed over in slices, so that a folder of 100,000 files never holds the loop.
+    static func rescan(spool: Spool, scheduler: Scheduler) async {
+        let found = await BlockingCall.run { Arrivals.look(spool.entries(.incoming), in: spool, sorted: true) }
+        var start = 0
+        while start < found.count {
+            let end = min(start + 2048, found.count)
+            await scheduler.arrived(Array(found[start..<end]))
+            start = end
+        }
+        await scheduler.processCancels(spool.entries(.cancel))
+    }
+
     /// A new regular file of its own (IN_CREATE alone) is still being written: its
     /// IN_CLOSE_WRITE will follow. Anything else that was created is looked at now.
     static func isBeingWritten(_ event: DirectoryWatcher.Event, in spool: Spool) -> Bool {
-        guard event.mask & UInt32(IN_CREATE) != 0, event.mask & DirectoryWatcher.arrivals == 0, let name = event.name else { return false }
-        var st = stat()
-        guard spool.path(.incoming).appending(name).withPlatformString({ lstat($0, &st) }) == 0 else { return true }
+        guard event.mask & UInt32(IN_CREATE) != 0, event.mask & DirectoryWatcher.arrivals == 0,
+              let name = event.nameBytes.flatMap(SpoolName.init(bytes:)) else { return false }
+        guard let st = spool.fileStatus(.incoming, name) else { return true }
         return st.st_mode & S_IFMT == S_IFREG && st.st_nlink == 1
     }
 }

@@ -39,7 +39,7 @@ public enum RequestIntake {
     public static let futureTolerance: TimeInterval = 300
 
     /// Reads and checks `incoming/<name>`; `now` is the daemon's clock, for the id's date.
-    public static func read(_ name: FilePath.Component, spool: Spool, policy: IntakePolicy, now: Date = Date()) throws(Rejection) -> RequestFile {
+    public static func read(_ name: SpoolName, spool: Spool, policy: IntakePolicy, now: Date = Date()) throws(Rejection) -> RequestFile {
         var partial = ReleaseRequest.Partial()
         func reject(_ code: RejectReason.Code, _ message: String) -> Rejection {
             Rejection(reason: RejectReason(code, message), partial: partial)
@@ -47,7 +47,7 @@ public enum RequestIntake {
         let fileName = name.string
         let fd: Int32
         do {
-            fd = try Syscalls.open(spool.path(.incoming).appending(name), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY)
+            fd = try Syscalls.open(spool.cPath(.incoming, name), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY)
         } catch .tooManySymbolicLinkLevels {
             throw reject(.symlink, "\(Masking.preview(fileName)) is a symbolic link")
         } catch {

@@ -26,8 +26,8 @@ extension Spool {
     public func recover(now: Date = Date()) -> Recovery {
         var outcome = Recovery()
         for id in requestIDs(in: .running) {
-            let name = FilePath.Component("\(id).json")!
-            if exists(recordPath(.done, id)) {
+            let name = SpoolName("\(id).json")
+            if exists(.done, "\(id).record.json") {
                 try? move(name, from: .running, to: .done, as: "\(id).json", replace: true)
                 remove(.running, "\(id).record.json")
                 remove(.cancel, id)
@@ -35,7 +35,7 @@ extension Spool {
                 continue
             }
             let record = Self.interrupted(id: id, progress: record(in: .running, id: id),
-                                          request: readRequest(requestPath(.running, id)), now: now)
+                                          request: readRequest(.running, id), now: now)
             do {
                 try writeAtomically(record.encoded(), to: .done, name: "\(id).record.json")
                 try stop(at: .recoveryRecordWritten)
@@ -50,15 +50,15 @@ extension Spool {
         }
         for entry in entries(.running) where entry.string.hasSuffix(".record.json") {
             let id = String(entry.string.dropLast(".record.json".count))
-            if !exists(requestPath(.running, id)) { remove(.running, entry.string) }
+            if !exists(.running, "\(id).json") { remove(.running, entry.string) }
         }
         // Cancel markers of releases that have ended.
-        for entry in entries(.cancel) where exists(recordPath(.done, entry.string)) || exists(recordPath(.rejected, entry.string)) {
+        for entry in entries(.cancel) where exists(.done, "\(entry).record.json") || exists(.rejected, "\(entry).record.json") {
             remove(.cancel, entry.string)
         }
         for id in requestIDs(in: .incoming) {
-            let name = FilePath.Component("\(id).json")!
-            for folder in [Folder.rejected, .done] where exists(recordPath(folder, id)) && !exists(requestPath(folder, id)) {
+            let name = SpoolName("\(id).json")
+            for folder in [Folder.rejected, .done] where exists(folder, "\(id).record.json") && !exists(folder, "\(id).json") {
                 try? move(name, from: .incoming, to: folder, as: "\(id).json")
                 remove(.cancel, id)
                 outcome.completed += 1

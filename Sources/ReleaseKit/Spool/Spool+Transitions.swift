@@ -24,7 +24,7 @@ extension Spool {
     /// Claims a waiting request: `incoming/` → `running/`, durably, before any task starts.
     /// After a crash, a request found in `running/` may have started, so it is never re-run.
     public func claim(_ id: ReleaseID) throws(SpoolError) {
-        try move(FilePath.Component("\(id).json")!, from: .incoming, to: .running, as: "\(id).json")
+        try move(SpoolName("\(id).json"), from: .incoming, to: .running, as: "\(id).json")
         try stop(at: .claimed)
     }
 
@@ -42,7 +42,7 @@ extension Spool {
         let id = record.id
         try writeAtomically(record.encoded(), to: .done, name: "\(id).record.json", syncFolder: false)
         try stop(at: .finishRecordWritten)
-        try move(FilePath.Component("\(id).json")!, from: .running, to: .done, as: "\(id).json", replace: true)
+        try move(SpoolName("\(id).json"), from: .running, to: .done, as: "\(id).json", replace: true)
         try stop(at: .finishRequestMoved)
         remove(.running, "\(id).record.json")
         remove(.cancel, id)
@@ -53,7 +53,7 @@ extension Spool {
     /// are not fsynced here; a caller filing many (a flood of junk) calls `sync(.rejected)`
     /// once after them — a crash before it at worst leaves a file in `incoming/`, rejected
     /// again (or completed by recovery) at the next start.
-    public func reject(_ name: FilePath.Component, stem: String, record: ReleaseRecord, durable: Bool = true) throws(SpoolError) {
+    public func reject(_ name: SpoolName, stem: String, record: ReleaseRecord, durable: Bool = true) throws(SpoolError) {
         try writeAtomically(record.encoded(), to: .rejected, name: "\(stem).record.json", durable: durable, syncFolder: false)
         try stop(at: .rejectRecordWritten)
         try move(name, from: .incoming, to: .rejected, as: "\(stem).json", durable: durable)
@@ -63,7 +63,7 @@ extension Spool {
     public func freeRejectionStem(_ base: String) -> String {
         var stem = base
         var n = 1
-        while exists(requestPath(.rejected, stem)) || exists(recordPath(.rejected, stem)) {
+        while exists(.rejected, "\(stem).json") || exists(.rejected, "\(stem).record.json") {
             n += 1
             stem = "\(base).\(n)"
         }
@@ -76,7 +76,7 @@ extension Spool {
         let id = record.id
         try writeAtomically(record.encoded(), to: .done, name: "\(id).record.json", syncFolder: false)
         try stop(at: .cancelRecordWritten)
-        try move(FilePath.Component("\(id).json")!, from: .incoming, to: .done, as: "\(id).json", replace: true)
+        try move(SpoolName("\(id).json"), from: .incoming, to: .done, as: "\(id).json", replace: true)
         remove(.cancel, id)
     }
 

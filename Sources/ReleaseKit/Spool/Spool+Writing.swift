@@ -7,13 +7,12 @@ extension Spool {
     @discardableResult
     public func submit(_ request: ReleaseRequest) throws(SpoolError) -> FilePath {
         let name = "\(request.id).json"
-        let target = path(.incoming, name)
         do throws(Errno) {
-            try Self.write(request.encoded(), via: path(.tmp, name), to: target, fsyncFile: true, fsyncFolder: path(.incoming))
+            try Self.write(request.encoded(), via: cPath(.tmp, name), to: cPath(.incoming, name), fsyncFile: true, fsyncFolder: cPath(.incoming))
         } catch {
-            throw SpoolError(.submit, path: target, errno: error)
+            throw SpoolError(.submit, path: path(.incoming, name), errno: error)
         }
-        return target
+        return path(.incoming, name)
     }
 
     /// Drops `cancel/<id>`.
@@ -33,20 +32,20 @@ extension Spool {
     /// `durable`; `syncFolder: false` leaves the folder's fsync to a move into the same folder
     /// that follows at once.
     func writeAtomically(_ bytes: [UInt8], to folder: Folder, name: String, durable: Bool = true, syncFolder: Bool = true) throws(SpoolError) {
-        let target = path(folder, name)
-        let temporary = path(.tmp, ".\(name).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp")
+        let target = cPath(folder, name)
+        let temporary = cPath(.tmp, ".\(name).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp")
         do throws(Errno) {
-            try Self.write(bytes, via: temporary, to: target, fsyncFile: durable, fsyncFolder: durable && syncFolder ? path(folder) : nil)
+            try Self.write(bytes, via: temporary, to: target, fsyncFile: durable, fsyncFolder: durable && syncFolder ? cPath(folder) : nil)
         } catch {
-            throw SpoolError(.write, path: target, errno: error)
+            throw SpoolError(.write, path: path(folder, name), errno: error)
         }
     }
 
     /// The one routine every durable file of the spool is written with: creates `temporary`
     /// (0640, never an existing file), writes it, fsyncs it, renames it to `target`, fsyncs
     /// the target's folder; the temporary file is removed on any failure.
-    static func write(_ bytes: [UInt8], via temporary: FilePath, to target: FilePath, fsyncFile: Bool,
-                      fsyncFolder: FilePath?) throws(Errno) {
+    static func write(_ bytes: [UInt8], via temporary: [CChar], to target: [CChar], fsyncFile: Bool,
+                      fsyncFolder: [CChar]?) throws(Errno) {
         do throws(Errno) {
             let fd = try Syscalls.open(temporary, O_WRONLY | O_CREAT | O_EXCL, fileMode)
             defer { Syscalls.close(fd) }
@@ -71,22 +70,21 @@ extension Spool {
     /// too; if a crash ever left a copy behind in the source folder, recovery recognises it
     /// by the record already in the target.) With `replace: false` an existing target is an
     /// error (EEXIST) rather than overwritten.
-    func move(_ name: FilePath.Component, from: Folder, to: Folder, as newName: String, replace: Bool = false,
+    func move(_ name: SpoolName, from: Folder, to: Folder, as newName: String, replace: Bool = false,
               durable: Bool = true) throws(SpoolError) {
-        let source = path(from).appending(name)
-        let target = path(to, newName)
+        let target = cPath(to, newName)
         do throws(Errno) {
-            if !replace, exists(target) { throw Errno.fileExists }
-            try Syscalls.rename(source, target)
-            if durable { try Syscalls.fsyncDirectory(path(to)) }
+            if !replace, (try? Syscalls.lstat(target)) != nil { throw Errno.fileExists }
+            try Syscalls.rename(cPath(from, name), target)
+            if durable { try Syscalls.fsyncDirectory(cPath(to)) }
         } catch {
-            throw SpoolError(.move, path: source, errno: error)
+            throw SpoolError(.move, path: path(from, name.string), errno: error)
         }
     }
 
     /// Fsyncs a folder: makes the renames into it so far durable (after `reject(durable: false)`).
     public func sync(_ folder: Folder) throws(SpoolError) {
-        do throws(Errno) { try Syscalls.fsyncDirectory(path(folder)) } catch {
+        do throws(Errno) { try Syscalls.fsyncDirectory(cPath(folder)) } catch {
             throw SpoolError(.write, path: path(folder), errno: error)
         }
     }

@@ -33,13 +33,35 @@ public struct Spool: Sendable {
     public static let fileMode: mode_t = 0o640
 
     public let root: FilePath
+    /// The root's path as bytes: the daemon's per-file paths are built from it by plain byte
+    /// copies (`cPath`), not FilePath operations.
+    private let rootBytes: [UInt8]
     /// Where a transition stops as if the daemon had died there (set only by the tests of
     /// recovery; see `CrashPoint`).
     var crashPoint: CrashPoint?
 
     public init(root: FilePath) {
         self.root = root
+        rootBytes = root.withPlatformString { p in Array(UnsafeRawBufferPointer(start: p, count: strlen(p))) }
     }
+
+    /// `root/folder/name` as a NUL-terminated path.
+    func cPath(_ folder: Folder, _ name: some Collection<UInt8>) -> [CChar] {
+        var bytes = rootBytes
+        bytes.reserveCapacity(rootBytes.count + folder.rawValue.utf8.count + name.count + 3)
+        bytes.append(UInt8(ascii: "/"))
+        bytes.append(contentsOf: folder.rawValue.utf8)
+        if !name.isEmpty {
+            bytes.append(UInt8(ascii: "/"))
+            bytes.append(contentsOf: name)
+        }
+        bytes.append(0)
+        return bytes.map { CChar(bitPattern: $0) }
+    }
+
+    func cPath(_ folder: Folder, _ name: String) -> [CChar] { cPath(folder, name.utf8) }
+    func cPath(_ folder: Folder, _ name: SpoolName) -> [CChar] { cPath(folder, name.bytes) }
+    func cPath(_ folder: Folder) -> [CChar] { cPath(folder, EmptyCollection<UInt8>()) }
 
     /// `--spool` if given, else `$RELEASECTL_SPOOL`, else /var/lib/releasectl; made absolute.
     public static func resolve(option: String?, environment: [String: String] = ProcessInfo.processInfo.environment) -> Spool {
@@ -97,25 +119,39 @@ public struct Spool: Sendable {
 
     /// Removes a file if present.
     func remove(_ folder: Folder, _ name: String) {
-        try? Syscalls.unlink(path(folder, name))
+        try? Syscalls.unlink(cPath(folder, name))
     }
 
     /// The entries of a folder; an unreadable folder reads as empty.
-    public func entries(_ folder: Folder) -> [FilePath.Component] {
-        (try? Syscalls.listDirectory(path(folder))) ?? []
+    public func entries(_ folder: Folder) -> [SpoolName] {
+        ((try? Syscalls.listDirectory(cPath(folder))) ?? []).compactMap(SpoolName.init(bytes:))
     }
 
     /// The ids of the requests (`<id>.json`) in a folder, sorted.
     public func requestIDs(in folder: Folder) -> [String] {
-        entries(folder).compactMap { c -> String? in
-            let s = c.string
-            guard s.hasSuffix(".json"), !s.hasSuffix(".record.json") else { return nil }
-            return String(s.dropLast(5))
+        entries(folder).compactMap { name -> String? in
+            guard name.hasSuffix(".json"), !name.hasSuffix(".record.json") else { return nil }
+            return String(decoding: name.bytes.dropLast(5), as: UTF8.self)
         }.sorted()
     }
 
     public func exists(_ p: FilePath) -> Bool {
         (try? Syscalls.lstat(p)) != nil
+    }
+
+    /// Whether `folder/name` exists (of any type; a link is not followed).
+    public func exists(_ folder: Folder, _ name: String) -> Bool {
+        (try? Syscalls.lstat(cPath(folder, name))) != nil
+    }
+
+    /// Whether `folder/name` exists (of any type; a link is not followed).
+    public func exists(_ folder: Folder, _ name: SpoolName) -> Bool {
+        (try? Syscalls.lstat(cPath(folder, name))) != nil
+    }
+
+    /// What `folder/name` is, not following a link; nil when it does not exist.
+    public func fileStatus(_ folder: Folder, _ name: SpoolName) -> Glibc.stat? {
+        try? Syscalls.lstat(cPath(folder, name))
     }
 }
 

@@ -135,21 +135,43 @@ enum Syscalls {
         try fsync(fd)
     }
 
-    /// The entries of a directory, without `.` and `..`, as raw components: a name that is not
-    /// valid UTF-8 keeps its bytes, so it can still be opened and moved.
-    static func listDirectory(_ path: FilePath) throws(Errno) -> [FilePath.Component] {
-        guard let dir = path.withPlatformString({ opendir($0) }) else { throw Errno(rawValue: errno) }
+    /// The entries of a directory, without `.` and `..`, as their raw bytes: a name that is
+    /// not valid UTF-8 keeps its bytes, so it can still be opened and moved.
+    static func listDirectory(_ path: [CChar]) throws(Errno) -> [[UInt8]] {
+        guard let dir = opendir(path) else { throw Errno(rawValue: errno) }
         defer { closedir(dir) }
-        var names: [FilePath.Component] = []
+        var names: [[UInt8]] = []
         while let entry = readdir(dir) {
-            let component = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                raw.withMemoryRebound(to: CChar.self) { chars in
-                    FilePath.Component(platformString: chars.baseAddress!)
-                }
-            }
-            guard let component, component.kind == .regular else { continue }
-            names.append(component)
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in Array(raw.prefix { $0 != 0 }) }
+            if name == [46] || name == [46, 46] || name.isEmpty { continue }
+            names.append(name)
         }
         return names
+    }
+
+    // The same calls on paths given as NUL-terminated bytes (built by Spool without FilePath).
+
+    static func open(_ path: [CChar], _ flags: Int32, _ mode: mode_t = 0) throws(Errno) -> Int32 {
+        try retrying { Glibc.open(path, flags | O_CLOEXEC, mode) }
+    }
+
+    static func lstat(_ path: [CChar]) throws(Errno) -> Glibc.stat {
+        var st = Glibc.stat()
+        try retrying { Glibc.lstat(path, &st) }
+        return st
+    }
+
+    static func rename(_ from: [CChar], _ to: [CChar]) throws(Errno) {
+        try retrying { Glibc.rename(from, to) }
+    }
+
+    static func unlink(_ path: [CChar]) throws(Errno) {
+        try retrying { Glibc.unlink(path) }
+    }
+
+    static func fsyncDirectory(_ path: [CChar]) throws(Errno) {
+        let fd = try open(path, O_RDONLY | O_DIRECTORY)
+        defer { close(fd) }
+        try fsync(fd)
     }
 }

@@ -24,7 +24,7 @@ struct List: RunnableCommand {
         if let app { records = records.filter { $0.app == app } }
         records = Array(records.prefix(limit))
         if json {
-            Output.line(JSONOutput.encode(records))
+            Output.line(JSONOutput.records(records))
             return
         }
         if records.isEmpty {

@@ -10,11 +10,11 @@ import SystemPackage
 /// It reads the app directory exactly as the daemon will (release.toml, the Procfile, the
 /// preset) and applies the same gates, so what it prints is what a `submit` of the same
 /// request would run. Nothing is spooled and no task runs. Exits 2 when the daemon would
-/// reject the request; a task that would run and fail (no command) is shown as FAIL and does
-/// not change the exit status.
+/// reject the request, 1 when a task that would run is already known to fail (no command for
+/// it, notify without a URL: marked FAIL, `"willFail": true`), else 0.
 struct Plan: RunnableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show what a release would run, and why, without running anything (exit 2 if it would be rejected).",
+        abstract: "Show what a release would run, and why, without running anything (exit 2 if it would be rejected, 1 if a task would fail).",
         discussion: """
             For each task: whether it will run, why (its gate variable and value, or "no command"), \
             the exact command and working directory, and its timeout; and the framework preset \
@@ -28,7 +28,7 @@ struct Plan: RunnableCommand {
     @OptionGroup var taskOptions: TaskOptions
     @Option(name: .long, help: ArgumentHelp("The daemon's configuration, for app-roots and the release time limit (default: /etc/releasectl/released.toml if readable).", valueName: "file"))
     var config: String?
-    @Flag(name: .long, help: "Print {app, directory, preset, tasks: [{name, willRun, reason, gate, command, timeout}]} as JSON.")
+    @Flag(name: .long, help: "Print {app, directory, preset, tasks: [{name, willRun, willFail, reason, gate, command, timeout, problem}]} as JSON.")
     var json = false
 
     func validate() throws {
@@ -36,29 +36,50 @@ struct Plan: RunnableCommand {
         guard !dir.isEmpty else { throw ValidationError("--dir must not be empty") }
     }
 
-    /// The `--json` shape: the contract's fields, then extras (`workingDirectory`, `releaseTimeout`,
-    /// `warnings`; each task may carry `problem`). `preset` is null when none was detected.
-    struct JSONPlan: Encodable {
-        var app: String
-        var directory: String
-        var preset: String?
-        var tasks: [ReleasePlan.Step]
-        var workingDirectory: String
-        var releaseTimeout: String
-        var warnings: [String]
-
-        enum CodingKeys: String, CodingKey { case app, directory, preset, tasks, workingDirectory, releaseTimeout, warnings }
-
-        func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(app, forKey: .app)
-            try c.encode(directory, forKey: .directory)
-            try c.encode(preset, forKey: .preset)
-            try c.encode(tasks, forKey: .tasks)
-            try c.encode(workingDirectory, forKey: .workingDirectory)
-            try c.encode(releaseTimeout, forKey: .releaseTimeout)
-            try c.encode(warnings, forKey: .warnings)
+    /// The `--json` shape: the contract's fields, then extras (`workingDirectory`,
+    /// `releaseTimeout`, `warnings`). Each task says `willFail`, with the reason in `problem`
+    /// when it will; `preset` is null when none was detected. Members in this order, always.
+    static func json(_ plan: ReleasePlan, releaseTimeout: String, masking: Masking) -> String {
+        var w = PrettyJSONWriter()
+        w.beginObject()
+        w.key("app"); w.string(plan.app)
+        w.key("directory"); w.string(plan.directory)
+        w.key("preset"); w.string(plan.preset)
+        w.key("tasks")
+        w.beginArray()
+        for step in plan.steps {
+            w.element()
+            w.beginObject()
+            w.key("name"); w.string(step.name)
+            w.key("willRun"); w.bool(step.willRun)
+            w.key("willFail"); w.bool(step.willRun && step.problem != nil)
+            w.key("reason"); w.string(step.reason)
+            w.key("gate")
+            w.beginObject()
+            w.key("variable"); w.string(step.gate.variable)
+            if let value = step.gate.value { w.key("value"); w.string(value) }
+            w.endObject()
+            w.key("command")
+            if let command = step.command {
+                w.beginArray()
+                for argument in command.arguments { w.element(); w.string(masking.apply(argument)) }
+                w.endArray()
+            } else {
+                w.null()
+            }
+            w.key("timeout"); w.string(step.timeout.map(DurationParser.format))
+            if let problem = step.problem { w.key("problem"); w.string(masking.apply(problem)) }
+            w.endObject()
         }
+        w.endArray()
+        w.key("workingDirectory"); w.string(plan.directory)
+        w.key("releaseTimeout"); w.string(releaseTimeout)
+        w.key("warnings")
+        w.beginArray()
+        for warning in plan.warnings { w.element(); w.string(warning) }
+        w.endArray()
+        w.endObject()
+        return w.text
     }
 
     func execute() async throws {
@@ -82,14 +103,15 @@ struct Plan: RunnableCommand {
         }
         let releaseTimeout = DurationParser.format(daemonConfig.releaseTimeout)
         if json {
-            var steps = plan.steps
-            for i in steps.indices { steps[i].command = steps[i].command.map { Command.argv($0.arguments.map(masking.apply)) } }
-            Output.line(JSONOutput.encode(JSONPlan(app: app, directory: directory, preset: plan.preset, tasks: steps,
-                                                   workingDirectory: directory, releaseTimeout: releaseTimeout,
-                                                   warnings: plan.warnings)))
-            return
+            Output.line(Self.json(plan, releaseTimeout: releaseTimeout, masking: masking))
+        } else {
+            Output.out(Self.text(plan, releaseTimeout: releaseTimeout, masking: masking, user: Self.user(of: app, in: daemonConfig)))
         }
-        Output.out(Self.text(plan, releaseTimeout: releaseTimeout, masking: masking, user: Self.user(of: app, in: daemonConfig)))
+        // A task that would run and is already known to fail: the release would fail (exit 1).
+        let failing = plan.steps.filter { $0.willRun && $0.problem != nil }.map(\.name)
+        if !failing.isEmpty {
+            throw CLIError(1, "the release would fail: \(failing.joined(separator: ", ")) cannot succeed (marked FAIL)")
+        }
     }
 
     /// The plan for people: a header, then one block per task.

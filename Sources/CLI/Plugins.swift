@@ -9,28 +9,60 @@ struct Plugins: RunnableCommand {
     @OptionGroup var spoolOptions: SpoolOptions   // accepted like every command's; the list does not depend on it
     @Flag(name: .long, help: "Print an array of {name, gate, summary, defaultCommand, presets} as JSON.") var json = false
 
-    struct Entry: Encodable {
+    struct Entry {
         var name: String
         var gate: String
         var summary: String
         var onByDefault: String
         var defaultCommand: [String]?
-        var presets: [String: [String]]
+        /// Each preset's command, in `Preset.all`'s order.
+        var presets: [(name: String, command: [String])]
+
+        func write(to w: inout PrettyJSONWriter) {
+            w.beginObject()
+            w.key("name"); w.string(name)
+            w.key("gate"); w.string(gate)
+            w.key("summary"); w.string(summary)
+            w.key("onByDefault"); w.string(onByDefault)
+            w.key("defaultCommand")
+            Self.write(defaultCommand, to: &w)
+            w.key("presets")
+            w.beginObject()
+            for preset in presets {
+                w.key(preset.name)
+                Self.write(preset.command, to: &w)
+            }
+            w.endObject()
+            w.endObject()
+        }
+
+        static func write(_ argv: [String]?, to w: inout PrettyJSONWriter) {
+            guard let argv else { return w.null() }
+            w.beginArray()
+            for argument in argv { w.element(); w.string(argument) }
+            w.endArray()
+        }
     }
 
     func execute() async throws {
         // What each task would run in an app of each preset (and with a Procfile release: line).
         let sample = AppInspection(directory: "<app>", procfileRelease: "<Procfile release: line>", preset: .rails)
         let entries = Registry.tasks.map { task in
-            var presets: [String: [String]] = [:]
-            for preset in Preset.all {
-                if let c = task.defaultCommand(in: AppInspection(directory: "<app>", preset: preset)) { presets[preset.name] = c.arguments }
+            let presets = Preset.all.compactMap { preset in
+                task.defaultCommand(in: AppInspection(directory: "<app>", preset: preset)).map { (preset.name, $0.arguments) }
             }
             return Entry(name: task.name, gate: task.gate, summary: task.summary, onByDefault: task.onWhenUnset ?? "no",
                          defaultCommand: task.defaultCommand(in: sample)?.arguments, presets: presets)
         }
         if json {
-            Output.line(JSONOutput.encode(entries))
+            var w = PrettyJSONWriter()
+            w.beginArray()
+            for entry in entries {
+                w.element()
+                entry.write(to: &w)
+            }
+            w.endArray()
+            Output.line(w.text)
             return
         }
         var rows = [["TASK", "GATE", "WHEN UNSET", "SUMMARY"]]

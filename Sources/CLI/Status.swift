@@ -19,7 +19,7 @@ struct Status: RunnableCommand {
         guard let location = spool.locate(id) else { throw CLIError(2, "no release \(Masking.preview(id)) in \(spool.root)") }
         let record = Releases.record(for: location, id: id)
         if json {
-            Output.line(JSONOutput.encode(record))
+            Output.line(JSONOutput.record(record))
         } else {
             Output.out(RecordText.detail(record))
         }

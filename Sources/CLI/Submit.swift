@@ -99,7 +99,7 @@ enum Spooling {
             exit(4)
         }
         if json {
-            Output.line(JSONOutput.encode(record))
+            Output.line(JSONOutput.record(record))
         } else {
             Output.line(RecordText.summary(record))
         }

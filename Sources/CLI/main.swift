@@ -13,8 +13,10 @@ do {
     exit(error.code)
 } catch {
     // Usage errors exit 2, not swift-argument-parser's 64.
+    // One prefix for every error ("releasectl: …"); the usage is one `--help` away.
     if Releasectl.exitCode(for: error) == .validationFailure {
-        Output.error(Releasectl.fullMessage(for: error))
+        Output.error(Releasectl.message(for: error) + " (see releasectl \(CommandLine.arguments.dropFirst().first { !$0.hasPrefix("-") } ?? "") --help)"
+            .replacing("releasectl  --help", with: "releasectl --help"))
         exit(2)
     }
     Releasectl.exit(withError: error)

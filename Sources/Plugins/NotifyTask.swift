@@ -179,19 +179,12 @@ public struct NotifyTask: ReleaseTask {
 
     /// The JSON body: the record's fields plus `text`.
     public static func payload(for record: ReleaseRecord) -> [UInt8] {
-        struct Payload: Encodable {
-            var record: ReleaseRecord
-            var text: String
-            enum Key: String, CodingKey { case text }
-            func encode(to encoder: any Encoder) throws {
-                try record.encode(to: encoder)
-                var c = encoder.container(keyedBy: Key.self)
-                try c.encode(text, forKey: .text)
-            }
-        }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
-        return Array(try! encoder.encode(Payload(record: record, text: text(for: record))))
+        var w = PrettyJSONWriter()
+        w.beginObject()
+        record.writeMembers(to: &w)
+        w.key("text"); w.string(text(for: record))
+        w.endObject()
+        return w.bytes
     }
 
     /// One line for chat: "shop v42: release failed (migrate exited with status 1) in 5.1s".

@@ -99,8 +99,12 @@ struct PlanTests {
         // --json too: the exit status says it, no half-written JSON.
         let j = try await Self.plan(app, ["SEED_DB_DURING_RELEASE": "enabled"], extra: ["--json"])
         #expect(j.status == 2 && j.stdout.isEmpty, "\(j)")
-        // A misspelt gate name is a warning, not a rejection.
-        let near = try await Self.plan(app, ["RUN_MIGRATION_DURING_RELEASE": "true"])
+        // A misspelt gate name switched on rejects: the migration it meant would be skipped.
+        let misspelt = try await Self.plan(app, ["RUN_MIGRATION_DURING_RELEASE": "true"])
+        #expect(misspelt.status == 2 && misspelt.stdout.isEmpty, "\(misspelt)")
+        #expect(misspelt.stderr.contains("RUN_MIGRATION_DURING_RELEASE=\"true\" looks like a misspelling of RUN_MIGRATIONS_DURING_RELEASE"), "\(misspelt)")
+        // Switched off, it is only a warning.
+        let near = try await Self.plan(app, ["RUN_MIGRATION_DURING_RELEASE": "false"])
         #expect(near.status == 0, "\(near)")
         #expect(near.stdout.contains("warning: RUN_MIGRATION_DURING_RELEASE looks like RUN_MIGRATIONS_DURING_RELEASE"))
         #expect(near.stdout.contains("skip  migrate      RUN_MIGRATIONS_DURING_RELEASE is off (unset)"))
@@ -140,12 +144,13 @@ struct PlanTests {
         #expect(r.stdout.contains("***"))
     }
 
-    @Test("a task that will fail is shown as FAIL with what to add to release.toml")
+    @Test("a task that will fail is shown as FAIL with what to add to release.toml, and plan exits 1")
     func noCommand() async throws {
         let app = try AppFixture(extraFiles: ["README": "no framework here"])
         defer { app.remove() }
         let r = try await releasectl(["plan", "--app", "shop", "--dir", app.path, "--env", "RUN_MIGRATIONS_DURING_RELEASE=on"])
-        #expect(r.status == 0, "\(r)")
+        #expect(r.status == 1, "\(r)")
+        #expect(r.stderr == "releasectl: the release would fail: migrate cannot succeed (marked FAIL)\n", "\(r)")
         #expect(r.stdout.contains("  preset:            none detected\n"))
         #expect(r.stdout.contains("FAIL  migrate      RUN_MIGRATIONS_DURING_RELEASE=on; no command\n"), "\(r)")
         #expect(r.stdout.contains("will fail: no command for migrate in this app: add [tasks.migrate] command = \"…\" to \(app.path)/release.toml"))

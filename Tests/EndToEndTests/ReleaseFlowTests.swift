@@ -125,8 +125,13 @@ struct ReleaseFlowTests {
         let record = try #require(try daemon.record(r.lines[0]))
         #expect(record.state == .rejected)
         #expect(daemon.files(in: "rejected").contains("\(r.lines[0]).json"))
-        // A near-miss variable name is warned about, in the output and the record.
-        let warned = try await daemon.submitWait(app: "shop", dir: app.path, env: ["RUN_MIGRATION_DURING_RELEASE": "true"])
+        // A near-miss variable name switched on rejects (its migration would be skipped)…
+        let misspelt = try await daemon.submitWait(app: "shop", dir: app.path, env: ["RUN_MIGRATION_DURING_RELEASE": "true"])
+        #expect(misspelt.status == 2, "\(misspelt)")
+        #expect(misspelt.stdout.contains("looks like a misspelling of RUN_MIGRATIONS_DURING_RELEASE"), "\(misspelt)")
+        #expect(try daemon.record(misspelt.lines[0])?.reasonCode == "gate")
+        // … and switched off it is warned about, in the output and the record.
+        let warned = try await daemon.submitWait(app: "shop", dir: app.path, env: ["RUN_MIGRATION_DURING_RELEASE": "0"])
         #expect(warned.status == 0)
         #expect(warned.stdout.contains("warning: RUN_MIGRATION_DURING_RELEASE looks like RUN_MIGRATIONS_DURING_RELEASE"))
         #expect(try daemon.record(warned.lines[0])?.warnings == ["RUN_MIGRATION_DURING_RELEASE looks like RUN_MIGRATIONS_DURING_RELEASE"])

@@ -22,7 +22,7 @@ public struct ConsoleLogHandler: LogHandler {
         if let extra = event.metadata { merged.merge(extra) { $1 } }
         var line = Self.clock() + " " + Self.level(event.level) + " "
         line += ReleaseContext.prefixed("\(event.message)", metadata: merged)
-        let rest = merged.filter { !$0.key.hasPrefix("release.") && $0.key != "message.id" }
+        let rest = merged.filter { !Self.journalOnly($0.key) }
         if !rest.isEmpty {
             line += " " + rest.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         }
@@ -59,6 +59,14 @@ public struct ConsoleLogHandler: LogHandler {
     }
 }
 
+extension ConsoleLogHandler {
+    /// Metadata the console leaves out: the release's fields (the context words say them) and
+    /// the journal's own (`MESSAGE_ID`, `DURATION_USEC`: the line says the duration).
+    static func journalOnly(_ key: String) -> Bool {
+        key.hasPrefix("release.") || key == "message.id" || key == "duration.usec"
+    }
+}
+
 extension ConsoleLogHandler: BatchLogHandler {
     /// The lines as `log(event:)` writes them, one line each, in one write(2): the time, the
     /// level, the release context and the other metadata are formatted once for the batch.
@@ -69,7 +77,7 @@ extension ConsoleLogHandler: BatchLogHandler {
         else { return }
         // The context words come before every task line (see ReleaseContext.prefixed).
         let head = Array((Self.clock() + " " + Self.level(level) + " " + ReleaseContext.prefixed("", metadata: merged)).utf8)
-        let rest = merged.filter { !$0.key.hasPrefix("release.") && $0.key != "message.id" }
+        let rest = merged.filter { !Self.journalOnly($0.key) }
         let tail = Array(((rest.isEmpty ? "" : " " + rest.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
                           + "\n").utf8)
         var out: [UInt8] = []

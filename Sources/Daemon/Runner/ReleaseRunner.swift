@@ -81,7 +81,9 @@ struct ReleaseRunner: Sendable {
             progress.ended(index, failure: failure, durationMs: ms)
             let task = progress.record.tasks[index]
             if let f = failure {
-                log.note("\(step.name) \(Summary.taskResult(task)) after \(Summary.duration(ms))", level: f.state == .cancelled ? .notice : .error,
+                // A time-out's reason says how long it ran already.
+                let ran = f.state == .timedOut ? "" : " after \(Summary.duration(ms))"
+                log.note("\(step.name) \(Summary.taskResult(task))\(ran)", level: f.state == .cancelled ? .notice : .error,
                          metadata: ["release.task": "\(step.name)", "release.state": "\(f.state.rawValue)"])
             } else {
                 log.note("\(step.name) succeeded in \(Summary.duration(ms))", metadata: ["release.task": "\(step.name)", "release.state": "succeeded"])

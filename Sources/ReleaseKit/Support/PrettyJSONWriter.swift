@@ -1,45 +1,60 @@
 /// Writes JSON text by hand in the layout of `JSONEncoder`'s `.prettyPrinted` (two-space
 /// indent, `"key" : value`, slashes not escaped), members in the order they are written.
 ///
-/// For the files the daemon writes many times per release (records): `JSONEncoder` goes
-/// through `Encodable`'s boxed containers and a dictionary per object, which cost more than
-/// spawning a task process; this appends bytes. Strings are escaped as JSON requires
+/// For the files the daemon writes many times per release (records), and for everything the
+/// CLI prints with `--json`: `JSONEncoder` goes through `Encodable`'s boxed containers and a
+/// dictionary per object, which cost more than spawning a task process, and its key order is
+/// not fixed; this appends bytes, and the same value always gives the same text. Strings are escaped as JSON requires
 /// (`"`, `\`, control characters); everything else, non-ASCII included, is copied as UTF-8.
-struct PrettyJSONWriter {
-    private(set) var bytes: [UInt8] = []
+public struct PrettyJSONWriter: Sendable {
+    public private(set) var bytes: [UInt8] = []
     /// Per open container: whether it has a member yet.
     private var open: [Bool] = []
 
-    init(capacity: Int = 1024) {
+    public init(capacity: Int = 1024) {
         bytes.reserveCapacity(capacity)
     }
 
-    mutating func beginObject() {
+    public mutating func beginObject() {
         bytes.append(UInt8(ascii: "{"))
         open.append(false)
     }
 
-    mutating func endObject() { close(UInt8(ascii: "}")) }
+    public mutating func endObject() { close(UInt8(ascii: "}")) }
 
-    mutating func beginArray() {
+    public mutating func beginArray() {
         bytes.append(UInt8(ascii: "["))
         open.append(false)
     }
 
-    mutating func endArray() { close(UInt8(ascii: "]")) }
+    public mutating func endArray() { close(UInt8(ascii: "]")) }
 
     /// Starts an object member: `"name" : `; its value follows.
-    mutating func key(_ name: StaticString) {
+    public mutating func key(_ name: StaticString) {
         startMember()
         bytes.append(UInt8(ascii: "\""))
         name.withUTF8Buffer { bytes.append(contentsOf: $0) }
         bytes.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: " "), UInt8(ascii: ":"), UInt8(ascii: " ")])
     }
 
-    /// Starts an array element; its value follows.
-    mutating func element() { startMember() }
+    /// Starts an object member whose name is not known in advance; its value follows.
+    public mutating func key(_ name: String) {
+        startMember()
+        string(name)
+        bytes.append(contentsOf: [UInt8(ascii: " "), UInt8(ascii: ":"), UInt8(ascii: " ")])
+    }
 
-    mutating func string(_ s: String) {
+    public mutating func bool(_ value: Bool) {
+        bytes.append(contentsOf: (value ? "true" : "false").utf8)
+    }
+
+    /// The text written so far.
+    public var text: String { String(decoding: bytes, as: UTF8.self) }
+
+    /// Starts an array element; its value follows.
+    public mutating func element() { startMember() }
+
+    public mutating func string(_ s: String) {
         bytes.append(UInt8(ascii: "\""))
         var s = s
         s.withUTF8 { utf8 in
@@ -65,15 +80,15 @@ struct PrettyJSONWriter {
         bytes.append(UInt8(ascii: "\""))
     }
 
-    mutating func string(_ s: String?) {
+    public mutating func string(_ s: String?) {
         if let s { string(s) } else { null() }
     }
 
-    mutating func int(_ v: some BinaryInteger) {
+    public mutating func int(_ v: some BinaryInteger) {
         bytes.append(contentsOf: String(v).utf8)
     }
 
-    mutating func null() {
+    public mutating func null() {
         bytes.append(contentsOf: [UInt8(ascii: "n"), UInt8(ascii: "u"), UInt8(ascii: "l"), UInt8(ascii: "l")])
     }
 

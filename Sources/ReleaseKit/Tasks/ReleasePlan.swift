@@ -1,7 +1,7 @@
 /// What a release will do, worked out before anything runs: which tasks, why, with which
 /// command and limits. The daemon runs from it; `releasectl plan` prints it.
 public struct ReleasePlan: Sendable {
-    public struct Step: Sendable, Encodable {
+    public struct Step: Sendable {
         public var name: String
         public var willRun: Bool
         /// Why it runs or not, in words.
@@ -23,19 +23,6 @@ public struct ReleasePlan: Sendable {
         public var failureHint: String?
         /// One more line about what the task will do, for `plan`.
         public var note: String?
-
-        enum CodingKeys: String, CodingKey { case name, willRun, reason, gate, command, timeout, problem }
-
-        public func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(name, forKey: .name)
-            try c.encode(willRun, forKey: .willRun)
-            try c.encode(reason, forKey: .reason)
-            try c.encode(gate, forKey: .gate)
-            try c.encode(command?.arguments, forKey: .command)
-            try c.encode(timeout.map(DurationParser.format), forKey: .timeout)
-            try c.encodeIfPresent(problem, forKey: .problem)
-        }
     }
 
     public var app: String
@@ -45,8 +32,9 @@ public struct ReleasePlan: Sendable {
     public var warnings: [String]
 
     /// Works out the plan. Throws a `RejectReason` for anything that rejects the release:
-    /// an unknown task in `tasks`, a gate value that is neither on nor off, a task's own
-    /// variable that is invalid (`ReleaseTask.validate`).
+    /// an unknown task in `tasks`, a gate value that is neither on nor off, a variable that
+    /// looks like a misspelt gate and is not off, a task's own variable that is invalid
+    /// (`ReleaseTask.validate`).
     public static func make(app: String, directory: String, env: [String: String], tasks requested: [String]?,
                             registry: [any ReleaseTask.Type], inspection: AppInspection) throws(RejectReason) -> ReleasePlan {
         let names = registry.map { $0.name }
@@ -106,9 +94,18 @@ public struct ReleasePlan: Sendable {
             }
             steps.append(step)
         }
+        // A variable that looks like a misspelt gate: switched on, it rejects — the task it
+        // meant to switch on would be skipped while the deploy goes ahead; off, a warning.
         let known = Set(registry.flatMap { $0.variables })
-        let warnings = Gate.nearMisses(in: env, gates: registry.map { $0.gate } + registry.flatMap { $0.switches }, known: known)
-            .map { "\($0.variable) looks like \($0.gate)" }
+        var warnings: [String] = []
+        for (variable, gate) in Gate.nearMisses(in: env, gates: registry.map { $0.gate } + registry.flatMap { $0.switches }, known: known) {
+            let value = env[variable] ?? ""
+            // (With the gate itself set too, the look-alike decides nothing: a warning.)
+            guard env[gate] != nil || (try? Gate.parse(variable: variable, value: value)) == .off else {
+                throw RejectReason(.gate, "\(variable)=\(Masking.preview(value, limit: Quoting.tokenLimit)) looks like a misspelling of \(gate), which is not set: the task it switches on would be skipped; name the variable \(gate)")
+            }
+            warnings.append("\(variable) looks like \(gate)")
+        }
         return ReleasePlan(app: app, directory: directory, preset: inspection.preset?.name, steps: steps, warnings: warnings)
     }
 }

@@ -55,6 +55,13 @@ let package = Package(
             ],
             path: "Sources/Plugins"
         ),
+        // The container engine (podman's command line): image lookups and mounts, the
+        // environment split that keeps every value out of argv, image intake.
+        .target(
+            name: "ReleaseContainers",
+            dependencies: ["ReleaseKit", "CLinuxSyscalls"],
+            path: "Sources/Containers"
+        ),
         .target(
             name: "ReleaseWatcher",
             dependencies: [.product(name: "SystemPackage", package: "swift-system")],
@@ -65,7 +72,7 @@ let package = Package(
         .executableTarget(
             name: "released",
             dependencies: [
-                "ReleaseKit", "ReleasePlugins", "ReleaseWatcher", "CSystemd",
+                "ReleaseKit", "ReleasePlugins", "ReleaseWatcher", "ReleaseContainers", "CSystemd", "CLinuxSyscalls",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -78,7 +85,7 @@ let package = Package(
         .executableTarget(
             name: "releasectl",
             dependencies: [
-                "ReleaseKit", "ReleasePlugins", "ReleaseWatcher",
+                "ReleaseKit", "ReleasePlugins", "ReleaseWatcher", "ReleaseContainers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],

@@ -1,6 +1,7 @@
 import ArgumentParser
 import FoundationEssentials
 import Glibc
+import ReleaseContainers
 import ReleaseKit
 import ReleasePlugins
 import SystemPackage
@@ -23,7 +24,9 @@ struct Plan: RunnableCommand {
 
     @OptionGroup var spoolOptions: SpoolOptions
     @Option(name: .long, help: ArgumentHelp("The app.", valueName: "name")) var app: String
-    @Option(name: .long, help: ArgumentHelp("The app directory.", valueName: "dir")) var dir: String
+    @Option(name: .long, help: ArgumentHelp("The app directory (with --image: optional).", valueName: "dir")) var dir: String?
+    @Option(name: .long, help: ArgumentHelp("An image release: its files are read from this image (as root: podman image mount).", valueName: "ref"))
+    var image: String?
     @OptionGroup var envOptions: EnvOptions
     @OptionGroup var taskOptions: TaskOptions
     @Option(name: .long, help: ArgumentHelp("The daemon's configuration, for app-roots and the release time limit (default: /etc/releasectl/released.toml if readable).", valueName: "file"))
@@ -33,17 +36,20 @@ struct Plan: RunnableCommand {
 
     func validate() throws {
         guard Syntax.isValidAppName(app) else { throw ValidationError("--app \(Masking.preview(app)) is not a valid app name") }
-        guard !dir.isEmpty else { throw ValidationError("--dir must not be empty") }
+        if let dir, dir.isEmpty { throw ValidationError("--dir must not be empty") }
+        guard dir != nil || image != nil else { throw ValidationError("give --dir, --image, or both") }
+        if let image, !Syntax.isValidImageReference(image) { throw ValidationError("--image \(Masking.preview(image)) is not an image reference") }
     }
 
     /// The `--json` shape: the contract's fields, then extras (`workingDirectory`,
     /// `releaseTimeout`, `warnings`). Each task says `willFail`, with the reason in `problem`
     /// when it will; `preset` is null when none was detected. Members in this order, always.
-    static func json(_ plan: ReleasePlan, releaseTimeout: String, masking: Masking) -> String {
+    static func json(_ plan: ReleasePlan, releaseTimeout: String, masking: Masking, image: String? = nil) -> String {
         var w = PrettyJSONWriter()
         w.beginObject()
         w.key("app"); w.string(plan.app)
         w.key("directory"); w.string(plan.directory)
+        if let image { w.key("image"); w.string(image) }
         w.key("preset"); w.string(plan.preset)
         w.key("tasks")
         w.beginArray()
@@ -85,7 +91,7 @@ struct Plan: RunnableCommand {
     func execute() async throws {
         let env = try envOptions.resolve()
         let tasks = try taskOptions.resolve(known: Registry.tasks.map { $0.name })
-        let directory = FilePath(dir).absolute().string
+        let directory = dir.map { FilePath($0).absolute().string }
         let daemonConfig: DaemonConfig
         do { daemonConfig = try DaemonConfig.load(path: config) } catch {
             // Only an explicit --config is an error; an unreadable default file is skipped.
@@ -96,16 +102,29 @@ struct Plan: RunnableCommand {
         let masking = Masking(env: env)
         let plan: ReleasePlan
         do throws(RejectReason) {
-            plan = try RequestIntake.plan(app: app, directory: directory, env: env, tasks: tasks, policy: policy,
-                                          registry: Registry.tasks, credentials: nil)
+            if let image {
+                // The image is read as the daemon will (mounted, nothing of it run); one the
+                // engine does not have is planned from what the request says until it is pulled.
+                let request = ReleaseRequest(id: ReleaseID.generate(), app: app, release: "plan", directory: directory, image: image,
+                                             env: env, tasks: tasks)
+                let environment = ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" }
+                let engine = ContainerEngine(executable: daemonConfig.containerEngine, environment: environment)
+                let result = try ImageIntake.validate(request, engine: engine, policy: policy, registry: Registry.tasks, credentials: nil)
+                plan = result.validation.plan
+                if result.image == nil { Output.error("the engine does not have \(image) yet: planned without its files (release.toml, Procfile, preset) until it is pulled") }
+            } else {
+                plan = try RequestIntake.plan(app: app, directory: directory ?? "", env: env, tasks: tasks, policy: policy,
+                                              registry: Registry.tasks, credentials: nil)
+            }
         } catch {
             throw CLIError(2, "the release would be rejected: \(masking.apply(error.message))")
         }
         let releaseTimeout = DurationParser.format(daemonConfig.releaseTimeout)
         if json {
-            Output.line(Self.json(plan, releaseTimeout: releaseTimeout, masking: masking))
+            Output.line(Self.json(plan, releaseTimeout: releaseTimeout, masking: masking, image: image))
         } else {
-            Output.out(Self.text(plan, releaseTimeout: releaseTimeout, masking: masking, user: Self.user(of: app, in: daemonConfig)))
+            Output.out(Self.text(plan, releaseTimeout: releaseTimeout, masking: masking, user: Self.user(of: app, in: daemonConfig),
+                                 image: image))
         }
         // A task that would run and is already known to fail: the release would fail (exit 1).
         let failing = plan.steps.filter { $0.willRun && $0.problem != nil }.map(\.name)
@@ -127,11 +146,11 @@ struct Plan: RunnableCommand {
     ///   skip  migrate      left to the Procfile release: line
     /// ```
     /// `notes`: an extra line for a task that runs (notify: where it posts).
-    static func text(_ plan: ReleasePlan, releaseTimeout: String, masking: Masking, user: String? = nil) -> String {
+    static func text(_ plan: ReleasePlan, releaseTimeout: String, masking: Masking, user: String? = nil, image: String? = nil) -> String {
         let pad = String(repeating: " ", count: 21)
-        var out = "\(plan.app) in \(plan.directory)\n"
+        var out = "\(plan.app) in " + (image.map { "image \($0)" } ?? plan.directory) + "\n"
         out += "  preset:            \(plan.preset ?? "none detected")\n"
-        out += "  working directory: \(plan.directory)\n"
+        out += "  working directory: \(plan.directory)" + (image == nil ? "" : " (in the container)") + "\n"
         if let user { out += "  runs as:           \(user)\n" }
         out += "  release limit:     \(releaseTimeout)\n\n"
         for step in plan.steps {

@@ -20,7 +20,7 @@ struct Retry: RunnableCommand {
             throw CLIError(2, "the request of \(id) is not readable (a rejected request that was not valid cannot be retried)")
         }
         let request = ReleaseRequest(id: ReleaseID.generate(), app: old.app, release: old.release, directory: old.directory,
-                                     env: old.env, tasks: old.tasks, retryOf: old.id)
+                                     image: old.image, env: old.env, tasks: old.tasks, retryOf: old.id)
         try Spooling.submitAndReport(request, spool: spool, wait: waitOptions)
     }
 }

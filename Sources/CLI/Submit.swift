@@ -23,8 +23,11 @@ struct Submit: RunnableCommand {
     @Option(name: .long, help: ArgumentHelp("The release label shown to people, e.g. v42.", valueName: "label"))
     var release: String
 
-    @Option(name: .long, help: ArgumentHelp("The app directory of this release.", valueName: "dir"))
-    var dir: String
+    @Option(name: .long, help: ArgumentHelp("The app directory of this release (with --image: optional; its release.toml wins over the image's).", valueName: "dir"))
+    var dir: String?
+
+    @Option(name: .long, help: ArgumentHelp("Run the tasks in containers of this image (podman's name for it).", valueName: "ref"))
+    var image: String?
 
     @OptionGroup var envOptions: EnvOptions
     @OptionGroup var taskOptions: TaskOptions
@@ -37,14 +40,18 @@ struct Submit: RunnableCommand {
         guard Syntax.isValidReleaseLabel(release) else {
             throw ValidationError("--release must be 1 to 128 printable characters")
         }
-        guard !dir.isEmpty else { throw ValidationError("--dir must not be empty") }
+        if let dir, dir.isEmpty { throw ValidationError("--dir must not be empty") }
+        guard dir != nil || image != nil else { throw ValidationError("give --dir, --image, or both") }
+        if let image, !Syntax.isValidImageReference(image) {
+            throw ValidationError("--image \(Masking.preview(image)) is not an image reference (letters, digits and ._-/:@+, at most 255)")
+        }
     }
 
     func execute() async throws {
         let env = try envOptions.resolve()
         let tasks = try taskOptions.resolve(known: Registry.tasks.map { $0.name })
         let request = ReleaseRequest(id: ReleaseID.generate(), app: app, release: release,
-                                     directory: FilePath(dir).absolute().string, env: env, tasks: tasks)
+                                     directory: dir.map { FilePath($0).absolute().string }, image: image, env: env, tasks: tasks)
         try Spooling.submitAndReport(request, spool: spoolOptions.resolved, wait: waitOptions)
     }
 }

@@ -38,3 +38,5 @@ int rc_pidfd_send_signal(int pidfd, int signal) { return (int)syscall(SYS_pidfd_
 int rc_waitid_usage(int idtype, int id, void *info, int options, void *usage) {
     return (int)syscall(SYS_waitid, idtype, id, info, options, usage);
 }
+
+int rc_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }

@@ -1,6 +1,8 @@
 import ArgumentParser
+import FoundationEssentials
 import Glibc
 import Logging
+import ReleaseContainers
 import ReleaseKit
 import ReleasePlugins
 import ServiceLifecycle
@@ -129,8 +131,19 @@ struct Released: AsyncParsableCommand {
         let metrics = MetricsSlot()
         metrics.use(path: daemonConfig.metricsFile)
         metrics.metrics?.restoreLastSuccess(from: spool.finishedRecords())
+        let environment = ProcessInfo.processInfo.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
         let context = DaemonContext(spool: spool, registry: Registry.tasks, processGuard: processGuard, notifier: notifier,
-                                    coordinator: LocalCoordinator(), metrics: metrics, logger: logger)
+                                    coordinator: LocalCoordinator(), metrics: metrics, logger: logger, environment: environment)
+        let engine = ContainerEngine(executable: daemonConfig.containerEngine, environment: environment)
+        if let program = ExecutableLookup.find(engine.executable, path: ContainerExecutor.path(of: environment)) {
+            processGuard?.use(engine: program)
+            // Containers of releases that were running when the daemon last stopped.
+            let left = engine.containers(label: ContainerEngine.spoolLabel, value: spool.root.string)
+            if !left.isEmpty {
+                logger.warning("removing \(left.count) container(s) of releases that were running when the daemon stopped: \(left.joined(separator: ", "))")
+                engine.remove(left)
+            }
+        }
         let (jobs, jobsContinuation) = AsyncStream.makeStream(of: Job.self)
         let (intakeWork, intakeContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         let scheduler = Scheduler(context: context, config: daemonConfig, jobs: jobsContinuation, intakeWork: intakeContinuation)
@@ -140,8 +153,14 @@ struct Released: AsyncParsableCommand {
         let running = RunningTasks()
         let release = ReleaseService(
             context: context, scheduler: scheduler, jobs: jobs, jobsContinuation: jobsContinuation,
-            executor: { job in
-                HostExecutor(processGuard: processGuard, killGrace: job.config.killGrace, identity: job.admission.identity, running: running)
+            executor: { job, admission in
+                if let image = admission.request.image {
+                    return ContainerExecutor(engine: ContainerEngine(executable: job.config.containerEngine, environment: environment),
+                                             image: image, workingDirectory: admission.workingDirectory ?? "/",
+                                             settings: job.config.settings(for: admission.request.app), identity: admission.identity,
+                                             spool: spool, processGuard: processGuard, killGrace: job.config.killGrace)
+                }
+                return HostExecutor(processGuard: processGuard, killGrace: job.config.killGrace, identity: admission.identity, running: running)
             },
             shutdownGrace: { configBox.value.shutdownGrace })
         let watchdog = WatchdogService(scheduler: scheduler, notifier: notifier)
@@ -163,7 +182,7 @@ struct Released: AsyncParsableCommand {
                 .init(service: signals),
                 .init(service: MetricsService(slot: metrics)),
                 .init(service: MaintenanceService(scheduler: scheduler, spool: spool, logger: logger)),
-                .init(service: IntakeService(scheduler: scheduler, work: intakeWork)),
+                .init(service: IntakeService(scheduler: scheduler, spool: spool, work: intakeWork)),
                 .init(service: WatchService(scheduler: scheduler, spool: spool, notifier: notifier, logger: logger)),
                 .init(service: release, successTerminationBehavior: .gracefullyShutdownGroup),
             ],

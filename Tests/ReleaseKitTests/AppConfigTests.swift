@@ -79,7 +79,7 @@ struct AppConfigTests {
     }
 
     static let cases: [Case] = [
-        Case("[other]\nx = 1", #"unknown key "other" (release.toml holds [tasks.<name>] tables)"#),
+        Case("[other]\nx = 1", #"unknown key "other" (release.toml holds [tasks.<name>] tables, [limits] and workdir)"#),
         Case("tasks = 5", #""tasks" must be a table of [tasks.<name>] tables"#),
         Case("[tasks.deploy]\ncommand = \"x\"", #"unknown task "deploy" (known: procfile, migrate, seed, cache-clear, notify)"#),
         Case("[tasks.Migrate]\ncommand = \"x\"", #"unknown task "Migrate" (known: procfile, migrate, seed, cache-clear, notify)"#),
@@ -92,7 +92,7 @@ struct AppConfigTests {
         Case("[tasks.migrate]\ncommand = [\"rake\", 1]", "[tasks.migrate] command array must hold only strings"),
         Case("[tasks.migrate]\ncommand = 5", "[tasks.migrate] command must be a string (run by /bin/sh -c) or an array of strings"),
         Case("[tasks.migrate]\ncommand = { run = \"x\" }", "[tasks.migrate] command must be a string (run by /bin/sh -c) or an array of strings"),
-        Case("[tasks.migrate]\ncmd = \"x\"", #"unknown key "cmd" in [tasks.migrate] (known: command, timeout)"#),
+        Case("[tasks.migrate]\ncmd = \"x\"", #"unknown key "cmd" in [tasks.migrate] (known: command, timeout, memory, cpus, pids)"#),
         Case("[tasks.migrate]\ntimeout = \"soon\"", #"[tasks.migrate] timeout: "soon" is not a duration (examples: 90, 30s, 15m, 1h30m, 500ms)"#),
         Case("[tasks.migrate]\ntimeout = \"0s\"", #"[tasks.migrate] timeout: "0s" is not a duration (examples: 90, 30s, 15m, 1h30m, 500ms)"#),
         Case("[tasks.migrate]\ntimeout = \"0\"", #"[tasks.migrate] timeout: "0" is not a duration (examples: 90, 30s, 15m, 1h30m, 500ms)"#),

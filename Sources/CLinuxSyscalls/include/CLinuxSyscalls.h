@@ -40,6 +40,10 @@ int rc_thread_setgroups(size_t count, const gid_t *groups);
 int rc_thread_setfsuid(uid_t uid);
 int rc_thread_setfsgid(gid_t gid);
 
+/// pipe2(2) with O_CLOEXEC: both ends close-on-exec from the start (no child spawned by
+/// another thread in between inherits them).
+int rc_pipe_cloexec(int fds[2]);
+
 /// pidfd_open(2) and pidfd_send_signal(2) (Linux 5.3 / 5.1).
 int rc_pidfd_open(pid_t pid, unsigned int flags);
 int rc_pidfd_send_signal(int pidfd, int signal);

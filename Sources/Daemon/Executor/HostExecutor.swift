@@ -16,10 +16,19 @@ struct HostExecutor: TaskExecutor {
     let identity: TaskIdentity?
     let running: RunningTasks
 
-    /// Why the task was ended before it finished by itself.
-    private enum Stop: Sendable {
+    /// Why a task was ended before it finished by itself.
+    enum Stop: Sendable {
         case deadline
         case stopped(StopReason)
+
+        /// In words, for the release log.
+        var why: String {
+            switch self {
+            case .stopped(.cancelled): "the release was cancelled"
+            case .stopped(.shutdown): "the daemon is shutting down"
+            case .deadline: "time limit reached"
+            }
+        }
     }
 
     private struct Finished: Sendable {
@@ -111,13 +120,8 @@ struct HostExecutor: TaskExecutor {
             let stop = await withTaskGroup(of: Stop?.self) { race in
                 race.addTask {
                     guard let stop = await Self.stop(deadline: deadline, control: control) else { return nil }
-                    let why = switch stop {
-                    case .stopped(.cancelled): "the release was cancelled"
-                    case .stopped(.shutdown): "the daemon is shutting down"
-                    case .deadline: "time limit reached"
-                    }
                     await Termination.end(group, grace: grace,
-                                          onTerm: { log.note("\(task): \(why); sending SIGTERM to its processes", level: .warning) },
+                                          onTerm: { log.note("\(task): \(stop.why); sending SIGTERM to its processes", level: .warning) },
                                           onKill: { log.note("\(task): still running after \(DurationParser.format(grace)); sending SIGKILL", level: .warning) })
                     return stop
                 }
@@ -150,7 +154,7 @@ struct HostExecutor: TaskExecutor {
     }
 
     /// Waits for the deadline or a stop; nil when cancelled first (the task ended by itself).
-    private static func stop(deadline: ContinuousClock.Instant, control: ReleaseControl) async -> Stop? {
+    static func stop(deadline: ContinuousClock.Instant, control: ReleaseControl) async -> Stop? {
         await withTaskGroup(of: Stop?.self) { race in
             race.addTask {
                 do { try await Task.sleep(until: deadline, clock: .continuous) } catch { return nil }

@@ -1,6 +1,7 @@
 import FoundationEssentials
 import Glibc
 import Logging
+import ReleaseContainers
 import ReleaseKit
 import SystemPackage
 
@@ -13,6 +14,11 @@ struct Admission: Sendable {
     let identity: TaskIdentity?
     /// The request's file in `incoming/`.
     let file: FileIdentity
+    /// For an image release: the image as the engine had it (nil while it is not there yet:
+    /// it is pulled, and the release planned again from it, when the release starts).
+    var image: ContainerEngine.Image? = nil
+    /// For an image release: where its tasks run in the container.
+    var workingDirectory: String? = nil
 
     var plan: ReleasePlan { validation.plan }
 }
@@ -26,11 +32,14 @@ struct Intake: Sendable {
     let config: DaemonConfig
     let policy: IntakePolicy
     let registry: [any ReleaseTask.Type]
+    /// The engine image releases run through, with the daemon's environment.
+    let engine: ContainerEngine
 
-    init(config: DaemonConfig, registry: [any ReleaseTask.Type], logger: Logger) {
+    init(config: DaemonConfig, registry: [any ReleaseTask.Type], logger: Logger, environment: [String]) {
         self.config = config
         self.registry = registry
         policy = Self.policy(for: config, logger: logger)
+        engine = ContainerEngine(executable: config.containerEngine, environment: environment)
     }
 
     /// Who may submit (users and groups by name or number) and where apps may live.
@@ -61,6 +70,34 @@ struct Intake: Sendable {
     /// of the same key.
     func serialKey(for app: String) -> String { config.apps[app]?.serialKey ?? app }
 
+    /// What intake made of one file.
+    enum Evaluation: Sendable {
+        /// The file is gone (moved by an earlier event).
+        case gone
+        /// It cannot be read as a request.
+        case unreadable(RequestIntake.Rejection)
+        /// It is a request, but one that cannot be accepted.
+        case invalid(RequestIntake.RequestFile, RejectReason)
+        /// It is accepted.
+        case admitted(RequestIntake.RequestFile, Admission)
+    }
+
+    /// Reads `incoming/<name>` and validates what it asks for: the whole of intake but what
+    /// depends on the scheduler's state (duplicates, cancels). No event-loop state is
+    /// touched, so it runs on a thread of its own.
+    func evaluate(_ name: SpoolName, spool: Spool) -> Evaluation {
+        switch read(name, spool: spool) {
+        case .failure(let rejection):
+            if rejection.reason.code == .unreadable, !spool.exists(.incoming, name) { return .gone }
+            return .unreadable(rejection)
+        case .success(let file):
+            switch admit(file) {
+            case .failure(let reason): return .invalid(file, reason)
+            case .success(let admission): return .admitted(file, admission)
+            }
+        }
+    }
+
     /// Reads and checks `incoming/<name>`.
     func read(_ name: SpoolName, spool: Spool) -> Result<RequestIntake.RequestFile, RequestIntake.Rejection> {
         Result { () throws(RequestIntake.Rejection) in try RequestIntake.read(name, spool: spool, policy: policy) }
@@ -72,11 +109,27 @@ struct Intake: Sendable {
         Result { () throws(RejectReason) -> Admission in
             let request = file.request
             let identity = try TaskIdentity.resolve(app: request.app, config: config)
-            let validation = try RequestIntake.validate(app: request.app, directory: request.directory, env: request.env,
-                                                        tasks: request.tasks, policy: policy, registry: registry,
-                                                        credentials: identity?.credentials)
-            return Admission(request: request, validation: validation, identity: identity, file: file.identity)
+            guard request.image != nil else {
+                guard let directory = request.directory else { throw RejectReason(.schema, "the request has no \"directory\"") }
+                let validation = try RequestIntake.validate(app: request.app, directory: directory, env: request.env,
+                                                            tasks: request.tasks, policy: policy, registry: registry,
+                                                            credentials: identity?.credentials)
+                return Admission(request: request, validation: validation, identity: identity, file: file.identity)
+            }
+            return try admitImage(request, identity: identity, file: file.identity)
         }
+    }
+
+    /// An image release: its app files read from the image (see `ImageIntake`), its
+    /// environment checked to reach the container by name.
+    func admitImage(_ request: ReleaseRequest, identity: TaskIdentity?, file: FileIdentity) throws(RejectReason) -> Admission {
+        let env = TaskEnvironment.make(request: request, task: "", home: "/", directory: "/")
+        if let problem = ContainerEnvironment(env, daemonEnvironment: engine.environment).problem {
+            throw RejectReason(.env, problem)
+        }
+        let result = try ImageIntake.validate(request, engine: engine, policy: policy, registry: registry, credentials: identity?.credentials)
+        return Admission(request: request, validation: result.validation, identity: identity, file: file, image: result.image,
+                         workingDirectory: result.workingDirectory)
     }
 
     /// Whether an admission still holds: its request file and every app file it was made
@@ -86,7 +139,9 @@ struct Intake: Sendable {
         let request = admission.request
         guard let st = spool.fileStatus(.incoming, SpoolName("\(request.id).json")), FileIdentity(st) == admission.file,
               (try? TaskIdentity.resolve(app: request.app, config: config)) == admission.identity else { return false }
-        return RequestIntake.isUnchanged(admission.validation, directory: request.directory, credentials: admission.identity?.credentials)
+        // (An image release's image is looked at again when it starts.)
+        guard let directory = request.directory else { return true }
+        return RequestIntake.isUnchanged(admission.validation, directory: directory, credentials: admission.identity?.credentials)
     }
 
     /// The record of a file that cannot be accepted. What could be read of a broken file is

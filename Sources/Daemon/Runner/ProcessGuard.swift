@@ -1,4 +1,5 @@
 import Glibc
+import ReleaseContainers
 import ReleaseKit
 import Logging
 import Synchronization
@@ -45,9 +46,8 @@ public final class ProcessGuard: Sendable {
         var child: pid_t = 0
         let argv: [UnsafeMutablePointer<CChar>?] = [strdup("released"), strdup(flag), nil]
         defer { argv.forEach { free($0) } }
-        let envp: [UnsafeMutablePointer<CChar>?] = [strdup("SWIFT_BACKTRACE=enable=no"), nil]
-        defer { envp.forEach { free($0) } }
-        let rc = posix_spawn(&child, exe, &actions, &attr, argv, envp)
+        // The daemon's own environment: the container engine it may have to run needs it.
+        let rc = posix_spawn(&child, exe, &actions, &attr, argv, environ)
         close(fds[0])
         guard rc == 0 else {
             close(fds[1])
@@ -80,6 +80,15 @@ public final class ProcessGuard: Sendable {
     /// Forgets an app user's task once it ended.
     public func unregister(user uid: uid_t) { send("u\(uid)\n") }
 
+    /// Registers a task's container: when the daemon dies, it is removed through the engine.
+    public func register(container name: String) { send("C\(name)\n") }
+
+    /// Forgets a container once its task ended.
+    public func unregister(container name: String) { send("c\(name)\n") }
+
+    /// Names the container engine (a path) that removes containers when the daemon dies.
+    public func use(engine: String) { send("E\(engine)\n") }
+
     private func send(_ line: String) {
         FileOutput.write(writeFD, line)
     }
@@ -94,6 +103,8 @@ public final class ProcessGuard: Sendable {
         var releases = Set<String>()
         // App users with tasks running: how many, and since when (clock ticks since boot).
         var users: [uid_t: (count: Int, since: UInt64)] = [:]
+        var containers = Set<String>()
+        var engine: String?
         var pending: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
@@ -109,6 +120,9 @@ public final class ProcessGuard: Sendable {
                 switch op {
                 case "R": releases.insert(argument)
                 case "r": releases.remove(argument)
+                case "C": containers.insert(argument)
+                case "c": containers.remove(argument)
+                case "E": engine = argument
                 case "U", "u":
                     guard let uid = uid_t(argument), uid != 0 else { continue }
                     if op == "U" {
@@ -127,6 +141,13 @@ public final class ProcessGuard: Sendable {
         // The daemon is gone: nothing it started may stay.
         for group in groups {
             kill(-group, SIGKILL)
+        }
+        if let engine, !containers.isEmpty {
+            var environment: [String] = []
+            var entry = environ
+            while let e = entry.pointee { environment.append(String(cString: e)); entry += 1 }
+            _ = EngineCommand.run(engine, ["rm", "--force", "--time", "0"] + containers.sorted(),
+                                  environment: ContainerEngine.engineEnvironment(environment))
         }
         var leftovers = releases.isEmpty ? [] : ProcessTable.processes(withReleaseIn: releases)
         if !users.isEmpty {

@@ -12,7 +12,10 @@ import SystemPackage
 struct ReleaseRunner: Sendable {
     let spool: Spool
     let registry: [any ReleaseTask.Type]
-    let executor: any TaskExecutor
+    /// The executor for the release's tasks, given its admission (ready to run).
+    let executor: @Sendable (Admission) -> any TaskExecutor
+    /// Makes an image release's image ready (see `ImagePreparation`).
+    let preparation: ImagePreparation?
     let releaseTimeout: Duration
     let logger: Logger
     /// Told when a task starts: (task, 1-based index, number of tasks that will run).
@@ -21,7 +24,8 @@ struct ReleaseRunner: Sendable {
     /// How long a reporting task (notify) may take, at most.
     static let reportLimit = Duration.seconds(120)
 
-    func run(_ admission: Admission, control: ReleaseControl) async -> ReleaseRecord {
+    func run(_ admitted: Admission, control: ReleaseControl) async -> ReleaseRecord {
+        var admission = admitted
         let request = admission.request
         // Built on a thread of its own: with a request full of long secrets it takes a while,
         // and it must not hold a thread of the cooperative pool meanwhile.
@@ -40,13 +44,30 @@ struct ReleaseRunner: Sendable {
                                  warnings: admission.plan.warnings, directory: request.directory, submittedAt: request.submittedAt,
                                  retryOf: request.retryOf?.rawValue)
         base.startedAt = Date()
+        base.image = request.image
+        // An image release's image first: pulled, looked up, the plan made again from it if need be.
+        var unprepared: TaskFailure?
+        if let preparation, request.image != nil {
+            switch await preparation.prepare(admission, log: log) {
+            case .success(let ready):
+                admission = ready
+                base.imageID = ready.image?.id
+                base.warnings = ready.plan.warnings
+            case .failure(let failure):
+                unprepared = failure
+            }
+        }
         var progress = ReleaseProgress(plan: admission.plan, record: base, masking: masking)
+        if let unprepared { progress.failBeforeTasks(unprepared.reason) }
+        let executor = executor(admission)
+        let directory = admission.workingDirectory ?? request.directory ?? "/"
         let names = progress.toRun
         log.note("\(request.app) \(request.release): " + (names.isEmpty ? "no tasks to run" : "running \(names.joined(separator: ", "))"),
                  metadata: ["message.id": "\(MessageID.releaseStarted)", "release.state": "running"])
         for warning in admission.plan.warnings {
             log.note("warning: \(warning)", level: .warning)
         }
+        if let unprepared { log.note(unprepared.reason, level: .error) }
 
         let home = admission.identity?.home ?? TaskIdentity.home(of: getuid())
         var count = 0
@@ -67,8 +88,9 @@ struct ReleaseRunner: Sendable {
             taskLogger[metadataKey: "release.task"] = "\(step.name)"
             let runner = ExecutorRunner(executor: executor, log: log, control: control)
             let context = TaskContext(
-                request: request, task: step.name, environment: TaskEnvironment.make(request: request, task: step.name, home: home),
-                directory: FilePath(request.directory), command: step.command, deadline: deadline, outcome: progress.record,
+                request: request, task: step.name,
+                environment: TaskEnvironment.make(request: request, task: step.name, home: home, directory: directory),
+                directory: FilePath(directory), command: step.command, deadline: deadline, outcome: progress.record,
                 masking: masking, logger: taskLogger, runner: runner)
             var failure = await run(step, context: context, control: control, deadline: deadline)
             if let f = failure, f.state == .timedOut {

@@ -100,7 +100,7 @@ struct RejectionLedger {
 
 extension Scheduler {
     /// Files that appeared in `incoming/` (see `Arrivals.look`): each is noted for its owner,
-    /// and the intake service takes them in (`takeIn`). Returns at once, so the watcher keeps
+    /// and the intake service takes them in (`nextIntake`, `settle`). Returns at once, so the watcher keeps
     /// reading.
     func arrived(_ found: [Arrivals.Found]) {
         for item in found {
@@ -110,13 +110,28 @@ extension Scheduler {
         if !arrivals.isEmpty { intakeWork.yield() }
     }
 
-    /// Takes in up to `limit` arrivals, round-robin by owner; rejections are filed with one
-    /// fsync of `rejected/` at the end. Returns whether more wait.
-    func takeIn(limit: Int = 64) -> Bool {
+    /// Up to `limit` arrivals to take in, round-robin by owner, with the intake of the moment:
+    /// the intake service evaluates them off the event loop (`Intake.evaluate`) and hands the
+    /// results back to `settle`. Until then they are in flight: a cancel for one waits.
+    func nextIntake(limit: Int = 64) -> (batch: [(name: SpoolName, owner: uid_t)], intake: Intake, generation: Int) {
+        var batch: [(name: SpoolName, owner: uid_t)] = []
+        while batch.count < limit, let next = arrivals.take() {
+            batch.append(next)
+            inFlight.insert(next.name)
+        }
+        return (batch, intake, intakeGeneration)
+    }
+
+    /// Acts on what intake made of a batch: queues what was admitted, files what was not;
+    /// rejections are filed with one fsync of `rejected/` at the end. An admission made with a
+    /// configuration since replaced is not kept (the release is validated again at start).
+    /// Returns whether more arrivals wait.
+    @discardableResult
+    func settle(_ results: [(name: SpoolName, owner: uid_t, evaluation: Intake.Evaluation)], generation: Int) -> Bool {
         var filed = false
-        for _ in 0..<limit {
-            guard let (name, owner) = arrivals.take() else { break }
-            filed = intake(name, owner: owner) || filed
+        for (name, owner, evaluation) in results {
+            inFlight.remove(name)
+            filed = settle(name, owner: owner, evaluation, current: generation == intakeGeneration) || filed
         }
         if filed { try? context.spool.sync(.rejected) }
         reportRejections()
@@ -124,41 +139,41 @@ extension Scheduler {
         return !arrivals.isEmpty
     }
 
-    /// Takes one file in; returns whether a rejection was filed.
-    private func intake(_ name: SpoolName, owner: uid_t) -> Bool {
+    /// Acts on one file; returns whether a rejection was filed.
+    private func settle(_ name: SpoolName, owner: uid_t, _ evaluation: Intake.Evaluation, current: Bool) -> Bool {
         let spool = context.spool
-        let file: RequestIntake.RequestFile
-        switch intake.read(name, spool: spool) {
-        case .failure(let rejection):
-            if rejection.reason.code == .unreadable, !spool.exists(.incoming, name) {
-                return false  // already gone (moved by an earlier event)
-            }
-            return self.file(name, owner: owner, reason: rejection.reason, partial: rejection.partial, request: nil, durable: false)
-        case .success(let read):
-            file = read
+        let request: ReleaseRequest
+        switch evaluation {
+        case .gone:
+            return false  // already gone (moved by an earlier event)
+        case .unreadable(let rejection):
+            return file(name, owner: owner, reason: rejection.reason, partial: rejection.partial, request: nil, durable: false)
+        case .invalid(let read, _), .admitted(let read, _):
+            request = read.request
         }
-        let request = file.request
         let id = request.id.rawValue
-        if queue.isWaiting(request.id) || started[request.id] != nil || spool.exists(spool.requestPath(.running, id))
-            || spool.exists(spool.recordPath(.done, id)) || spool.exists(spool.recordPath(.rejected, id)) {
-            return self.file(name, owner: owner, reason: RejectReason(.duplicateID, "duplicate id: release \(id) already exists"),
-                             partial: .init(id: id, app: request.app, release: request.release, submittedAt: request.submittedAt),
-                             request: request, stem: "\(id).duplicate", durable: false)
+        if queue.isWaiting(request.id) || started[request.id] != nil || spool.exists(.running, "\(id).json")
+            || spool.exists(.done, "\(id).record.json") || spool.exists(.rejected, "\(id).record.json") {
+            return file(name, owner: owner, reason: RejectReason(.duplicateID, "duplicate id: release \(id) already exists"),
+                        partial: .init(id: id, app: request.app, release: request.release, submittedAt: request.submittedAt),
+                        request: request, stem: "\(id).duplicate", durable: false)
         }
         if spool.exists(.cancel, id) {
             // Cancelled before the daemon picked it up (e.g. while no daemon ran).
             cancelQueued(request)
             return false
         }
-        switch intake.admit(file) {
-        case .failure(let reason):
-            return self.file(name, owner: owner, reason: reason, partial: .init(), request: request, durable: false)
-        case .success(let admission):
+        switch evaluation {
+        case .invalid(_, let reason):
+            return file(name, owner: owner, reason: reason, partial: .init(), request: request, durable: false)
+        case .admitted(_, let admission):
             queue.enqueue(ReleaseQueue.Entry(id: request.id, serialKey: intake.serialKey(for: request.app), app: request.app,
                                              release: request.release))
-            keep(admission)
+            if current { keep(admission) }
             context.logger.info("queued \(request.app) \(request.release)", metadata: .release(request, state: "queued"))
             context.metrics.metrics?.setQueueDepth(queue.waitingCount)
+            return false
+        case .gone, .unreadable:
             return false
         }
     }
@@ -232,7 +247,8 @@ extension Scheduler {
                 continue  // the marker is removed when the release ends
             }
             // Not taken in yet: intake sees the marker and cancels it then.
-            if arrivals.contains(SpoolName("\(id).json")) { continue }
+            let requestName = SpoolName("\(id).json")
+            if arrivals.contains(requestName) || inFlight.contains(requestName) { continue }
             if queue.remove(id) != nil {
                 let admission = takeAdmission(id)
                 let request = admission?.request ?? (try? intake.read(SpoolName("\(id).json"), spool: spool).get())?.request

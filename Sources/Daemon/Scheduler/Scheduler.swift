@@ -13,6 +13,8 @@ struct DaemonContext: Sendable {
     let coordinator: any Coordinator
     let metrics: MetricsSlot
     let logger: Logger
+    /// The daemon's own environment, as `KEY=value` (what the container engine runs with).
+    let environment: [String]
 }
 
 /// A release the scheduler let start; the release service runs it.
@@ -46,6 +48,10 @@ actor Scheduler {
     var admissionBytes = 0
     /// Names waiting to be taken in, by the user that owns them (see Scheduler+Intake.swift).
     var arrivals = Arrivals()
+    /// Names taken from `arrivals` whose evaluation has not been settled yet.
+    var inFlight: Set<SpoolName> = []
+    /// Counts configurations applied: an admission made under an earlier one is not kept.
+    var intakeGeneration = 0
     var rejections: RejectionLedger
     var rejectionCounts = RejectionCounts()
     /// A rejection could not be filed (disk full?): its file waits in incoming/.
@@ -64,7 +70,7 @@ actor Scheduler {
     init(context: DaemonContext, config: DaemonConfig, jobs: AsyncStream<Job>.Continuation, intakeWork: AsyncStream<Void>.Continuation) {
         self.context = context
         self.config = config
-        self.intake = Intake(config: config, registry: context.registry, logger: context.logger)
+        self.intake = Intake(config: config, registry: context.registry, logger: context.logger, environment: context.environment)
         self.jobs = jobs
         self.intakeWork = intakeWork
         self.rejections = RejectionLedger(spool: context.spool)
@@ -79,7 +85,8 @@ actor Scheduler {
             context.metrics.metrics?.setQueueDepth(queue.waitingCount)
         }
         config = newConfig
-        intake = Intake(config: newConfig, registry: context.registry, logger: context.logger)
+        intake = Intake(config: newConfig, registry: context.registry, logger: context.logger, environment: context.environment)
+        intakeGeneration += 1
         admissions = [:]
         admissionBytes = 0
         dispatch()
@@ -112,24 +119,21 @@ actor Scheduler {
         var admission = takeAdmission(entry.id)
         if let cached = admission, !intake.stillHolds(cached, spool: context.spool) { admission = nil }
         if admission == nil {
-            switch intake.read(name, spool: context.spool) {
-            case .failure(let rejection):
+            switch intake.evaluate(name, spool: context.spool) {
+            case .gone:
                 queue.ended(entry.id)
-                if context.spool.exists(.incoming, name) {
-                    file(name, owner: nil, reason: rejection.reason, partial: rejection.partial, request: nil)
-                } else {
-                    context.logger.warning("\(entry.id) left incoming/ before it could start", metadata: ["release.id": "\(entry.id)"])
-                }
+                context.logger.warning("\(entry.id) left incoming/ before it could start", metadata: ["release.id": "\(entry.id)"])
                 return
-            case .success(let file):
-                switch intake.admit(file) {
-                case .failure(let reason):
-                    queue.ended(entry.id)
-                    self.file(name, owner: file.owner, reason: reason, partial: .init(), request: file.request)
-                    return
-                case .success(let fresh):
-                    admission = fresh
-                }
+            case .unreadable(let rejection):
+                queue.ended(entry.id)
+                file(name, owner: nil, reason: rejection.reason, partial: rejection.partial, request: nil)
+                return
+            case .invalid(let read, let reason):
+                queue.ended(entry.id)
+                file(name, owner: read.owner, reason: reason, partial: .init(), request: read.request)
+                return
+            case .admitted(_, let fresh):
+                admission = fresh
             }
         }
         let control = ReleaseControl()

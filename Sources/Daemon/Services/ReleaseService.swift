@@ -13,7 +13,7 @@ struct ReleaseService: Service {
     let scheduler: Scheduler
     let jobs: AsyncStream<Job>
     let jobsContinuation: AsyncStream<Job>.Continuation
-    let executor: @Sendable (Job) -> any TaskExecutor
+    let executor: @Sendable (Job, Admission) -> any TaskExecutor
     let shutdownGrace: @Sendable () -> Duration
 
     func run() async throws {
@@ -60,8 +60,13 @@ struct ReleaseService: Service {
         guard await claim(job) else { return }
         await scheduler.claimed(id)
         let app = job.entry.app, release = job.entry.release
+        let executor = executor
         let runner = ReleaseRunner(
-            spool: context.spool, registry: context.registry, executor: executor(job), releaseTimeout: job.config.releaseTimeout,
+            spool: context.spool, registry: context.registry, executor: { admission in executor(job, admission) },
+            preparation: job.admission.request.image == nil ? nil
+                : ImagePreparation(intake: Intake(config: job.config, registry: context.registry, logger: context.logger,
+                                                  environment: context.environment)),
+            releaseTimeout: job.config.releaseTimeout,
             logger: context.logger,
             onProgress: { [scheduler] task, index, count in
                 await scheduler.setProgress(id, text: "\(app) \(release): \(task) (\(index)/\(count))")

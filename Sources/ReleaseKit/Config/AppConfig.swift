@@ -18,6 +18,8 @@ public struct AppConfig: Sendable, Equatable {
     public struct TaskSettings: Sendable, Equatable {
         public var command: Command?
         public var timeout: Duration?
+        /// Limits for this task alone (over the release's `[limits]`).
+        public var limits = ResourceLimits()
 
         /// Settings as a parsed `[tasks.<name>]` table holds them (nil: not set there).
         public init(command: Command? = nil, timeout: Duration? = nil) {
@@ -27,6 +29,10 @@ public struct AppConfig: Sendable, Equatable {
     }
 
     public var tasks: [String: TaskSettings] = [:]
+    /// `[limits]`: limits for every task of the release.
+    public var limits = ResourceLimits()
+    /// For an image release: the working directory in the container (default: the image's).
+    public var workdir: String?
 
     public init(tasks: [String: TaskSettings] = [:]) { self.tasks = tasks }
 
@@ -42,7 +48,21 @@ public struct AppConfig: Sendable, Equatable {
         }
         var config = AppConfig()
         for key in table.keys where key != "tasks" {
-            throw fail("unknown key \(Quoting.quoted(key, limit: Quoting.tokenLimit)) (release.toml holds [tasks.<name>] tables)")
+            switch key {
+            case "limits":
+                guard let limits = table[key]?.table else { throw fail("[limits] must be a table of memory, cpus, pids") }
+                for k in limits.keys {
+                    guard try config.limits.read(k, limits[k]!, fail: { fail("[limits] \($0)") }) else {
+                        throw fail("unknown key \(Quoting.quoted(k, limit: Quoting.tokenLimit)) in [limits] (known: memory, cpus, pids)")
+                    }
+                }
+            case "workdir":
+                guard let dir = table[key]?.string, dir.hasPrefix("/"), !Syntax.hasControlCharacters(dir), !dir.utf8.contains(0),
+                      dir.utf8.count <= 1024 else { throw fail("workdir must be an absolute path in the container") }
+                config.workdir = dir
+            default:
+                throw fail("unknown key \(Quoting.quoted(key, limit: Quoting.tokenLimit)) (release.toml holds [tasks.<name>] tables, [limits] and workdir)")
+            }
         }
         guard let tasksValue = table["tasks"] else { return config }
         guard let tasks = tasksValue.table else { throw fail("\"tasks\" must be a table of [tasks.<name>] tables") }
@@ -83,7 +103,9 @@ public struct AppConfig: Sendable, Equatable {
                         throw fail("[tasks.\(name)] timeout: \(error)")
                     }
                 default:
-                    throw fail("unknown key \(Quoting.quoted(key, limit: Quoting.tokenLimit)) in [tasks.\(name)] (known: command, timeout)")
+                    guard try settings.limits.read(key, t[key]!, fail: { fail("[tasks.\(name)] \($0)") }) else {
+                        throw fail("unknown key \(Quoting.quoted(key, limit: Quoting.tokenLimit)) in [tasks.\(name)] (known: command, timeout, memory, cpus, pids)")
+                    }
                 }
             }
             config.tasks[name] = settings

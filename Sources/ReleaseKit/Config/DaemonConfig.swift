@@ -36,17 +36,41 @@ public struct DaemonConfig: Sendable, Equatable {
     /// rejection removes that user's oldest, so one submitter's junk can neither fill the disk
     /// nor crowd out anyone else's.
     public var rejectedLimit: Int = 1000
+    /// The container engine image releases run through: a program with podman's command line.
+    public var containerEngine = "podman"
 
     public struct AppSettings: Sendable, Equatable {
         public var user: String?
         /// The key the app's releases are serialized under (default: the app's name). Apps
         /// that share a key never release at once (apps on one database).
         public var serialKey: String?
+        /// For image releases: the network its containers join (`host`, a named network; nil:
+        /// the engine's default).
+        public var network: String?
+        /// For image releases: volumes, `host:container[:ro]`.
+        public var volumes: [String] = []
+        /// For image releases: the user its containers run as (nil: the image's).
+        public var containerUser: String?
+        /// For image releases: when to pull the image.
+        public var pull: PullPolicy = .missing
         public init(user: String? = nil, serialKey: String? = nil) {
             self.user = user
             self.serialKey = serialKey
         }
     }
+
+    /// When an image release pulls its image.
+    public enum PullPolicy: String, Sendable, Equatable, CaseIterable {
+        /// When the engine does not have it.
+        case missing
+        /// Before every release (a tag may have moved).
+        case always
+        /// Never: a missing image fails the release.
+        case never
+    }
+
+    /// The settings of an app (its `[apps.<name>]` table, or the defaults).
+    public func settings(for app: String) -> AppSettings { apps[app] ?? AppSettings() }
 
     public init() {}
 
@@ -105,6 +129,11 @@ public struct DaemonConfig: Sendable, Equatable {
             case "retention-days": c.retentionDays = try int(key, v, min: 0)
             case "retention-keep": c.retentionKeep = try int(key, v, min: 0)
             case "rejected-limit": c.rejectedLimit = try int(key, v, min: 1)
+            case "container-engine":
+                c.containerEngine = try string(key, v)
+                guard !c.containerEngine.isEmpty, !c.containerEngine.hasPrefix("-"), !c.containerEngine.contains(" ") else {
+                    throw fail("container-engine must be a program's name or path")
+                }
             case "metrics-file": c.metricsFile = try string(key, v)
             case "default-user": c.defaultUser = try string(key, v)
             case "allow-root-tasks":
@@ -125,7 +154,25 @@ public struct DaemonConfig: Sendable, Equatable {
                                 throw fail("[apps.\(name)] serial-key must be 1 to 128 printable characters")
                             }
                             settings.serialKey = key
-                        default: throw fail("unknown key \(Masking.preview(k)) in [apps.\(name)] (known: user, serial-key)")
+                        case "network":
+                            let network = try string("apps.\(name).network", t[k]!)
+                            guard Self.isName(network) else { throw fail("[apps.\(name)] network \(Masking.preview(network)) is not a network's name (or host)") }
+                            settings.network = network
+                        case "volumes":
+                            settings.volumes = try strings("apps.\(name).volumes", t[k]!)
+                            for volume in settings.volumes {
+                                if let problem = Self.volumeProblem(volume) { throw fail("[apps.\(name)] volumes: \(Masking.preview(volume)) \(problem)") }
+                            }
+                        case "container-user":
+                            let user = try string("apps.\(name).container-user", t[k]!)
+                            guard Self.isName(user, extra: ":") else { throw fail("[apps.\(name)] container-user \(Masking.preview(user)) is not a user (name or uid[:gid])") }
+                            settings.containerUser = user
+                        case "pull":
+                            let value = try string("apps.\(name).pull", t[k]!)
+                            guard let pull = PullPolicy(rawValue: value) else { throw fail("[apps.\(name)] pull must be missing, always or never, not \(Masking.preview(value))") }
+                            settings.pull = pull
+                        default:
+                            throw fail("unknown key \(Masking.preview(k)) in [apps.\(name)] (known: user, serial-key, network, volumes, container-user, pull)")
                         }
                     }
                     c.apps[name] = settings
@@ -135,6 +182,25 @@ public struct DaemonConfig: Sendable, Equatable {
             }
         }
         return c
+    }
+
+    /// A network or user name for the engine: letters, digits and `._-` (and `extra`), not
+    /// starting with `-` (it goes on the engine's command line).
+    static func isName(_ s: String, extra: String = "") -> Bool {
+        guard let first = s.utf8.first, first != UInt8(ascii: "-"), s.utf8.count <= 128 else { return false }
+        return s.utf8.allSatisfy { b in
+            (b >= 97 && b <= 122) || (b >= 65 && b <= 90) || (b >= 48 && b <= 57) || "._-".utf8.contains(b) || extra.utf8.contains(b)
+        }
+    }
+
+    /// What is wrong with a volume (`host:container[:ro]`, both absolute), or nil.
+    static func volumeProblem(_ volume: String) -> String? {
+        let parts = volume.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        guard (2...3).contains(parts.count) else { return "is not host:container or host:container:ro" }
+        guard parts[0].hasPrefix("/"), parts[1].hasPrefix("/") else { return "must name absolute paths on both sides" }
+        guard parts.count == 2 || ["ro", "rw"].contains(parts[2]) else { return "may end only in :ro or :rw" }
+        guard !volume.contains(","), !Syntax.hasControlCharacters(volume) else { return "holds a comma or a control character" }
+        return nil
     }
 
     /// Loads a config file; a missing file at the default path is an empty config, any other
@@ -166,6 +232,17 @@ public struct DaemonConfig: Sendable, Equatable {
             throw ConfigError(path: p, problem: "\(error)")
         }
         guard let text = String(validating: bytes, as: UTF8.self) else { throw ConfigError(path: p, problem: "not valid UTF-8") }
-        return try parse(text, path: p)
+        let config = try parse(text, path: p)
+        // What the file names on this host must be there: a volume's source.
+        for name in config.apps.keys.sorted() {
+            for volume in config.apps[name]!.volumes {
+                let source = String(volume.prefix { $0 != ":" })
+                var st = stat()
+                if stat(source, &st) != 0 {
+                    throw ConfigError(path: p, problem: "[apps.\(name)] volumes: \(source): \(String(cString: strerror(errno)))")
+                }
+            }
+        }
+        return config
     }
 }

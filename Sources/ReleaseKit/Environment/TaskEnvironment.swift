@@ -4,12 +4,14 @@ public enum TaskEnvironment {
     public static let defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     public static let defaultLang = "C.UTF-8"
 
-    public static func make(request: ReleaseRequest, task: String, home: String) -> [String: String] {
+    /// `directory`: where the task runs (the app directory, or the container's working
+    /// directory for an image release).
+    public static func make(request: ReleaseRequest, task: String, home: String, directory: String) -> [String: String] {
         var env = request.env
         env["RELEASE_ID"] = request.id.rawValue
         env["RELEASE_APP"] = request.app
         env["RELEASE_NAME"] = request.release
-        env["RELEASE_DIR"] = request.directory
+        env["RELEASE_DIR"] = directory
         env["RELEASE_TASK"] = task
         if env["PATH"] == nil { env["PATH"] = defaultPath }
         if env["HOME"] == nil { env["HOME"] = home }

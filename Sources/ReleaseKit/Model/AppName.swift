@@ -37,6 +37,17 @@ public enum Syntax {
         return nil
     }
 
+    /// An image reference as container engines take it: `[registry[:port]/]name[:tag][@digest]`,
+    /// 1 to 255 characters of letters, digits and `._-/:@+`, not starting with `-` (it goes on
+    /// the engine's command line: it must never be taken for an option).
+    public static func isValidImageReference(_ reference: String) -> Bool {
+        let bytes = Array(reference.utf8)
+        guard (1...255).contains(bytes.count), bytes[0] != UInt8(ascii: "-") else { return false }
+        return bytes.allSatisfy { b in
+            (b >= 97 && b <= 122) || (b >= 65 && b <= 90) || (b >= 48 && b <= 57) || "._-/:@+".utf8.contains(b)
+        }
+    }
+
     /// The control-character check used for values that end up in paths and logs.
     public static func hasControlCharacters(_ s: String) -> Bool {
         s.unicodeScalars.contains { $0.properties.generalCategory.isControl }

@@ -31,6 +31,8 @@ public struct RejectReason: Error, Sendable, Hashable, CustomStringConvertible {
         public static let appFile = Code(rawValue: "app-file")
         public static let env = Code(rawValue: "env")
         public static let user = Code(rawValue: "user")
+        /// The release's image cannot be used (not readable, bad settings for it).
+        public static let image = Code(rawValue: "image")
     }
 
     public var code: Code

@@ -11,6 +11,8 @@ extension TaskRecord {
         if let signal { w.key("signal"); w.int(signal) }
         if let startedAt { w.key("startedAt"); w.string(Timestamp.format(startedAt)) }
         if let durationMs { w.key("durationMs"); w.int(durationMs) }
+        if let cpuMs { w.key("cpuMs"); w.int(cpuMs) }
+        if let peakMemoryBytes { w.key("peakMemoryBytes"); w.int(peakMemoryBytes) }
         if let gate {
             w.key("gate")
             w.beginObject()
@@ -44,6 +46,16 @@ extension ReleaseRecord {
         for warning in warnings { w.element(); w.string(warning) }
         w.endArray()
         if let directory { w.key("directory"); w.string(directory) }
+        if let image { w.key("image"); w.string(image) }
+        if let imageID { w.key("imageID"); w.string(imageID) }
+        if let node { w.key("node"); w.string(node) }
+        if let cluster {
+            w.key("cluster")
+            w.beginObject()
+            w.key("deployKey"); w.string(cluster.deployKey)
+            w.key("ranOn"); w.string(cluster.ranOn)
+            w.endObject()
+        }
         if let submittedAt { w.key("submittedAt"); w.string(Timestamp.format(submittedAt)) }
         if let startedAt { w.key("startedAt"); w.string(Timestamp.format(startedAt)) }
         if let finishedAt { w.key("finishedAt"); w.string(Timestamp.format(finishedAt)) }

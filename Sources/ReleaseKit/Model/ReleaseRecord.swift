@@ -44,6 +44,11 @@ public struct TaskRecord: Decodable, Sendable, Equatable {
     public var signal: Int32?
     public var startedAt: Date?
     public var durationMs: Int64?
+    /// CPU time the task used, user and system, in milliseconds.
+    public var cpuMs: Int64?
+    /// The most memory the task held at once: its cgroup's peak where it had one, else its
+    /// largest process's maximum resident set.
+    public var peakMemoryBytes: Int64?
     public var gate: GateReading?
     public var command: [String]?
 
@@ -56,7 +61,7 @@ public struct TaskRecord: Decodable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, state, reason, exitStatus, signal, startedAt, durationMs, gate, command
+        case name, state, reason, exitStatus, signal, startedAt, durationMs, cpuMs, peakMemoryBytes, gate, command
     }
 
     public init(from decoder: any Decoder) throws {
@@ -68,6 +73,8 @@ public struct TaskRecord: Decodable, Sendable, Equatable {
         signal = try c.decodeIfPresent(Int32.self, forKey: .signal)
         startedAt = try c.decodeIfPresent(String.self, forKey: .startedAt).flatMap(Timestamp.parse)
         durationMs = try c.decodeIfPresent(Int64.self, forKey: .durationMs)
+        cpuMs = try c.decodeIfPresent(Int64.self, forKey: .cpuMs)
+        peakMemoryBytes = try c.decodeIfPresent(Int64.self, forKey: .peakMemoryBytes)
         gate = try c.decodeIfPresent(GateReading.self, forKey: .gate)
         command = try c.decodeIfPresent([String].self, forKey: .command)
     }
@@ -89,6 +96,14 @@ public struct ReleaseRecord: Decodable, Sendable, Equatable {
     public var reasonCode: String?
     public var warnings: [String]
     public var directory: String?
+    /// The image the tasks ran in, as requested.
+    public var image: String?
+    /// The image id it resolved to: exactly which build ran.
+    public var imageID: String?
+    /// The node the release ran on (a cluster's daemons each have one).
+    public var node: String?
+    /// How the release was coordinated in a cluster.
+    public var cluster: ClusterInfo?
     public var submittedAt: Date?
     public var startedAt: Date?
     public var finishedAt: Date?
@@ -112,7 +127,7 @@ public struct ReleaseRecord: Decodable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case version, id, app, release, state, reason, reasonCode, warnings, directory
+        case version, id, app, release, state, reason, reasonCode, warnings, directory, image, imageID, node, cluster
         case submittedAt, startedAt, finishedAt, durationMs, retryOf, tasks
     }
 
@@ -127,6 +142,10 @@ public struct ReleaseRecord: Decodable, Sendable, Equatable {
         reasonCode = try c.decodeIfPresent(String.self, forKey: .reasonCode)
         warnings = try c.decodeIfPresent([String].self, forKey: .warnings) ?? []
         directory = try c.decodeIfPresent(String.self, forKey: .directory)
+        image = try c.decodeIfPresent(String.self, forKey: .image)
+        imageID = try c.decodeIfPresent(String.self, forKey: .imageID)
+        node = try c.decodeIfPresent(String.self, forKey: .node)
+        cluster = try c.decodeIfPresent(ClusterInfo.self, forKey: .cluster)
         submittedAt = try c.decodeIfPresent(String.self, forKey: .submittedAt).flatMap(Timestamp.parse)
         startedAt = try c.decodeIfPresent(String.self, forKey: .startedAt).flatMap(Timestamp.parse)
         finishedAt = try c.decodeIfPresent(String.self, forKey: .finishedAt).flatMap(Timestamp.parse)
@@ -143,5 +162,17 @@ public struct ReleaseRecord: Decodable, Sendable, Equatable {
     /// The time used to order records newest first: the id's time for ULIDs, else when it ended.
     public var sortTime: Date {
         ReleaseID(id)?.timestamp ?? submittedAt ?? finishedAt ?? .distantPast
+    }
+}
+
+/// A cluster release's coordination: its deploy key (one run per key across the cluster) and
+/// the node that ran its tasks (this one, or the one it followed).
+public struct ClusterInfo: Decodable, Sendable, Equatable {
+    public var deployKey: String
+    public var ranOn: String?
+
+    public init(deployKey: String, ranOn: String?) {
+        self.deployKey = deployKey
+        self.ranOn = ranOn
     }
 }

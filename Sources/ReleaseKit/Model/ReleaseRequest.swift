@@ -13,18 +13,23 @@ public struct ReleaseRequest: Sendable, Equatable {
     public var id: ReleaseID
     public var app: String
     public var release: String
-    public var directory: String
+    /// The app directory; optional when `image` is given (then release.toml is read from the
+    /// image unless the directory has one).
+    public var directory: String?
+    /// The image whose containers run the tasks, as the engine names it.
+    public var image: String?
     public var env: [String: String]
     public var tasks: [String]?
     public var submittedAt: Date?
     public var retryOf: ReleaseID?
 
-    public init(id: ReleaseID, app: String, release: String, directory: String, env: [String: String] = [:],
+    public init(id: ReleaseID, app: String, release: String, directory: String?, image: String? = nil, env: [String: String] = [:],
                 tasks: [String]? = nil, submittedAt: Date? = Date(), retryOf: ReleaseID? = nil) {
         self.id = id
         self.app = app
         self.release = release
         self.directory = directory
+        self.image = image
         self.env = env
         self.tasks = tasks
         self.submittedAt = submittedAt
@@ -48,7 +53,7 @@ public struct ReleaseRequest: Sendable, Equatable {
         }
     }
 
-    static let knownFields: Set<String> = ["version", "id", "app", "release", "directory", "env", "tasks", "submittedAt", "retryOf"]
+    static let knownFields: Set<String> = ["version", "id", "app", "release", "directory", "image", "env", "tasks", "submittedAt", "retryOf"]
 
     /// Decodes and checks a request file's bytes. `partial` receives what could be read even
     /// when the request is rejected.
@@ -101,7 +106,15 @@ public struct ReleaseRequest: Sendable, Equatable {
         guard Syntax.isValidReleaseLabel(release) else {
             throw RejectReason(.schema, "\"release\" \(Masking.preview(release)) must be 1 to 128 printable characters")
         }
-        let directory = try string("directory")!
+        var image: String?
+        if let s = try string("image", required: false) {
+            guard Syntax.isValidImageReference(s) else {
+                throw RejectReason(.schema, "\"image\" \(Masking.preview(s)) is not an image reference (letters, digits and ._-/:@+, at most 255)")
+            }
+            image = s
+        }
+        // An image carries the app: the directory is then optional.
+        let directory = try string("directory", required: image == nil)
         var env: [String: String] = [:]
         switch object["env"] {
         case nil, .null?: break
@@ -146,7 +159,7 @@ public struct ReleaseRequest: Sendable, Equatable {
             guard let r = ReleaseID(s) else { throw RejectReason(.schema, "\"retryOf\" \(Masking.preview(s)) is not a release id") }
             retryOf = r
         }
-        return ReleaseRequest(id: id, app: app, release: release, directory: directory, env: env,
+        return ReleaseRequest(id: id, app: app, release: release, directory: directory, image: image, env: env,
                               tasks: tasks, submittedAt: submittedAt, retryOf: retryOf)
     }
 
@@ -157,13 +170,14 @@ public struct ReleaseRequest: Sendable, Equatable {
             var id: String
             var app: String
             var release: String
-            var directory: String
+            var directory: String?
+            var image: String?
             var env: [String: String]
             var tasks: [String]?
             var submittedAt: String?
             var retryOf: String?
         }
-        let wire = Wire(version: Self.schemaVersion, id: id.rawValue, app: app, release: release, directory: directory,
+        let wire = Wire(version: Self.schemaVersion, id: id.rawValue, app: app, release: release, directory: directory, image: image,
                         env: env, tasks: tasks, submittedAt: submittedAt.map(Timestamp.format), retryOf: retryOf?.rawValue)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

@@ -136,6 +136,17 @@ public enum RequestIntake {
         public var plan: ReleasePlan
         /// What the plan depended on in the app directory (see `AppDirectory.fingerprint`).
         public var fingerprint: [String: FileIdentity?]
+        /// release.toml's `workdir` (for an image release).
+        public var workdir: String?
+        /// release.toml's `[limits]` and each task's, by task name (see `ReleasePlan.Step.limits`).
+        public var config: AppConfig = AppConfig()
+
+        public init(plan: ReleasePlan, fingerprint: [String: FileIdentity?], config: AppConfig = AppConfig()) {
+            self.plan = plan
+            self.fingerprint = fingerprint
+            self.workdir = config.workdir
+            self.config = config
+        }
     }
 
     /// Validates what a request asks for, in full, as intake does: the directory, then the
@@ -150,8 +161,23 @@ public enum RequestIntake {
             let files = try AppDirectory.open(directory)
             let inspection = try AppInspection.inspect(files, path: TaskEnvironment.path(for: env), registry: registry)
             let plan = try ReleasePlan.make(app: app, directory: directory, env: env, tasks: tasks, registry: registry, inspection: inspection)
-            return Validation(plan: plan, fingerprint: files.fingerprint)
+            return Validation(plan: plan, fingerprint: files.fingerprint, config: inspection.config)
         }
+    }
+
+    /// Plans a release from its app's files as `files` holds them (an app directory, or an
+    /// image's working directory), release.toml from `configFrom` when it has one, the gates
+    /// and tasks from the request. The fingerprint is of what the app directory parts hold.
+    public static func validate(app: String, files: AppDirectory, configFrom: AppDirectory?, env: [String: String], tasks: [String]?,
+                                registry: [any ReleaseTask.Type]) throws(RejectReason) -> Validation {
+        let inspection = try AppInspection.inspect(files, configFrom: configFrom, path: TaskEnvironment.path(for: env), registry: registry)
+        let plan = try ReleasePlan.make(app: app, directory: files.shownPath, env: env, tasks: tasks, registry: registry, inspection: inspection)
+        return Validation(plan: plan, fingerprint: configFrom?.fingerprint ?? [:], config: inspection.config)
+    }
+
+    /// Runs `body` with file access checked as `credentials` (nil: as this process).
+    public static func performAsUser<T>(_ credentials: FileCredentials?, _ body: () throws(RejectReason) -> T) throws(RejectReason) -> T {
+        try asUser(credentials, body)
     }
 
     /// The plan alone (see `validate`).

@@ -33,15 +33,18 @@ public final class AppDirectory: Sendable {
     private let prefix: String
     private let resolution: Resolution
     private let useOpenat2: Bool
+    /// For an image: its name, said after the paths of its files.
+    private let image: String?
     /// Every name looked at, with what it was (nil: absent), for `fingerprint`.
     private let seen = Mutex<[String: FileIdentity?]>([:])
 
-    private init(rootFD: Int32, prefix: String, resolution: Resolution, shownPath: String, useOpenat2: Bool) {
+    private init(rootFD: Int32, prefix: String, resolution: Resolution, shownPath: String, useOpenat2: Bool, image: String? = nil) {
         self.rootFD = rootFD
         self.prefix = prefix
         self.resolution = resolution
         self.shownPath = shownPath
         self.useOpenat2 = useOpenat2
+        self.image = image
     }
 
     /// What everything read so far depended on: the directory itself (its change time moves
@@ -81,12 +84,14 @@ public final class AppDirectory: Sendable {
     }
 
     /// Opens the working directory `workingDirectory` (absolute, as the image says) of an image
-    /// whose root folder is mounted at `root`.
-    public static func open(imageRoot root: String, workingDirectory: String, useOpenat2: Bool = true) throws(RejectReason) -> AppDirectory {
+    /// whose root folder is mounted at `root`; messages name it as `workingDirectory` of `image`.
+    public static func open(imageRoot root: String, workingDirectory: String, image: String = "the image",
+                            useOpenat2: Bool = true) throws(RejectReason) -> AppDirectory {
         do {
             let fd = try Syscalls.open(FilePath(root), RC_O_PATH | O_DIRECTORY)
             let prefix = workingDirectory.split(separator: "/").joined(separator: "/")
-            return AppDirectory(rootFD: fd, prefix: prefix, resolution: .inRoot, shownPath: workingDirectory, useOpenat2: useOpenat2)
+            return AppDirectory(rootFD: fd, prefix: prefix, resolution: .inRoot, shownPath: workingDirectory, useOpenat2: useOpenat2,
+                                image: image)
         } catch {
             throw RejectReason(.directory, "cannot open the image's root folder: \(error)")
         }
@@ -136,7 +141,7 @@ public final class AppDirectory: Sendable {
 
     /// `name` as messages show it: the directory's path joined with the relative name.
     public func display(_ name: String) -> String {
-        shownPath.hasSuffix("/") ? shownPath + name : shownPath + "/" + name
+        (shownPath.hasSuffix("/") ? shownPath + name : shownPath + "/" + name) + (image.map { " (in \($0))" } ?? "")
     }
 
     private func problem(_ error: Errno, shown: String, code: RejectReason.Code) -> RejectReason {

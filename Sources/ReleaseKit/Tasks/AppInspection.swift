@@ -28,10 +28,17 @@ public struct AppInspection: Sendable {
     /// malformed, unreadable, not a regular file, a link leading out, or over 64 KiB rejects
     /// the release, naming the file: a file the daemon cannot read must never make it skip a
     /// task silently.
-    public static func inspect(_ app: AppDirectory, path: String, registry: [any ReleaseTask.Type]) throws(RejectReason) -> AppInspection {
+    ///
+    /// `configFrom`: where release.toml is read from instead when it has one (an image
+    /// release's `--dir`, whose release.toml wins over the image's).
+    public static func inspect(_ app: AppDirectory, configFrom: AppDirectory? = nil, path: String,
+                               registry: [any ReleaseTask.Type]) throws(RejectReason) -> AppInspection {
         var inspection = AppInspection(directory: app.shownPath)
-        if let bytes = try app.read(AppConfig.fileName, limit: maximumFileSize, code: .appConfig) {
-            let tomlPath = app.display(AppConfig.fileName)
+        var source = app
+        var found = try configFrom?.read(AppConfig.fileName, limit: maximumFileSize, code: .appConfig)
+        if found != nil { source = configFrom! } else { found = try app.read(AppConfig.fileName, limit: maximumFileSize, code: .appConfig) }
+        if let bytes = found {
+            let tomlPath = source.display(AppConfig.fileName)
             guard let text = String(validating: bytes, as: UTF8.self) else {
                 throw RejectReason(.appConfig, "\(tomlPath): not valid UTF-8")
             }

@@ -45,7 +45,8 @@ public struct ReleaseProgress: Sendable {
     /// The indexes of the steps that will run, in running order.
     private let order: [Int]
     private var cursor = 0
-    private var failure: (task: String, reason: String)?
+    /// The release's failure so far: the reason it will end with.
+    private var failure: String?
 
     /// Starts from the plan: steps that will run are `pending`, the others `skipped` with
     /// the plan's reason; commands are masked.
@@ -111,8 +112,15 @@ public struct ReleaseProgress: Sendable {
         if step.runsAfterFailure && !step.failureFailsRelease {
             record.warnings.append("\(step.name) failed: \(reason)" + (step.failureHint.map { " (\($0))" } ?? ""))
         } else if failure == nil {
-            failure = (step.name, reason)
+            failure = "\(step.name) \(reason)"
         }
+    }
+
+    /// The release cannot run its tasks (its image could not be made ready): every task but
+    /// those that report is `not-run`, and the release fails with `reason` — a report still
+    /// goes out, as after any failure.
+    public mutating func failBeforeTasks(_ reason: String) {
+        if failure == nil { failure = masking.apply(reason) }
     }
 
     /// The final record: state and reason from the rules above, with the end time.
@@ -130,7 +138,7 @@ public struct ReleaseProgress: Sendable {
         case .cancelled?: return (.cancelled, "cancelled by releasectl cancel")
         case nil: break
         }
-        if let (task, reason) = failure { return (.failed, "\(task) \(reason)") }
+        if let failure { return (.failed, failure) }
         return (.succeeded, nil)
     }
 }

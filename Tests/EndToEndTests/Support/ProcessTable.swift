@@ -22,6 +22,13 @@ enum ProcessTable {
         return rest.hasPrefix("Z") || rest.hasPrefix("X")
     }
 
+    /// A process's parent (`PPid:` in /proc/<pid>/status).
+    static func parent(of pid: Int32) -> Int32? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("PPid:") }) else { return nil }
+        return Int32(line.dropFirst(5).trimmingCharacters(in: .whitespaces))
+    }
+
     /// A number to put in a `sleep` so the test can find exactly its own processes.
     static func uniqueSleep() -> Int { Int.random(in: 100_000...999_999) }
 }

@@ -1,0 +1,112 @@
+import Glibc
+import ReleaseKit
+
+/// A container engine with podman's command line (`container-engine` in released.toml, default
+/// `podman`), run with the daemon's own environment — where an operator (or a test) gives the
+/// engine its own configuration (`CONTAINERS_CONF`, …) — and never with an app's: app values
+/// reach a container only as its environment (see `ContainerEnvironment`).
+public struct ContainerEngine: Sendable {
+    /// The engine's program (a name looked up in the daemon's PATH, or a path).
+    public let executable: String
+    /// The daemon's environment, as `KEY=value`.
+    public let environment: [String]
+
+    /// The label on every container a release starts: its release id.
+    public static let releaseLabel = "io.releasectl.release"
+    /// The label naming the task.
+    public static let taskLabel = "io.releasectl.task"
+    /// The label naming the spool (several daemons may share an engine).
+    public static let spoolLabel = "io.releasectl.spool"
+
+    /// `environment`: the daemon's; what it has from its service manager (the notify socket,
+    /// passed sockets, the watchdog) stays with the daemon: the engine would otherwise hand
+    /// the notify socket on to the container.
+    public init(executable: String, environment: [String]) {
+        self.executable = executable
+        self.environment = Self.engineEnvironment(environment)
+    }
+
+    /// The service manager's interface to the daemon, never passed on.
+    static let serviceManagerNames: Set<String> = [
+        "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "WATCHDOG_PID", "WATCHDOG_USEC", "MAINPID",
+    ]
+
+    /// The daemon's environment (`KEY=value`) without the service manager's variables.
+    public static func engineEnvironment(_ daemon: [String]) -> [String] {
+        daemon.filter { entry in
+            let name = entry.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? entry
+            return !serviceManagerNames.contains(name)
+        }
+    }
+
+    /// An image as the engine has it.
+    public struct Image: Sendable, Equatable {
+        /// The image id: exactly which build.
+        public var id: String
+        /// Its working directory (`WORKDIR`), `/` when it has none.
+        public var workingDirectory: String
+    }
+
+    /// Whether the engine has an image.
+    public enum Lookup: Sendable, Equatable {
+        case present(Image)
+        case absent
+        /// The engine could not say (not installed, a broken store): its message.
+        case failed(String)
+    }
+
+    /// Looks an image up in the engine's store, without pulling it.
+    public func inspect(_ reference: String) -> Lookup {
+        let r = run(["image", "inspect", "--format", "{{.Id}}|{{.Config.WorkingDir}}", reference])
+        guard r.status == 0 else {
+            let message = r.message
+            let lower = message.lowercased()
+            if lower.contains("image not known") || lower.contains("no such image") || lower.contains("failed to find image") { return .absent }
+            return .failed(message)
+        }
+        let line = r.output.split(separator: "\n").first.map(String.init) ?? ""
+        let parts = line.split(separator: "|", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+        guard parts.count == 2, !parts[0].isEmpty else { return .failed("cannot read the engine's answer: \(Masking.preview(line))") }
+        let workdir = parts[1].isEmpty ? "/" : parts[1]
+        return .present(Image(id: parts[0], workingDirectory: workdir))
+    }
+
+    /// Mounts an image's root folder read-only in the host (`image mount`, which needs root),
+    /// runs `body` with its path and unmounts it again. Nothing of the image runs.
+    public func withMountedImage<T>(_ reference: String, _ body: (String) throws(RejectReason) -> T) throws(RejectReason) -> T {
+        let mounted = run(["image", "mount", reference])
+        guard mounted.status == 0, let root = mounted.output.split(separator: "\n").first.map(String.init), root.hasPrefix("/") else {
+            throw RejectReason(.image, "cannot read the image \(reference): \(mounted.message)" + (geteuid() == 0 ? "" : " (reading an image needs released to run as root)"))
+        }
+        defer { _ = run(["image", "unmount", reference]) }
+        return try body(root)
+    }
+
+    /// Whether a container of that name exists.
+    public func containerExists(_ name: String) -> Bool {
+        run(["container", "exists", name]).status == 0
+    }
+
+    /// Sends a signal to a container's processes.
+    public func kill(_ name: String, signal: String) {
+        _ = run(["kill", "--signal", signal, name])
+    }
+
+    /// Removes containers, running or not, at once.
+    public func remove(_ names: [String]) {
+        guard !names.isEmpty else { return }
+        _ = run(["rm", "--force", "--time", "0"] + names)
+    }
+
+    /// The names of the containers (running or not) with a label of that value.
+    public func containers(label: String, value: String) -> [String] {
+        let r = run(["ps", "--all", "--filter", "label=\(label)=\(value)", "--format", "{{.Names}}"])
+        guard r.status == 0 else { return [] }
+        return r.output.split(separator: "\n").map(String.init).filter { !$0.isEmpty }
+    }
+
+    /// Runs the engine with `arguments`.
+    public func run(_ arguments: [String]) -> EngineCommand.Result {
+        EngineCommand.run(executable, arguments, environment: environment)
+    }
+}

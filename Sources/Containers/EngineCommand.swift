@@ -1,0 +1,90 @@
+import CLinuxSyscalls
+import Glibc
+
+/// Runs a container engine command to its end and gathers what it printed: for the short
+/// engine calls (inspect, mount, exists, kill, rm) made outside a task, from a plain thread
+/// (intake) or the process guard. Spawned with `posix_spawn` — no fork of this many-threaded
+/// process — with exactly the environment given, stdin from /dev/null, and both outputs read
+/// until they close (bounded: at most 1 MiB each is kept).
+public enum EngineCommand {
+    public struct Result: Sendable {
+        public var status: Int32
+        public var output: String
+        public var errorOutput: String
+
+        public init(status: Int32, output: String, errorOutput: String) {
+            self.status = status
+            self.output = output
+            self.errorOutput = errorOutput
+        }
+
+        /// The engine's own message: its last line starting with `Error: `, else the last line.
+        public var message: String {
+            let lines = (errorOutput + "\n" + output).split(separator: "\n").map { String($0).trimmingBlanks() }.filter { !$0.isEmpty }
+            if let error = lines.last(where: { $0.hasPrefix("Error: ") }) { return String(error.dropFirst("Error: ".count)) }
+            return lines.last ?? "exit status \(status)"
+        }
+    }
+
+    /// Runs `executable` with `arguments` (argv[0] is the executable) and `environment`
+    /// (`KEY=value` strings).
+    public static func run(_ executable: String, _ arguments: [String], environment: [String]) -> Result {
+        var out: [Int32] = [0, 0], err: [Int32] = [0, 0]
+        guard rc_pipe_cloexec(&out) == 0, rc_pipe_cloexec(&err) == 0 else {
+            return Result(status: 126, output: "", errorOutput: "cannot make a pipe: \(String(cString: strerror(errno)))")
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, out[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, err[1], 2)
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = environment.map { strdup($0) } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawnp(&pid, executable, &actions, nil, argv, envp)
+        close(out[1])
+        close(err[1])
+        defer { close(out[0]); close(err[0]) }
+        guard rc == 0 else {
+            return Result(status: 127, output: "", errorOutput: "cannot run \(executable): \(String(cString: strerror(rc)))")
+        }
+        let (output, errorOutput) = readBoth(out[0], err[0])
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let code: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return Result(status: code, output: String(decoding: output, as: UTF8.self), errorOutput: String(decoding: errorOutput, as: UTF8.self))
+    }
+
+    /// Reads two pipes to their ends, whichever has data, keeping at most 1 MiB of each.
+    private static func readBoth(_ a: Int32, _ b: Int32) -> ([UInt8], [UInt8]) {
+        var data: [[UInt8]] = [[], []]
+        var open = [true, true]
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while open[0] || open[1] {
+            var fds = [pollfd(fd: open[0] ? a : -1, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: open[1] ? b : -1, events: Int16(POLLIN), revents: 0)]
+            if poll(&fds, 2, -1) < 0 {
+                if errno == EINTR { continue }
+                break
+            }
+            for i in 0..<2 where open[i] && fds[i].revents != 0 {
+                let n = buffer.withUnsafeMutableBytes { read(fds[i].fd, $0.baseAddress, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { open[i] = false; continue }
+                if data[i].count < 1 << 20 { data[i] += buffer[0..<n] }
+            }
+        }
+        return (data[0], data[1])
+    }
+}
+
+extension String {
+    func trimmingBlanks() -> String {
+        var s = Substring(self)
+        while let f = s.first, f == " " || f == "\t" || f == "\r" { s.removeFirst() }
+        while let l = s.last, l == " " || l == "\t" || l == "\r" { s.removeLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,173 @@
+import Glibc
+import ReleaseContainers
+import ReleaseKit
+import ReleaseWatcher
+import Subprocess
+import SystemPackage
+
+/// Runs task commands in a fresh container of the release's image, through the container
+/// engine: `run --rm`, named `releasectl-<id>-<task>`, labelled with the release, the task and
+/// the spool, in the container's working directory, with the app's network, volumes and user
+/// from released.toml (the user: `container-user`, else the app's host `user`, else the
+/// image's own). The task's environment reaches the container by name only (see
+/// `ContainerEnvironment`): no value is ever in a process's argv. Output streams into the
+/// release log as a host task's does. A deadline or a stop ends the container (SIGTERM, then
+/// SIGKILL after the kill grace, through the engine), and nothing is left behind: the
+/// container is removed when the task ends, by the process guard if the daemon dies, and at
+/// start-up otherwise. The engine's own failures (exit 125–127 with its `Error: ` line: no
+/// such image, a bad option, a command the image does not have) are reported as such, not as
+/// the task's exit status.
+struct ContainerExecutor: TaskExecutor {
+    let engine: ContainerEngine
+    let image: String
+    let workingDirectory: String
+    let settings: DaemonConfig.AppSettings
+    /// The app's host user, when it has one: the container's user unless `container-user` says
+    /// otherwise, so an app's container never runs with more than the app's own ids.
+    let identity: TaskIdentity?
+    let spool: Spool
+    let processGuard: ProcessGuard?
+    let killGrace: Duration
+
+    /// The name of a task's container.
+    static func containerName(release: String, task: String) -> String { "releasectl-\(release)-\(task)" }
+
+    func run(_ command: Command, for context: TaskContext, log: ReleaseLog, control: ReleaseControl) async -> TaskOutcome {
+        let release = context.request.id.rawValue
+        let name = Self.containerName(release: release, task: context.task)
+        guard let program = ExecutableLookup.find(engine.executable, path: Self.path(of: engine.environment)) ?? absolute(engine.executable) else {
+            return TaskOutcome(ending: .notStarted("the container engine \(engine.executable) is not installed (container-engine in released.toml)"))
+        }
+        let environment = ContainerEnvironment(context.environment, daemonEnvironment: engine.environment)
+        if let problem = environment.problem { return TaskOutcome(ending: .notStarted(problem)) }
+        // The variables the engine itself reads go in a file only this daemon can read.
+        var envFile: String?
+        if !environment.inFile.isEmpty {
+            let file = spool.path(.tmp, ".env.\(release).\(context.task).\(UInt32.random(in: 0...UInt32.max)).tmp").string
+            guard write(environment.fileContents, to: file) else {
+                return TaskOutcome(ending: .notStarted("cannot write the container's env file: \(String(cString: strerror(errno)))"))
+            }
+            envFile = file
+        }
+        defer { if let envFile { unlink(envFile) } }
+        var arguments = ["run", "--rm", "--name", name,
+                         "--label", "\(ContainerEngine.releaseLabel)=\(release)", "--label", "\(ContainerEngine.taskLabel)=\(context.task)",
+                         "--label", "\(ContainerEngine.spoolLabel)=\(spool.root.string)",
+                         "--workdir", workingDirectory, "--pull", "never"]
+        if let network = settings.network { arguments += ["--network", network] }
+        for volume in settings.volumes { arguments += ["--volume", volume] }
+        if let user = settings.containerUser ?? identity.map({ "\($0.uid):\($0.gid)" }) { arguments += ["--user", user] }
+        arguments += environment.arguments(envFile: envFile)
+        arguments += ["--", image] + command.arguments
+
+        processGuard?.register(container: name)
+        defer { processGuard?.unregister(container: name) }
+        let target = ContainerTarget(engine: engine, name: name)
+        let result: ExecutionResult<(stop: ContainerStop?, tail: [String]), SequenceOutput, CombinedErrorOutput>
+        do {
+            var options = PlatformOptions()
+            options.createSession = true
+            result = try await Subprocess.run(
+                .path(FilePath(program)), arguments: Arguments(arguments),
+                environment: .custom(environment.engineEnvironment(daemon: engine.environment).map { Array("\($0)\0".utf8) }),
+                platformOptions: options, input: .none, output: .sequence, error: .combinedWithOutput
+            ) { execution in
+                await withTaskGroup(of: ContainerStop?.self) { race in
+                    race.addTask {
+                        guard let stop = await HostExecutor.stop(deadline: context.deadline, control: control) else { return nil }
+                        await Termination.end(target, grace: killGrace,
+                                              onTerm: { log.note("\(context.task): \(stop.why); stopping its container", level: .warning) },
+                                              onKill: { log.note("\(context.task): its container still runs after \(DurationParser.format(killGrace)); killing it", level: .warning) })
+                        return ContainerStop(stop)
+                    }
+                    var tail = OutputTail()
+                    do {
+                        for try await buffer in execution.standardOutput {
+                            buffer.withUnsafeBytes { bytes in
+                                log.output(bytes, task: context.task)
+                                tail.add(bytes)
+                            }
+                        }
+                    } catch {
+                        log.note("reading the output of \(context.task) failed: \(error)", level: .warning)
+                    }
+                    log.flush(task: context.task)
+                    race.cancelAll()
+                    var stop: ContainerStop?
+                    for await s in race where s != nil { stop = s }
+                    return (stop, tail.lines)
+                }
+            }
+        } catch {
+            return TaskOutcome(ending: .notStarted("cannot start the container engine: \(error)"))
+        }
+        // `--rm` removes it; one the engine could not (a killed engine) goes here.
+        if await BlockingCall.run({ engine.containerExists(name) }) { await BlockingCall.run { engine.remove([name]) } }
+        switch result.closureResult.stop?.stop {
+        case .stopped(let reason)?: return TaskOutcome(ending: .stopped(reason))
+        case .deadline?: return TaskOutcome(ending: .timedOut)
+        case nil: break
+        }
+        switch result.terminationStatus {
+        case .exited(let code) where (125...127).contains(code) && result.closureResult.tail.contains(where: { $0.hasPrefix("Error: ") }):
+            // The engine's own failure (it says `Error: …`), not the task's exit status.
+            // The last lines of the output, which may hold what the task printed: masked.
+            let message = EngineCommand.Result(status: code, output: result.closureResult.tail.joined(separator: "\n"), errorOutput: "").message
+            return TaskOutcome(ending: .notStarted("the container engine failed (exit \(code)): \(context.masking.apply(message))"))
+        case .exited(let code): return TaskOutcome(ending: .exited(code))
+        case .signaled(let signal): return TaskOutcome(ending: .signaled(signal))
+        }
+    }
+
+    private func absolute(_ program: String) -> String? { program.hasPrefix("/") ? program : nil }
+
+    /// The PATH of an environment (`KEY=value`).
+    static func path(of environment: [String]) -> String {
+        environment.first { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? TaskEnvironment.defaultPath
+    }
+
+    /// Writes a file only this process's user can read (0600, never an existing file).
+    private func write(_ bytes: [UInt8], to path: String) -> Bool {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        _ = fchmod(fd, 0o600)
+        return FileOutput.write(fd, bytes)
+    }
+}
+
+/// Why a container was ended before its task finished.
+struct ContainerStop: Sendable {
+    let stop: HostExecutor.Stop
+    init(_ stop: HostExecutor.Stop) { self.stop = stop }
+}
+
+/// A task's container, ended through the engine.
+struct ContainerTarget: Terminable {
+    let engine: ContainerEngine
+    let name: String
+
+    func send(_ signal: Int32) async {
+        let engine = engine, name = name
+        await BlockingCall.run { engine.kill(name, signal: signal == SIGKILL ? "KILL" : "TERM") }
+    }
+
+    func isGone() async -> Bool {
+        let engine = engine, name = name
+        return await BlockingCall.run { !engine.containerExists(name) }
+    }
+}
+
+/// The last lines of a task's output (the engine's message is among them when it failed).
+struct OutputTail {
+    private var text: [UInt8] = []
+
+    mutating func add(_ bytes: UnsafeRawBufferPointer) {
+        text.append(contentsOf: bytes)
+        if text.count > 8192 { text.removeFirst(text.count - 8192) }
+    }
+
+    var lines: [String] {
+        String(decoding: text, as: UTF8.self).split(separator: "\n").suffix(8).map(String.init)
+    }
+}

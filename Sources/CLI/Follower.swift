@@ -109,18 +109,26 @@ enum RecordText {
         if let reason = r.reason { out += "  reason:    \(reason)\n" }
         for w in r.warnings { out += "  warning:   \(w)\n" }
         if let d = r.directory { out += "  directory: \(d)\n" }
+        if let image = r.image { out += "  image:     \(image)" + (r.imageID.map { " (id \($0.prefix(12)))" } ?? "") + "\n" }
         if let t = r.submittedAt { out += "  submitted: \(Timestamp.format(t))\n" }
         if let t = r.startedAt { out += "  started:   \(Timestamp.format(t))\n" }
         if let t = r.finishedAt { out += "  finished:  \(Timestamp.format(t))" + (r.durationMs.map { " (\(Summary.duration($0)))" } ?? "") + "\n" }
         if let retry = r.retryOf { out += "  retry of:  \(retry)\n" }
         if !r.tasks.isEmpty {
+            // Name, duration, result (long reasons last, so they align nothing), and the
+            // command on a line of its own below.
             out += "  tasks:\n"
-            var rows: [[String]] = []
-            for t in r.tasks {
-                rows.append(["    " + t.name, Summary.taskResult(t), t.durationMs.map(Summary.duration) ?? "",
-                             t.command.map { Command.argv($0).description } ?? ""])
+            let nameWidth = r.tasks.map(\.name.count).max() ?? 0
+            let durations = r.tasks.map { $0.durationMs.map(Summary.duration) ?? "" }
+            let durationWidth = durations.map(\.count).max() ?? 0
+            for (t, duration) in zip(r.tasks, durations) {
+                let name = t.name + String(repeating: " ", count: nameWidth - t.name.count)
+                let time = String(repeating: " ", count: durationWidth - duration.count) + duration
+                out += "    \(name)  \(time)\(durationWidth > 0 ? "  " : "")\(Summary.taskResult(t))\n"
+                if let command = t.command {
+                    out += "    " + String(repeating: " ", count: nameWidth + 2) + "$ " + Command.argv(command).description + "\n"
+                }
             }
-            out += Output.table(rows)
         }
         return out
     }

@@ -227,7 +227,7 @@ struct ContainerTests {
         #expect(migrate.state == .failed)
         #expect(migrate.exitStatus == nil, "127 is the engine's, not the task's")
         let reason = try #require(migrate.reason)
-        #expect(reason.hasPrefix("the container engine failed (exit 127): "), "\(reason)")
+        #expect(reason.hasPrefix("could not start: the container engine failed (exit 127): "), "\(reason)")
         #expect(reason.contains("no-such-program"), "\(reason)")
         await daemon.cleanUp()
         await image.remove()

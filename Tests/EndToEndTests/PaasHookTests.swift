@@ -122,4 +122,40 @@ struct PaasHookTests {
         #expect(usage.status == 2 && usage.stderr.contains("usage: deploy APP BUILD.tar.gz [RELEASE]"), "\(usage)")
         await daemon.cleanUp()
     }
+
+    static let imageHook: String = {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.appendingPathComponent("examples/paas-hook/deploy-image").path
+    }()
+
+    @Test("deploy-image: tasks in the new image with the new env; success runs the switch with the image id, a failure switches nothing")
+    func imageFlow() async throws {
+        let work = TempDir()
+        let good = try await TestImage.build(files: ["app/release.toml": "[tasks.migrate]\ncommand = \"echo migrating with $DATABASE_URL\"\n"])
+        let bad = try await TestImage.build(files: ["app/release.toml": "[tasks.migrate]\ncommand = \"echo 'ERROR: relation exists' >&2; exit 1\"\n"])
+        defer { work.remove() }
+        let daemon = try await DaemonProcess(environment: Podman.environment)
+        let env = work.file("shop.env"), switches = work.file("switches")
+        try "RUN_MIGRATIONS_DURING_RELEASE=true\nDATABASE_URL=postgres://shop:hunter2@db/shop\n".write(toFile: env, atomically: true, encoding: .utf8)
+        func deploy(_ image: String, _ release: String) async throws -> CommandResult {
+            try await runProgram("/bin/bash", [Self.imageHook, "shop", image, release], environment: [
+                "PATH": "/usr/local/bin:/usr/bin:/bin", "RELEASECTL": Binaries.releasectl, "RELEASECTL_SPOOL": daemon.spoolPath,
+                "APP_ENV_FILE": env, "SWITCH_COMMAND": "echo \"$RELEASE $IMAGE $IMAGE_ID\" >> \(switches)",
+            ], inheritEnvironment: false)
+        }
+        let v1 = try await deploy(good.reference, "v1")
+        #expect(v1.status == 0, "\(v1)")
+        #expect(v1.stdout.contains("       migrating with ***"), "the output streams through, masked: \(v1)")
+        #expect(v1.stdout.contains("-----> Release v1 succeeded in \(good.reference) (image \(good.id.prefix(12)))"), "\(v1)")
+        #expect(!v1.stdout.contains("hunter2") && !v1.stderr.contains("hunter2"))
+
+        let v2 = try await deploy(bad.reference, "v2")
+        #expect(v2.status == 1, "\(v2)")
+        #expect(v2.stdout.contains("ERROR: relation exists"))
+        #expect(v2.stdout.contains("-----> Release v2 failed; nothing switched: shop is unchanged"))
+        #expect(try String(contentsOfFile: switches, encoding: .utf8) == "v1 \(good.reference) \(good.id)\n", "switched once, after the success")
+        await daemon.cleanUp()
+        await good.remove()
+        await bad.remove()
+    }
 }

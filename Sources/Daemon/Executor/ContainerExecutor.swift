@@ -36,16 +36,16 @@ struct ContainerExecutor: TaskExecutor {
         let release = context.request.id.rawValue
         let name = Self.containerName(release: release, task: context.task)
         guard let program = ExecutableLookup.find(engine.executable, path: Self.path(of: engine.environment)) ?? absolute(engine.executable) else {
-            return TaskOutcome(ending: .notStarted("the container engine \(engine.executable) is not installed (container-engine in released.toml)"))
+            return Self.notStarted("the container engine \(engine.executable) is not installed (container-engine in released.toml)")
         }
         let environment = ContainerEnvironment(context.environment, daemonEnvironment: engine.environment)
-        if let problem = environment.problem { return TaskOutcome(ending: .notStarted(problem)) }
+        if let problem = environment.problem { return Self.notStarted(problem) }
         // The variables the engine itself reads go in a file only this daemon can read.
         var envFile: String?
         if !environment.inFile.isEmpty {
             let file = spool.path(.tmp, ".env.\(release).\(context.task).\(UInt32.random(in: 0...UInt32.max)).tmp").string
             guard write(environment.fileContents, to: file) else {
-                return TaskOutcome(ending: .notStarted("cannot write the container's env file: \(String(cString: strerror(errno)))"))
+                return Self.notStarted("cannot write the container's env file: \(String(cString: strerror(errno)))")
             }
             envFile = file
         }
@@ -99,7 +99,7 @@ struct ContainerExecutor: TaskExecutor {
                 }
             }
         } catch {
-            return TaskOutcome(ending: .notStarted("cannot start the container engine: \(error)"))
+            return Self.notStarted("cannot start the container engine: \(error)")
         }
         // `--rm` removes it; one the engine could not (a killed engine) goes here.
         if await BlockingCall.run({ engine.containerExists(name) }) { await BlockingCall.run { engine.remove([name]) } }
@@ -113,11 +113,14 @@ struct ContainerExecutor: TaskExecutor {
             // The engine's own failure (it says `Error: …`), not the task's exit status.
             // The last lines of the output, which may hold what the task printed: masked.
             let message = EngineCommand.Result(status: code, output: result.closureResult.tail.joined(separator: "\n"), errorOutput: "").message
-            return TaskOutcome(ending: .notStarted("the container engine failed (exit \(code)): \(context.masking.apply(message))"))
+            return Self.notStarted("the container engine failed (exit \(code)): \(context.masking.apply(message))")
         case .exited(let code): return TaskOutcome(ending: .exited(code))
         case .signaled(let signal): return TaskOutcome(ending: .signaled(signal))
         }
     }
+
+    /// A task whose container could not be started, and why.
+    private static func notStarted(_ why: String) -> TaskOutcome { TaskOutcome(ending: .notStarted("could not start: " + why)) }
 
     private func absolute(_ program: String) -> String? { program.hasPrefix("/") ? program : nil }
 

@@ -101,8 +101,10 @@ struct ContainerExecutor: TaskExecutor {
         } catch {
             return Self.notStarted("cannot start the container engine: \(error)")
         }
-        // `--rm` removes it; one the engine could not (a killed engine) goes here.
-        if await BlockingCall.run({ engine.containerExists(name) }) { await BlockingCall.run { engine.remove([name]) } }
+        // `run --rm` removes the container before it exits. When it was stopped, killed or
+        // failed itself, the container may still be there: removed here.
+        let normalExit: Bool = if result.closureResult.stop == nil, case .exited(let code) = result.terminationStatus, code < 125 { true } else { false }
+        if !normalExit, await BlockingCall.run({ engine.containerExists(name) }) { await BlockingCall.run { engine.remove([name]) } }
         switch result.closureResult.stop?.stop {
         case .stopped(let reason)?: return TaskOutcome(ending: .stopped(reason))
         case .deadline?: return TaskOutcome(ending: .timedOut)

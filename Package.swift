@@ -69,10 +69,13 @@ let package = Package(
         ),
         .systemLibrary(name: "CSystemd", path: "Sources/CSystemd", pkgConfig: "libsystemd",
                        providers: [.apt(["libsystemd-dev"])]),
+        // Transient units over sd-bus (its message building is variadic C): a task's slice
+        // and scope, with its limits.
+        .target(name: "CSystemdBus", dependencies: ["CSystemd"], path: "Sources/CSystemdBus"),
         .executableTarget(
             name: "released",
             dependencies: [
-                "ReleaseKit", "ReleasePlugins", "ReleaseWatcher", "ReleaseContainers", "CSystemd", "CLinuxSyscalls",
+                "ReleaseKit", "ReleasePlugins", "ReleaseWatcher", "ReleaseContainers", "CSystemd", "CSystemdBus", "CLinuxSyscalls",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -124,7 +124,7 @@ enum RecordText {
             for (t, duration) in zip(r.tasks, durations) {
                 let name = t.name + String(repeating: " ", count: nameWidth - t.name.count)
                 let time = String(repeating: " ", count: durationWidth - duration.count) + duration
-                out += "    \(name)  \(time)\(durationWidth > 0 ? "  " : "")\(Summary.taskResult(t))\n"
+                out += "    \(name)  \(time)\(durationWidth > 0 ? "  " : "")\(Summary.taskResult(t))\(Summary.usage(t))\n"
                 if let command = t.command {
                     out += "    " + String(repeating: " ", count: nameWidth + 2) + "$ " + Command.argv(command).description + "\n"
                 }

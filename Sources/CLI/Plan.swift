@@ -74,6 +74,25 @@ struct Plan: RunnableCommand {
                 w.null()
             }
             w.key("timeout"); w.string(step.timeout.map(DurationParser.format))
+            if !step.limits.isEmpty {
+                // {"memory": {"value": 1073741824, "from": "release.toml [limits]"}, "cpus": …, "pids": …}
+                w.key("limits")
+                w.beginObject()
+                for key in ResourceLimits.keys {
+                    let value: Double? = switch key {
+                    case "memory": step.limits.memoryBytes.map(Double.init)
+                    case "cpus": step.limits.cpus
+                    default: step.limits.pids.map(Double.init)
+                    }
+                    guard let value else { continue }
+                    w.key(key)
+                    w.beginObject()
+                    w.key("value"); w.double(value)
+                    w.key("from"); w.string(step.limitSources[key])
+                    w.endObject()
+                }
+                w.endObject()
+            }
             if let problem = step.problem { w.key("problem"); w.string(masking.apply(problem)) }
             w.endObject()
         }
@@ -100,7 +119,7 @@ struct Plan: RunnableCommand {
         }
         let policy = IntakePolicy(allowedUsers: [], allowedGroups: [], appRoots: daemonConfig.appRoots.map { RequestIntake.realPath($0) ?? $0 })
         let masking = Masking(env: env)
-        let plan: ReleasePlan
+        var plan: ReleasePlan
         do throws(RejectReason) {
             if let image {
                 // The image is read as the daemon will (mounted, nothing of it run); one the
@@ -111,10 +130,13 @@ struct Plan: RunnableCommand {
                 let engine = ContainerEngine(executable: daemonConfig.containerEngine, environment: environment)
                 let result = try ImageIntake.validate(request, engine: engine, policy: policy, registry: Registry.tasks, credentials: nil)
                 plan = result.validation.plan
+                try plan.applyLimits(result.validation.config, policy: daemonConfig.limitPolicy(for: app))
                 if result.image == nil { Output.error("the engine does not have \(image) yet: planned without its files (release.toml, Procfile, preset) until it is pulled") }
             } else {
-                plan = try RequestIntake.plan(app: app, directory: directory ?? "", env: env, tasks: tasks, policy: policy,
-                                              registry: Registry.tasks, credentials: nil)
+                let validation = try RequestIntake.validate(app: app, directory: directory ?? "", env: env, tasks: tasks, policy: policy,
+                                                            registry: Registry.tasks, credentials: nil)
+                plan = validation.plan
+                try plan.applyLimits(validation.config, policy: daemonConfig.limitPolicy(for: app))
             }
         } catch {
             throw CLIError(2, "the release would be rejected: \(masking.apply(error.message))")
@@ -166,9 +188,16 @@ struct Plan: RunnableCommand {
             if step.willRun, let timeout = step.timeout {
                 out += pad + "timeout \(DurationParser.format(timeout))\n"
             }
+            if step.willRun, !step.limits.isEmpty {
+                let each = ResourceLimits.keys.compactMap { key in step.limits.describe(key).map { "\($0) (\(step.limitSources[key]!))" } }
+                out += pad + "limits: " + each.joined(separator: ", ") + "\n"
+            }
             if let problem = step.problem {
                 out += pad + "will fail: \(problem)\n"
             }
+        }
+        if image == nil, !plan.limitedSteps.isEmpty {
+            out += "note: limits of tasks on the host are enforced by a systemd scope of their own: released must run under systemd, else the release is rejected\n"
         }
         for w in plan.warnings { out += "warning: \(w)\n" }
         return out

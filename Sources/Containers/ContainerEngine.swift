@@ -82,6 +82,14 @@ public struct ContainerEngine: Sendable {
         return try body(root)
     }
 
+    /// How the engine makes its containers' cgroups: `systemd` (scopes in the slice given as
+    /// `--cgroup-parent`) or `cgroupfs` (folders under the path given); nil when it cannot say.
+    public func cgroupManager() -> String? {
+        let r = run(["info", "--format", "{{.Host.CgroupManager}}"])
+        guard r.status == 0, let line = r.output.split(separator: "\n").first else { return nil }
+        return String(line).trimmingBlanks()
+    }
+
     /// Whether a container of that name exists.
     public func containerExists(_ name: String) -> Bool {
         run(["container", "exists", name]).status == 0

@@ -160,7 +160,8 @@ struct Released: AsyncParsableCommand {
                                              settings: job.config.settings(for: admission.request.app), identity: admission.identity,
                                              spool: spool, processGuard: processGuard, killGrace: job.config.killGrace)
                 }
-                return HostExecutor(processGuard: processGuard, killGrace: job.config.killGrace, identity: admission.identity, running: running)
+                return HostExecutor(processGuard: processGuard, killGrace: job.config.killGrace, identity: admission.identity, running: running,
+                                    scopes: ServiceManager.makesScopes)
             },
             shutdownGrace: { configBox.value.shutdownGrace })
         let watchdog = WatchdogService(scheduler: scheduler, notifier: notifier)

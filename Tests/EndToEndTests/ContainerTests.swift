@@ -312,7 +312,7 @@ struct ContainerSettingsTests {
         Case(toml: "[apps.shop]\nvolumes = [\"/srv:/data,rbind\"]\n", problem: "[apps.shop] volumes: \"/srv:/data,rbind\" holds a comma or a control character"),
         Case(toml: "[apps.shop]\nvolumes = [\"/nonexistent-releasectl:/data\"]\n",
              problem: "[apps.shop] volumes: /nonexistent-releasectl: No such file or directory"),
-        Case(toml: "[apps.shop]\nimage = \"x\"\n", problem: "unknown key \"image\" in [apps.shop] (known: user, serial-key, network, volumes, container-user, pull)"),
+        Case(toml: "[apps.shop]\nimage = \"x\"\n", problem: "unknown key \"image\" in [apps.shop] (known: user, serial-key, network, volumes, container-user, pull, limits)"),
     ]
 
     @Test("a bad container setting stops the daemon at start, naming the file and the problem", arguments: cases)

@@ -264,6 +264,9 @@ extension HostileSubmitterTests {
         chmod(loot, 0o777)
         let thief = try readableApp(commands: ["migrate": """
             setsid env -i /bin/sh -c 'while true; do cat /proc/[0-9]*/environ 2>/dev/null | tr "\\000" "\\n" | grep -a TOKEN >> \(loot)/stolen; sleep 0.05; done' </dev/null >/dev/null 2>&1 &
+            escapee=$!
+            # Until it has left this group (field 5 of its stat: its process group).
+            until [ "$(cut -d' ' -f5 /proc/$escapee/stat)" != "$(cut -d' ' -f5 /proc/$$/stat)" ]; do sleep 0.01; done
             echo escaped
             """])
         let victim = try readableApp(commands: ["migrate": "sleep 1; echo done"])

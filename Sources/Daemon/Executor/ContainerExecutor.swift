@@ -3,6 +3,7 @@ import ReleaseContainers
 import ReleaseKit
 import ReleaseWatcher
 import Subprocess
+import Synchronization
 import SystemPackage
 
 /// Runs task commands in a fresh container of the release's image, through the container
@@ -57,6 +58,10 @@ struct ContainerExecutor: TaskExecutor {
         if let network = settings.network { arguments += ["--network", network] }
         for volume in settings.volumes { arguments += ["--volume", volume] }
         if let user = settings.containerUser ?? identity.map({ "\($0.uid):\($0.gid)" }) { arguments += ["--user", user] }
+        arguments += Self.limitArguments(context.limits)
+        // The cgroup the container goes under: the task's figures are read from it afterwards.
+        let accounting = await ContainerAccounting.make(engine: engine, release: release, task: context.task)
+        if let accounting { arguments += ["--cgroup-parent", accounting.cgroupParent] }
         arguments += environment.arguments(envFile: envFile)
         arguments += ["--", image] + command.arguments
 
@@ -105,9 +110,21 @@ struct ContainerExecutor: TaskExecutor {
         // failed itself, the container may still be there: removed here.
         let normalExit: Bool = if result.closureResult.stop == nil, case .exited(let code) = result.terminationStatus, code < 125 { true } else { false }
         if !normalExit, await BlockingCall.run({ engine.containerExists(name) }) { await BlockingCall.run { engine.remove([name]) } }
+        var usage: TaskUsage?
+        var oomKilled = false
+        if let accounting {
+            let (cpu, peak) = accounting.cgroup.usage()
+            usage = TaskUsage(cpuMs: cpu, peakMemoryBytes: peak)
+            // SIGKILL of the container's first process: exit status 137.
+            let killed: Bool = if case .exited(137) = result.terminationStatus { true } else { false }
+            oomKilled = result.closureResult.stop == nil && (killed || TaskCgroup.unified)
+                && accounting.cgroup.oomKilled(killed: killed, limit: context.limits.memoryBytes)
+            await BlockingCall.run { accounting.finish() }
+        }
+        if oomKilled { return TaskOutcome(ending: .oomKilled(limit: context.limits.memoryBytes), usage: usage) }
         switch result.closureResult.stop?.stop {
-        case .stopped(let reason)?: return TaskOutcome(ending: .stopped(reason))
-        case .deadline?: return TaskOutcome(ending: .timedOut)
+        case .stopped(let reason)?: return TaskOutcome(ending: .stopped(reason), usage: usage)
+        case .deadline?: return TaskOutcome(ending: .timedOut, usage: usage)
         case nil: break
         }
         switch result.terminationStatus {
@@ -116,9 +133,19 @@ struct ContainerExecutor: TaskExecutor {
             // The last lines of the output, which may hold what the task printed: masked.
             let message = EngineCommand.Result(status: code, output: result.closureResult.tail.joined(separator: "\n"), errorOutput: "").message
             return Self.notStarted("the container engine failed (exit \(code)): \(context.masking.apply(message))")
-        case .exited(let code): return TaskOutcome(ending: .exited(code))
-        case .signaled(let signal): return TaskOutcome(ending: .signaled(signal))
+        case .exited(let code): return TaskOutcome(ending: .exited(code), usage: usage)
+        case .signaled(let signal): return TaskOutcome(ending: .signaled(signal), usage: usage)
         }
+    }
+
+    /// The engine's options for a task's limits: memory (with as much swap: none beyond it),
+    /// CPU share, processes.
+    static func limitArguments(_ limits: ResourceLimits) -> [String] {
+        var arguments: [String] = []
+        if let bytes = limits.memoryBytes { arguments += ["--memory", "\(bytes)b", "--memory-swap", "\(bytes)b"] }
+        if let cpus = limits.cpus { arguments += ["--cpus", ResourceLimits.describe(cpus: cpus)] }
+        if let pids = limits.pids { arguments += ["--pids-limit", "\(pids)"] }
+        return arguments
     }
 
     /// A task whose container could not be started, and why.
@@ -174,5 +201,44 @@ struct OutputTail {
 
     var lines: [String] {
         String(decoding: text, as: UTF8.self).split(separator: "\n").suffix(8).map(String.init)
+    }
+}
+
+/// Where a container task's figures come from: a cgroup the engine puts the container under,
+/// which outlives it. With the engine's systemd cgroup manager, a transient slice this daemon
+/// holds (see `TaskUnits`); with its cgroupfs manager, a folder path of the task's own
+/// (`/releasectl/<id>_<task>`), which the engine makes and this removes.
+struct ContainerAccounting: Sendable {
+    let cgroupParent: String
+    let cgroup: TaskCgroup
+    let units: TaskUnits?
+
+    private static let managers = Mutex<[String: String]>([:])
+
+    /// Nil when the engine's cgroup manager is neither, or the slice cannot be made.
+    static func make(engine: ContainerEngine, release: String, task: String) async -> ContainerAccounting? {
+        let manager: String?
+        if let known = managers.withLock({ $0[engine.executable] }) {
+            manager = known
+        } else {
+            manager = await BlockingCall.run { engine.cgroupManager() }
+            if let manager { managers.withLock { $0[engine.executable] = manager } }
+        }
+        switch manager {
+        case "cgroupfs"?:
+            let path = "/releasectl/" + String(ServiceManager.unitName(release: release, task: task, suffix: "").dropFirst("releasectl-".count).dropLast())
+            return ContainerAccounting(cgroupParent: path, cgroup: TaskCgroup(path: path), units: nil)
+        case "systemd"? where ServiceManager.isBooted:
+            let made = await BlockingCall.run { try? TaskUnits(release: release, task: task, pid: nil, limits: ResourceLimits()) }
+            guard let units = made else { return nil }
+            return ContainerAccounting(cgroupParent: units.slice, cgroup: TaskCgroup(path: units.slicePath), units: units)
+        default:
+            return nil
+        }
+    }
+
+    /// Once the figures are read: the slice stopped, or the folders removed. Blocking.
+    func finish() {
+        if let units { try? units.stop() } else { cgroup.removeFolders() }
     }
 }

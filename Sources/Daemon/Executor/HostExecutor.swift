@@ -1,5 +1,6 @@
 import Glibc
 import ReleaseKit
+import ReleaseWatcher
 import Subprocess
 import SystemPackage
 
@@ -10,11 +11,19 @@ import SystemPackage
 /// task leaves behind when it exits — in its group, in groups of its own carrying its
 /// `RELEASE_ID`, or (for an app's user) any process of that user started since — is ended too,
 /// so nothing outlives its task. Waits for the leader through its pidfd, without a thread.
+///
+/// Under systemd each task runs in a transient scope of its own (with the task's limits:
+/// `MemoryMax=`, `CPUQuota=`, `TasksMax=`) inside a slice of its own that the daemon holds
+/// until it has read the task's figures; stopping the slice at the end ends whatever the task
+/// left in it. The task starts through the run-as helper, which waits until it is in its
+/// scope before it execs the task.
 struct HostExecutor: TaskExecutor {
     let processGuard: ProcessGuard?
     let killGrace: Duration
     let identity: TaskIdentity?
     let running: RunningTasks
+    /// Whether each task gets a scope (the daemon runs under systemd).
+    let scopes: Bool
 
     /// Why a task was ended before it finished by itself.
     enum Stop: Sendable {
@@ -34,6 +43,9 @@ struct HostExecutor: TaskExecutor {
     private struct Finished: Sendable {
         var stop: Stop?
         var usage: TaskUsage?
+        var oomKilled = false
+        /// Why it could not be started in its scope.
+        var notStarted: String?
     }
 
     func run(_ command: Command, for context: TaskContext, log: ReleaseLog, control: ReleaseControl) async -> TaskOutcome {
@@ -56,31 +68,39 @@ struct HostExecutor: TaskExecutor {
         options.createSession = true
         let result: ExecutionResult<Finished, SequenceOutput, CombinedErrorOutput>
         do {
-            if let identity {
+            if identity != nil || scopes {
                 // Ids are switched by a freshly exec'd helper, not in the child Subprocess forks
-                // from this many-threaded process (see RunAs); the environment goes on its stdin.
+                // from this many-threaded process (see RunAs); the environment goes on its
+                // stdin, once the helper is in its scope.
+                let environment = RunAs.encode(environment: context.environment)
                 result = try await spawn(
                     FilePath("/proc/self/exe"),
                     Arguments(executablePathOverride: "released",
                               remainingValues: RunAs.arguments(for: identity, executable: executable.string, argv: argv)),
                     environment: ["SWIFT_BACKTRACE=enable=no", "PATH=/usr/bin:/bin", "RELEASE_ID=\(context.request.id.rawValue)"],
-                    input: .array(RunAs.encode(environment: context.environment)), options: options, context: context, log: log,
-                    control: control)
+                    input: .inputWriter, options: options, context: context, log: log, control: control,
+                    feed: { execution in
+                        let writer = execution.standardInputWriter
+                        _ = try? await writer.write(environment)
+                        try? await writer.finish()
+                    })
             } else {
                 result = try await spawn(
                     executable, Arguments(executablePathOverride: program, remainingValues: Array(argv.dropFirst())),
                     environment: RunAs.assignments(context.environment), input: .none, options: options, context: context,
-                    log: log, control: control)
+                    log: log, control: control, feed: { _ in })
             }
         } catch {
             return TaskOutcome(ending: .notStarted("cannot start \(program): \(error)"))
         }
         let usage = result.closureResult.usage
+        if let why = result.closureResult.notStarted { return TaskOutcome(ending: .notStarted("could not start: \(why)")) }
         switch result.closureResult.stop {
         case .stopped(let reason)?: return TaskOutcome(ending: .stopped(reason), usage: usage)
         case .deadline?: return TaskOutcome(ending: .timedOut, usage: usage)
         case nil: break
         }
+        if result.closureResult.oomKilled { return TaskOutcome(ending: .oomKilled(limit: context.limits.memoryBytes), usage: usage) }
         switch result.terminationStatus {
         case .exited(let code): return TaskOutcome(ending: .exited(code), usage: usage)
         case .signaled(let signal): return TaskOutcome(ending: .signaled(signal), usage: usage)
@@ -93,7 +113,8 @@ struct HostExecutor: TaskExecutor {
     /// cannot be reused while what it left is ended.
     private func spawn<Input: InputProtocol>(
         _ executable: FilePath, _ arguments: Arguments, environment: [String], input: Input, options: PlatformOptions,
-        context: TaskContext, log: ReleaseLog, control: ReleaseControl
+        context: TaskContext, log: ReleaseLog, control: ReleaseControl,
+        feed: @escaping (Execution<Input, SequenceOutput, CombinedErrorOutput>) async -> Void
     ) async throws -> ExecutionResult<Finished, SequenceOutput, CombinedErrorOutput> {
         let grace = killGrace
         let task = context.task
@@ -102,6 +123,8 @@ struct HostExecutor: TaskExecutor {
         let processGuard = processGuard
         let running = running
         let user = identity?.uid
+        let scoped = scopes
+        let limits = context.limits
         return try await Subprocess.run(
             .path(executable), arguments: arguments, environment: .custom(environment.map { Array("\($0)\0".utf8) }),
             workingDirectory: context.directory, platformOptions: options, input: input, output: .sequence, error: .combinedWithOutput
@@ -117,6 +140,23 @@ struct HostExecutor: TaskExecutor {
                 processGuard?.unregister(processGroup: leader.pid)
                 if let user { processGuard?.unregister(user: user) }
             }
+            // Its scope first (the helper waits on stdin meanwhile: nothing of the task runs).
+            var units: TaskUnits?
+            if scoped {
+                let pid = leader.pid
+                switch await BlockingCall.run({ Result { () throws(ServiceManager.UnitError) in
+                    try TaskUnits(release: release, task: task, pid: pid, limits: limits)
+                } }) {
+                case .success(let made):
+                    units = made
+                case .failure(let error):
+                    leader.send(SIGKILL)
+                    for try await _ in execution.standardOutput {}
+                    await leader.exit()
+                    return Finished(stop: nil, usage: nil, notStarted: "cannot put it in a systemd scope of its own: \(error)")
+                }
+            }
+            await feed(execution)
             let stop = await withTaskGroup(of: Stop?.self) { race in
                 race.addTask {
                     guard let stop = await Self.stop(deadline: deadline, control: control) else { return nil }
@@ -140,7 +180,15 @@ struct HostExecutor: TaskExecutor {
                 for await s in race where s != nil { stop = s }
                 return stop
             }
-            let usage = leader.usage()
+            let ending = leader.ending()
+            var usage = ending?.usage
+            var oomKilled = false
+            if let units {
+                let cgroup = TaskCgroup(path: units.slicePath)
+                let (cpu, peak) = cgroup.usage()
+                usage = TaskUsage(cpuMs: cpu, peakMemoryBytes: peak).over(usage)
+                oomKilled = cgroup.oomKilled(killed: ending?.killedBy == SIGKILL, limit: limits.memoryBytes)
+            }
             let recent = ContinuousClock.now - spawned < ProcessTable.recent
             if await !group.isGone(recent: recent) {
                 await Termination.end(group, grace: grace,
@@ -149,7 +197,13 @@ struct HostExecutor: TaskExecutor {
             }
             await Self.endEscapees(release: release, leader: leader.pid, user: user, recent: recent, running: running, grace: grace,
                                    log: log, task: task)
-            return Finished(stop: stop, usage: usage)
+            // Whatever is still in its scope ends with it.
+            if let units {
+                if case .failure(let error) = await BlockingCall.run({ Result { () throws(ServiceManager.UnitError) in try units.stop() } }) {
+                    log.note("\(task): stopping its systemd units failed: \(error)", level: .warning)
+                }
+            }
+            return Finished(stop: stop, usage: usage, oomKilled: oomKilled)
         }
     }
 

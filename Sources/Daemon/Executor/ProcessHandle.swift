@@ -57,9 +57,9 @@ struct ProcessHandle: Sendable {
         }
     }
 
-    /// What the exited (not yet reaped) process used, with the children it waited for: the
-    /// kernel's rusage of it, read without reaping (`waitid(WNOWAIT)`).
-    func usage() -> TaskUsage? {
+    /// How the exited (not yet reaped) process ended and what it used, with the children it
+    /// waited for: the kernel's rusage of it, read without reaping (`waitid(WNOWAIT)`).
+    func ending() -> (usage: TaskUsage, killedBy: Int32?)? {
         guard pidfd >= 0 else { return nil }
         var info = siginfo_t()
         var usage = rusage()
@@ -69,7 +69,8 @@ struct ProcessHandle: Sendable {
         guard rc == 0 else { return nil }
         let cpu = (Int64(usage.ru_utime.tv_sec) + Int64(usage.ru_stime.tv_sec)) * 1000
             + (Int64(usage.ru_utime.tv_usec) + Int64(usage.ru_stime.tv_usec)) / 1000
-        return TaskUsage(cpuMs: cpu, peakMemoryBytes: Int64(usage.ru_maxrss) * 1024)
+        let killed = info.si_code == CLD_KILLED || info.si_code == CLD_DUMPED ? info._sifields._sigchld.si_status : nil
+        return (TaskUsage(cpuMs: cpu, peakMemoryBytes: Int64(usage.ru_maxrss) * 1024), killed)
     }
 
     private static let queue = DispatchQueue(label: "released.process-exits")

@@ -21,6 +21,8 @@ struct TaskOutcome: Sendable {
         case timedOut
         /// The release was stopped (cancel, shutdown); it was ended.
         case stopped(StopReason)
+        /// The kernel's OOM killer ended it, at its memory limit (if it had one).
+        case oomKilled(limit: Int64?)
     }
 
     var ending: Ending
@@ -36,6 +38,7 @@ struct TaskOutcome: Sendable {
         case .timedOut: TaskFailure(.timedOut, reason: "timed out")
         case .stopped(.cancelled): TaskFailure(.cancelled, reason: "cancelled")
         case .stopped(.shutdown): TaskFailure(.cancelled, reason: "interrupted: the daemon shut down")
+        case .oomKilled(let limit): TaskFailure(.failed, reason: Summary.oomReason(limit: limit), signal: SIGKILL)
         }
     }
 
@@ -55,9 +58,22 @@ struct TaskOutcome: Sendable {
 }
 
 /// What a task used: CPU time (user and system) and its peak memory.
+/// What a task's command used (nil: not known).
 struct TaskUsage: Sendable, Equatable {
-    var cpuMs: Int64
-    var peakMemoryBytes: Int64
+    var cpuMs: Int64?
+    var peakMemoryBytes: Int64?
+
+    /// Self, with what self does not know taken from `other`.
+    func over(_ other: TaskUsage?) -> TaskUsage {
+        TaskUsage(cpuMs: cpuMs ?? other?.cpuMs, peakMemoryBytes: peakMemoryBytes ?? other?.peakMemoryBytes)
+    }
+
+    /// Two commands' use, one after the other: CPU added up, the larger peak.
+    func then(_ next: TaskUsage) -> TaskUsage {
+        func add(_ a: Int64?, _ b: Int64?) -> Int64? { a.map { $0 + (b ?? 0) } ?? b }
+        func larger(_ a: Int64?, _ b: Int64?) -> Int64? { a.map { max($0, b ?? $0) } ?? b }
+        return TaskUsage(cpuMs: add(cpuMs, next.cpuMs), peakMemoryBytes: larger(peakMemoryBytes, next.peakMemoryBytes))
+    }
 }
 
 /// The task processes running now, by process group, with the release each belongs to: what
@@ -93,9 +109,7 @@ final class ExecutorRunner: TaskProcessRunner {
     func run(_ command: Command, for context: TaskContext) async throws(TaskFailure) {
         let outcome = await executor.run(command, for: context, log: log, control: control)
         if let u = outcome.usage {
-            used.withLock { total in
-                total = TaskUsage(cpuMs: (total?.cpuMs ?? 0) + u.cpuMs, peakMemoryBytes: max(total?.peakMemoryBytes ?? 0, u.peakMemoryBytes))
-            }
+            used.withLock { total in total = total?.then(u) ?? u }
         }
         if let failure = outcome.failure { throw failure }
     }

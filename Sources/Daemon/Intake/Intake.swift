@@ -111,9 +111,10 @@ struct Intake: Sendable {
             let identity = try TaskIdentity.resolve(app: request.app, config: config)
             guard request.image != nil else {
                 guard let directory = request.directory else { throw RejectReason(.schema, "the request has no \"directory\"") }
-                let validation = try RequestIntake.validate(app: request.app, directory: directory, env: request.env,
+                var validation = try RequestIntake.validate(app: request.app, directory: directory, env: request.env,
                                                             tasks: request.tasks, policy: policy, registry: registry,
                                                             credentials: identity?.credentials)
+                try applyLimits(&validation, app: request.app, host: true)
                 return Admission(request: request, validation: validation, identity: identity, file: file.identity)
             }
             return try admitImage(request, identity: identity, file: file.identity)
@@ -127,9 +128,21 @@ struct Intake: Sendable {
         if let problem = ContainerEnvironment(env, daemonEnvironment: engine.environment).problem {
             throw RejectReason(.env, problem)
         }
-        let result = try ImageIntake.validate(request, engine: engine, policy: policy, registry: registry, credentials: identity?.credentials)
+        var result = try ImageIntake.validate(request, engine: engine, policy: policy, registry: registry, credentials: identity?.credentials)
+        try applyLimits(&result.validation, app: request.app, host: false)
         return Admission(request: request, validation: result.validation, identity: identity, file: file, image: result.image,
                          workingDirectory: result.workingDirectory)
+    }
+
+    /// Gives the plan's tasks their limits (release.toml's within the operator's; see
+    /// `ReleasePlan.applyLimits`). A host task gets its limits from a systemd scope: on a
+    /// daemon not under systemd, a host task with limits rejects the release — a limit is
+    /// never silently dropped.
+    func applyLimits(_ validation: inout RequestIntake.Validation, app: String, host: Bool) throws(RejectReason) {
+        try validation.plan.applyLimits(validation.config, policy: config.limitPolicy(for: app))
+        guard host, let missing = ServiceManager.scopesMissing, let step = validation.plan.limitedSteps.first else { return }
+        let what = ResourceLimits.keys.compactMap { key in step.limits.describe(key).map { "\($0) from \(step.limitSources[key]!)" } }
+        throw RejectReason(.limits, "\(step.name) has limits (\(what.joined(separator: ", "))), which a task on the host gets only from a systemd scope, and \(missing); or release the app as an image (its containers take the limits)")
     }
 
     /// Whether an admission still holds: its request file and every app file it was made

@@ -91,7 +91,7 @@ struct ReleaseRunner: Sendable {
                 request: request, task: step.name,
                 environment: TaskEnvironment.make(request: request, task: step.name, home: home, directory: directory),
                 directory: FilePath(directory), command: step.command, deadline: deadline, outcome: progress.record,
-                masking: masking, logger: taskLogger, runner: runner)
+                masking: masking, limits: step.limits, logger: taskLogger, runner: runner)
             var failure = await run(step, context: context, control: control, deadline: deadline)
             if let f = failure, f.state == .timedOut {
                 let limit = step.timeout.map { deadline == taskStart + $0 } ?? false
@@ -100,15 +100,18 @@ struct ReleaseRunner: Sendable {
                 failure = TaskFailure(.timedOut, reason: "timed out after \(limit)")
             }
             let ms = (clock.now - taskStart).milliseconds
-            progress.ended(index, failure: failure, durationMs: ms)
+            let used = runner.usage
+            progress.ended(index, failure: failure, durationMs: ms, cpuMs: used?.cpuMs, peakMemoryBytes: used?.peakMemoryBytes)
             let task = progress.record.tasks[index]
+            // `migrate succeeded in 12.3s · peak 312 MiB · cpu 9.8s`
+            let usage = Summary.usage(task)
             if let f = failure {
                 // A time-out's reason says how long it ran already.
                 let ran = f.state == .timedOut ? "" : " after \(Summary.duration(ms))"
-                log.note("\(step.name) \(Summary.taskResult(task))\(ran)", level: f.state == .cancelled ? .notice : .error,
+                log.note("\(step.name) \(Summary.taskResult(task))\(ran)\(usage)", level: f.state == .cancelled ? .notice : .error,
                          metadata: ["release.task": "\(step.name)", "release.state": "\(f.state.rawValue)"])
             } else {
-                log.note("\(step.name) succeeded in \(Summary.duration(ms))", metadata: ["release.task": "\(step.name)", "release.state": "succeeded"])
+                log.note("\(step.name) succeeded in \(Summary.duration(ms))\(usage)", metadata: ["release.task": "\(step.name)", "release.state": "succeeded"])
             }
         }
 

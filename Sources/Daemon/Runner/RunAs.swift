@@ -1,7 +1,8 @@
 import Glibc
 import ReleaseKit
 
-/// Starts a task as an app's user: `released --run-as UID GID GROUPS EXECUTABLE ARGV0 [ARG…]`.
+/// Starts a task as an app's user: `released --run-as UID GID GROUPS EXECUTABLE ARGV0 [ARG…]`
+/// (`- - -`: as the daemon's own user, for a task that goes into a systemd scope first).
 ///
 /// The daemon (as root) spawns its own executable with this private flag instead of changing
 /// ids in the forked child itself. A child forked from the many-threaded daemon must not call
@@ -16,13 +17,18 @@ import ReleaseKit
 /// running as root). A list cut short (the daemon died while writing it) runs nothing. stdin
 /// then becomes /dev/null, as it is for every task. The helper's own environment holds the
 /// release's `RELEASE_ID`, so the process guard finds it even before it becomes the task.
+///
+/// The daemon writes the environment only once the helper is where the task must be (a
+/// task's systemd scope, with its limits): until then the helper waits on stdin, so the task
+/// can neither run nor fork outside its scope.
 enum RunAs {
     static let flag = "--run-as"
     /// The environment read from stdin is at most this large (requests are at most 1 MiB).
     static let environmentLimit = 4 << 20
 
     /// The arguments after the executable's own name: the ids, then the command.
-    static func arguments(for identity: TaskIdentity, executable: String, argv: [String]) -> [String] {
+    static func arguments(for identity: TaskIdentity?, executable: String, argv: [String]) -> [String] {
+        guard let identity else { return [flag, "-", "-", "-", executable] + argv }
         let groups = identity.groups.isEmpty ? "-" : identity.groups.map(String.init).joined(separator: ",")
         return [flag, String(identity.uid), String(identity.gid), groups, executable] + argv
     }
@@ -45,11 +51,13 @@ enum RunAs {
     }
 
     static func main(_ args: [String]) -> Never {
-        guard args.count >= 7, args[1] == flag, let uid = uid_t(args[2]), let gid = gid_t(args[3]) else {
+        let keepIDs = args.count >= 7 && args[2] == "-" && args[3] == "-" && args[4] == "-"
+        guard args.count >= 7, args[1] == flag, keepIDs || (uid_t(args[2]) != nil && gid_t(args[3]) != nil) else {
             fail("usage: released --run-as UID GID GROUPS EXECUTABLE ARGV0 [ARG…]", code: 2)
         }
+        let uid = uid_t(args[2]) ?? getuid(), gid = gid_t(args[3]) ?? getgid()
         var groups: [gid_t] = []
-        if args[4] != "-" {
+        if !keepIDs, args[4] != "-" {
             for part in args[4].split(separator: ",") {
                 guard let group = gid_t(part) else { fail("run-as: bad group list \(args[4])", code: 2) }
                 groups.append(group)
@@ -63,14 +71,16 @@ enum RunAs {
         guard null >= 0, dup2(null, STDIN_FILENO) == STDIN_FILENO else { fail("run-as: cannot open /dev/null: \(lastError())") }
         if null != STDIN_FILENO { close(null) }
 
-        // Groups first (it needs root), then the group id, then the user id.
-        guard groups.withUnsafeBufferPointer({ setgroups($0.count, $0.baseAddress) }) == 0 else {
-            fail("cannot switch to uid \(uid): setgroups: \(lastError())")
+        if !keepIDs {
+            // Groups first (it needs root), then the group id, then the user id.
+            guard groups.withUnsafeBufferPointer({ setgroups($0.count, $0.baseAddress) }) == 0 else {
+                fail("cannot switch to uid \(uid): setgroups: \(lastError())")
+            }
+            guard setgid(gid) == 0 else { fail("cannot switch to gid \(gid): \(lastError())") }
+            guard setuid(uid) == 0 else { fail("cannot switch to uid \(uid): \(lastError())") }
+            // Dropping root must be for good.
+            if uid != 0, setuid(0) == 0 { fail("run-as: still able to regain root after setuid(\(uid))") }
         }
-        guard setgid(gid) == 0 else { fail("cannot switch to gid \(gid): \(lastError())") }
-        guard setuid(uid) == 0 else { fail("cannot switch to uid \(uid): \(lastError())") }
-        // Dropping root must be for good.
-        if uid != 0, setuid(0) == 0 { fail("run-as: still able to regain root after setuid(\(uid))") }
 
         let cArgv = argv.map { strdup($0) } + [nil]
         let cEnv = environment.map { strdup($0) } + [nil]

@@ -36,6 +36,8 @@ final class Metrics: Sendable {
     private struct Figures: Sendable {
         var releases: [String: [String: Int]] = [:]   // app → state → count
         var durations: [String: [String: Histogram]] = [:]  // app → task → histogram
+        var peakMemory: [String: [String: Int64]] = [:]  // app → task → the last run's peak
+        var cpuSeconds: [String: [String: Double]] = [:]  // app → task → total
         var lastSuccess: [String: Double] = [:]
         /// Requests waiting in `incoming/`.
         var queueDepth = 0
@@ -89,6 +91,8 @@ final class Metrics: Sendable {
             for task in record.tasks {
                 guard let ms = task.durationMs else { continue }
                 f.durations[app, default: [:]][task.name, default: Histogram()].observe(Double(ms) / 1000)
+                if let peak = task.peakMemoryBytes { f.peakMemory[app, default: [:]][task.name] = peak }
+                if let cpu = task.cpuMs { f.cpuSeconds[app, default: [:]][task.name, default: 0] += Double(cpu) / 1000 }
             }
             if record.state == .succeeded {
                 f.lastSuccess[app] = (record.finishedAt ?? Date()).timeIntervalSince1970
@@ -119,6 +123,20 @@ final class Metrics: Sendable {
                 out += "releasectl_task_duration_seconds_bucket{\(labels),le=\"+Inf\"} \(h.total)\n"
                 out += "releasectl_task_duration_seconds_sum{\(labels)} \(Self.number(h.sum))\n"
                 out += "releasectl_task_duration_seconds_count{\(labels)} \(h.total)\n"
+            }
+        }
+        out += "# HELP releasectl_task_peak_memory_bytes The memory peak of the task's last run.\n"
+        out += "# TYPE releasectl_task_peak_memory_bytes gauge\n"
+        for app in f.peakMemory.keys.sorted() {
+            for (task, bytes) in f.peakMemory[app]!.sorted(by: { $0.key < $1.key }) {
+                out += "releasectl_task_peak_memory_bytes{app=\"\(Self.escape(app))\",task=\"\(Self.escape(task))\"} \(bytes)\n"
+            }
+        }
+        out += "# HELP releasectl_task_cpu_seconds_total CPU time (user and system) release tasks used.\n"
+        out += "# TYPE releasectl_task_cpu_seconds_total counter\n"
+        for app in f.cpuSeconds.keys.sorted() {
+            for (task, seconds) in f.cpuSeconds[app]!.sorted(by: { $0.key < $1.key }) {
+                out += "releasectl_task_cpu_seconds_total{app=\"\(Self.escape(app))\",task=\"\(Self.escape(task))\"} \(Self.number(seconds))\n"
             }
         }
         out += "# HELP releasectl_queue_depth Release requests waiting in incoming/.\n"

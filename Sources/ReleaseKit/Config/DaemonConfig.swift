@@ -38,6 +38,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public var rejectedLimit: Int = 1000
     /// The container engine image releases run through: a program with podman's command line.
     public var containerEngine = "podman"
+    /// `[limits]`: the operator's default and ceiling of each limit, for every app.
+    public var limits = LimitPolicy()
 
     public struct AppSettings: Sendable, Equatable {
         public var user: String?
@@ -53,6 +55,8 @@ public struct DaemonConfig: Sendable, Equatable {
         public var containerUser: String?
         /// For image releases: when to pull the image.
         public var pull: PullPolicy = .missing
+        /// `[limits]` with `[apps.<name>.limits]` over it (nil: the app has none of its own).
+        public var limits: LimitPolicy?
         public init(user: String? = nil, serialKey: String? = nil) {
             self.user = user
             self.serialKey = serialKey
@@ -113,6 +117,7 @@ public struct DaemonConfig: Sendable, Equatable {
             }
             return out
         }
+        var appLimits: [String: TOML.Table] = [:]
         for key in table.keys {
             let v = table[key]!
             switch key {
@@ -129,6 +134,9 @@ public struct DaemonConfig: Sendable, Equatable {
             case "retention-days": c.retentionDays = try int(key, v, min: 0)
             case "retention-keep": c.retentionKeep = try int(key, v, min: 0)
             case "rejected-limit": c.rejectedLimit = try int(key, v, min: 1)
+            case "limits":
+                guard let t = v.table else { throw fail("[limits] must be a table (known: \(LimitPolicy.keys.joined(separator: ", ")))") }
+                try c.limits.read(t, table: "[limits]", fail: fail)
             case "container-engine":
                 c.containerEngine = try string(key, v)
                 guard !c.containerEngine.isEmpty, !c.containerEngine.hasPrefix("-"), !c.containerEngine.contains(" ") else {
@@ -145,7 +153,7 @@ public struct DaemonConfig: Sendable, Equatable {
                     guard Syntax.isValidAppName(name) else { throw fail("[apps.\(name)]: not a valid app name") }
                     guard let t = apps[name]?.table else { throw fail("[apps.\(name)] must be a table") }
                     var settings = AppSettings()
-                    for k in t.keys {
+                    for k in t.keys where k != "limits" {
                         switch k {
                         case "user": settings.user = try string("apps.\(name).user", t[k]!)
                         case "serial-key":
@@ -172,8 +180,13 @@ public struct DaemonConfig: Sendable, Equatable {
                             guard let pull = PullPolicy(rawValue: value) else { throw fail("[apps.\(name)] pull must be missing, always or never, not \(Masking.preview(value))") }
                             settings.pull = pull
                         default:
-                            throw fail("unknown key \(Masking.preview(k)) in [apps.\(name)] (known: user, serial-key, network, volumes, container-user, pull)")
+                            throw fail("unknown key \(Masking.preview(k)) in [apps.\(name)] (known: user, serial-key, network, volumes, container-user, pull, limits)")
                         }
+                    }
+                    if let limits = t["limits"] {
+                        guard limits.table != nil else { throw fail("[apps.\(name).limits] must be a table (known: \(LimitPolicy.keys.joined(separator: ", ")))") }
+                        // Read over [limits] once the whole file is read (it may come later).
+                        appLimits[name] = limits.table!
                     }
                     c.apps[name] = settings
                 }
@@ -181,8 +194,16 @@ public struct DaemonConfig: Sendable, Equatable {
                 throw fail("unknown key \(Masking.preview(key))")
             }
         }
+        for (name, limits) in appLimits.sorted(by: { $0.key < $1.key }) {
+            var policy = c.limits
+            try policy.read(limits, table: "[apps.\(name).limits]", fail: fail)
+            c.apps[name]!.limits = policy
+        }
         return c
     }
+
+    /// The operator's limits for an app: `[apps.<name>.limits]` over `[limits]`.
+    public func limitPolicy(for app: String) -> LimitPolicy { apps[app]?.limits ?? limits }
 
     /// A network or user name for the engine: letters, digits and `._-` (and `extra`), not
     /// starting with `-` (it goes on the engine's command line).

@@ -27,7 +27,7 @@ public struct ResourceLimits: Sendable, Equatable {
 
     /// Reads one limit from a TOML value into `self`; returns false for a key that is not a
     /// limit. `fail` makes the error for a bad value.
-    mutating func read(_ key: String, _ value: TOML.Value, fail: (String) -> RejectReason) throws(RejectReason) -> Bool {
+    mutating func read<E: Error>(_ key: String, _ value: TOML.Value, fail: (String) -> E) throws(E) -> Bool {
         switch key {
         case "memory":
             guard let bytes = Self.memory(value) else {
@@ -88,5 +88,125 @@ extension String {
     init(format1 value: Double) {
         let tenths = Int64((value * 10).rounded())
         self = "\(tenths / 10).\(abs(tenths % 10))"
+    }
+}
+
+extension ResourceLimits {
+    /// One limit in words: `memory 1 GiB`, `cpus 1.5`, `pids 512`; nil when it is not set.
+    public func describe(_ key: String) -> String? {
+        value(key).map { "\(key) \($0)" }
+    }
+
+    /// One limit's value in words: `1 GiB`, `1.5`, `512`.
+    public func value(_ key: String) -> String? {
+        switch key {
+        case "memory": memoryBytes.map { Self.describe(bytes: $0) }
+        case "cpus": cpus.map { Self.describe(cpus: $0) }
+        case "pids": pids.map { "\($0)" }
+        default: nil
+        }
+    }
+
+    /// A CPU share for people: `1`, `1.5`, `0.25`.
+    public static func describe(cpus: Double) -> String {
+        if cpus == cpus.rounded() { return String(Int64(cpus)) }
+        var text = String(cpus)
+        if text.count > 6 { text = String(format1: cpus) }
+        return text
+    }
+
+    /// Whether the limit `key` of self is above the same limit of `ceiling` (false when
+    /// either is not set).
+    func exceeds(_ ceiling: ResourceLimits, _ key: String) -> Bool {
+        switch key {
+        case "memory": if let v = memoryBytes, let c = ceiling.memoryBytes { return v > c }
+        case "cpus": if let v = cpus, let c = ceiling.cpus { return v > c }
+        case "pids": if let v = pids, let c = ceiling.pids { return v > c }
+        default: break
+        }
+        return false
+    }
+
+    /// Whether the limit `key` is set.
+    func has(_ key: String) -> Bool { describe(key) != nil }
+
+    /// Self with the limit `key` taken from `other`.
+    func taking(_ key: String, from other: ResourceLimits) -> ResourceLimits {
+        var result = self
+        switch key {
+        case "memory": result.memoryBytes = other.memoryBytes
+        case "cpus": result.cpus = other.cpus
+        case "pids": result.pids = other.pids
+        default: break
+        }
+        return result
+    }
+}
+
+/// The operator's limits for an app, from released.toml: a default for a task whose
+/// release.toml says nothing, and a ceiling nothing may ask to exceed, for each of memory,
+/// cpus and pids. `[apps.<name>.limits]` overrides `[limits]` key by key.
+public struct LimitPolicy: Sendable, Equatable {
+    public var defaults = ResourceLimits()
+    public var ceilings = ResourceLimits()
+    /// Where each default and ceiling was set, by key: `released.toml [limits]`.
+    public var defaultSources: [String: String] = [:]
+    public var ceilingSources: [String: String] = [:]
+
+    public init() {}
+
+    /// A table's keys: `memory`, `cpus`, `pids` (defaults) and `max-memory`, `max-cpus`,
+    /// `max-pids` (ceilings).
+    public static let keys = ResourceLimits.keys + ResourceLimits.keys.map { "max-" + $0 }
+
+    /// Reads `[limits]` (or `[apps.<name>.limits]`, named by `table`) over this policy.
+    mutating func read(_ toml: TOML.Table, table: String, fail: (String) -> DaemonConfig.ConfigError) throws(DaemonConfig.ConfigError) {
+        var defaults = ResourceLimits(), ceilings = ResourceLimits()
+        for key in toml.keys.sorted() {
+            let ceiling = key.hasPrefix("max-")
+            let name = ceiling ? String(key.dropFirst(4)) : key
+            var target = ceiling ? ceilings : defaults
+            guard try target.read(name, toml[key]!, fail: { fail("\(table) \(ceiling ? "max-" : "")\($0)") }) else {
+                throw fail("unknown key \(Quoting.quoted(key, limit: Quoting.tokenLimit)) in \(table) (known: \(Self.keys.joined(separator: ", ")))")
+            }
+            if ceiling { ceilings = target } else { defaults = target }
+        }
+        for key in ResourceLimits.keys {
+            if defaults.has(key) {
+                self.defaults = self.defaults.taking(key, from: defaults)
+                defaultSources[key] = "released.toml \(table)"
+            }
+            if ceilings.has(key) {
+                self.ceilings = self.ceilings.taking(key, from: ceilings)
+                ceilingSources[key] = "released.toml \(table)"
+            }
+        }
+        for key in ResourceLimits.keys where self.defaults.exceeds(self.ceilings, key) {
+            throw fail("\(table): the default \(self.defaults.describe(key)!) is over the ceiling max-\(key) (\(self.ceilings.value(key)!), \(ceilingSources[key]!))")
+        }
+    }
+
+    /// A task's effective limits, given release.toml's for the task and for the release:
+    /// for each key, the task's value, else the release's, else the operator's default, else
+    /// the operator's ceiling (a ceiling is a limit too); with where each came from. A value
+    /// release.toml asks for over a ceiling rejects the release.
+    public func resolve(task: String, taskLimits: ResourceLimits, releaseLimits: ResourceLimits) throws(RejectReason) -> (ResourceLimits, [String: String]) {
+        var result = ResourceLimits()
+        var sources: [String: String] = [:]
+        for key in ResourceLimits.keys {
+            let found: (value: ResourceLimits, source: String)? =
+                taskLimits.has(key) ? (taskLimits, "release.toml [tasks.\(task)]")
+                : releaseLimits.has(key) ? (releaseLimits, "release.toml [limits]")
+                : defaults.has(key) ? (defaults, "default in \(defaultSources[key]!)")
+                : ceilings.has(key) ? (ceilings, "max-\(key) in \(ceilingSources[key]!)")
+                : nil
+            guard let (value, source) = found.map({ ($0.value, $0.source) }) else { continue }
+            if value.exceeds(ceilings, key) {
+                throw RejectReason(.limits, "\(source) asks for \(value.describe(key)!), over the operator's ceiling of \(ceilings.value(key)!) (max-\(key) in \(ceilingSources[key]!))")
+            }
+            result = result.taking(key, from: value)
+            sources[key] = source
+        }
+        return (result, sources)
     }
 }

@@ -33,6 +33,8 @@ public struct RejectReason: Error, Sendable, Hashable, CustomStringConvertible {
         public static let user = Code(rawValue: "user")
         /// The release's image cannot be used (not readable, bad settings for it).
         public static let image = Code(rawValue: "image")
+        /// A limit release.toml asks for is over the operator's ceiling, or cannot be enforced.
+        public static let limits = Code(rawValue: "limits")
     }
 
     public var code: Code

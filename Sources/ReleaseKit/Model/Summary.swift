@@ -11,13 +11,34 @@ public enum Summary {
 
     static func pad(_ n: Int64) -> String { n < 10 ? "0\(n)" : "\(n)" }
 
+    /// How a task killed by the kernel's OOM killer is described.
+    public static let oomKilled = "killed by the kernel's OOM killer"
+
+    /// The reason of a task the OOM killer ended: `killed by the kernel's OOM killer (memory
+    /// limit 1 GiB)`.
+    public static func oomReason(limit: Int64?) -> String {
+        oomKilled + (limit.map { " (memory limit \(ResourceLimits.describe(bytes: $0)))" } ?? "")
+    }
+
+    /// What a task used, after its result: ` · peak 312 MiB · cpu 9.8s` (empty when unknown).
+    public static func usage(_ t: TaskRecord) -> String {
+        var out = ""
+        if let peak = t.peakMemoryBytes { out += " · peak \(ResourceLimits.describe(bytes: peak))" }
+        if let cpu = t.cpuMs { out += " · cpu \(duration(cpu))" }
+        return out
+    }
+
     /// How a task ended, in words, each fact once: "succeeded", "failed (exit status 1)",
     /// "timed out after its timeout of 1s", "skipped: RUN_PROCFILE_RELEASE is off (unset)".
     public static func taskResult(_ t: TaskRecord) -> String {
         switch t.state {
         case .failed:
             if let s = t.exitStatus { return "failed (exit status \(s))" }
-            if let sig = t.signal { return "failed (killed by signal \(sig))" }
+            if let sig = t.signal {
+                // The OOM killer's SIGKILL: the reason says it with the limit.
+                if let reason = t.reason, reason.hasPrefix(Self.oomKilled) { return "failed: \(reason)" }
+                return "failed (killed by signal \(sig))"
+            }
             return "failed" + (t.reason.map { ": \($0)" } ?? "")
         case .timedOut:
             // The reason says it: "timed out after its timeout of 1s".

@@ -88,6 +88,11 @@ public struct PrettyJSONWriter: Sendable {
         bytes.append(contentsOf: String(v).utf8)
     }
 
+    /// A finite number, as its shortest text (1.5).
+    public mutating func double(_ v: Double) {
+        bytes.append(contentsOf: (v == v.rounded() && abs(v) < 1e15 ? String(Int64(v)) : String(v)).utf8)
+    }
+
     public mutating func null() {
         bytes.append(contentsOf: [UInt8(ascii: "n"), UInt8(ascii: "u"), UInt8(ascii: "l"), UInt8(ascii: "l")])
     }

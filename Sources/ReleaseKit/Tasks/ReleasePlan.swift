@@ -23,6 +23,9 @@ public struct ReleasePlan: Sendable {
         public var failureHint: String?
         /// One more line about what the task will do, for `plan`.
         public var note: String?
+        /// Its resource limits (see `applyLimits`), and where each came from, by key.
+        public var limits = ResourceLimits()
+        public var limitSources: [String: String] = [:]
     }
 
     public var app: String
@@ -108,4 +111,20 @@ public struct ReleasePlan: Sendable {
         }
         return ReleasePlan(app: app, directory: directory, preset: inspection.preset?.name, steps: steps, warnings: warnings)
     }
+
+    /// Gives each task that runs a command its limits: release.toml's (`config`), within the
+    /// operator's `policy` (see `LimitPolicy.resolve`). A value over a ceiling rejects the
+    /// release, whether or not its task runs this time.
+    public mutating func applyLimits(_ config: AppConfig, policy: LimitPolicy) throws(RejectReason) {
+        for i in steps.indices {
+            let (limits, sources) = try policy.resolve(task: steps[i].name, taskLimits: config.tasks[steps[i].name]?.limits ?? ResourceLimits(),
+                                                       releaseLimits: config.limits)
+            guard steps[i].willRun, steps[i].command != nil else { continue }
+            steps[i].limits = limits
+            steps[i].limitSources = sources
+        }
+    }
+
+    /// The tasks that will run with limits.
+    public var limitedSteps: [Step] { steps.filter { $0.willRun && !$0.limits.isEmpty } }
 }

@@ -97,8 +97,12 @@ public struct ReleaseProgress: Sendable {
     }
 
     /// A task ended: by succeeding when `failure` is nil, else as it says.
-    public mutating func ended(_ index: Int, failure taskFailure: TaskFailure?, durationMs: Int64) {
+    /// `cpuMs` and `peakMemoryBytes`: what it used, when known.
+    public mutating func ended(_ index: Int, failure taskFailure: TaskFailure?, durationMs: Int64, cpuMs: Int64? = nil,
+                               peakMemoryBytes: Int64? = nil) {
         record.tasks[index].durationMs = durationMs
+        record.tasks[index].cpuMs = cpuMs
+        record.tasks[index].peakMemoryBytes = peakMemoryBytes
         guard let f = taskFailure else {
             record.tasks[index].state = .succeeded
             return

@@ -142,12 +142,15 @@ public struct TaskContext: Sendable {
     public let outcome: ReleaseRecord
     /// The masking of this release's secrets.
     public let masking: Masking
+    /// The task's resource limits (enforced by the executor).
+    public let limits: ResourceLimits
     public let logger: Logger
     let runner: any TaskProcessRunner
 
     public init(request: ReleaseRequest, task: String, environment: [String: String], directory: FilePath,
                 command: Command?, deadline: ContinuousClock.Instant, outcome: ReleaseRecord, masking: Masking,
-                logger: Logger, runner: any TaskProcessRunner) {
+                limits: ResourceLimits = ResourceLimits(), logger: Logger, runner: any TaskProcessRunner) {
+        self.limits = limits
         self.request = request
         self.task = task
         self.environment = environment

@@ -1,0 +1,105 @@
+import Glibc
+import ReleaseKit
+import SystemPackage
+
+/// The cgroup a task's figures are read from once it has ended: a parent the task's processes
+/// (a host task's scope, a container) run under, which outlives them — a transient slice this
+/// daemon holds (under systemd), or a folder of its own (a container engine managing cgroups
+/// itself). Memory peaks and CPU time are hierarchical, so the parent's are the task's.
+struct TaskCgroup: Sendable {
+    /// The path below each hierarchy's root: `/releasectl.slice/releasectl-<id>_migrate.slice`.
+    let path: String
+
+    static let root = "/sys/fs/cgroup"
+    /// cgroup v2 (unified) when the root holds cgroup.controllers; else v1 controllers.
+    static let unified = access(root + "/cgroup.controllers", F_OK) == 0
+
+    /// What the task used: CPU time (user + system) and the memory peak; nil when the cgroup
+    /// cannot be read (a v2 kernel older than 5.19 has no memory.peak: the peak is then nil).
+    func usage() -> (cpuMs: Int64?, peakMemoryBytes: Int64?) {
+        if Self.unified {
+            let cpu = Self.field("usage_usec", in: Self.read(Self.root + path + "/cpu.stat")).map { $0 / 1000 }
+            let peak = Self.read(Self.root + path + "/memory.peak").flatMap { Int64($0.trimmingBlanks()) }
+            return (cpu, peak)
+        }
+        let cpu = Self.read(Self.root + "/cpuacct" + path + "/cpuacct.usage").flatMap { Int64($0.trimmingBlanks()) }.map { $0 / 1_000_000 }
+        let peak = Self.read(Self.root + "/memory" + path + "/memory.max_usage_in_bytes").flatMap { Int64($0.trimmingBlanks()) }
+        return (cpu, peak)
+    }
+
+    /// Whether the kernel's OOM killer ended something in it. cgroup v2 counts it
+    /// (memory.events, hierarchical); v1 keeps no count a parent sees, so there a task killed
+    /// by SIGKILL (`killed`) whose memory peak reached its limit is taken for an OOM kill.
+    func oomKilled(killed: Bool, limit: Int64?) -> Bool {
+        if Self.unified, let events = Self.read(Self.root + path + "/memory.events") {
+            return (Self.field("oom_kill", in: events) ?? 0) > 0
+        }
+        guard killed, let limit, let peak = usage().peakMemoryBytes else { return false }
+        return peak >= limit - limit / 50
+    }
+
+    /// Removes its folders (a v1 controller each, or the one v2 folder), innermost first:
+    /// for a folder made by the engine, not a slice (systemd removes those).
+    func removeFolders() {
+        let roots: [String]
+        if Self.unified {
+            roots = [Self.root]
+        } else {
+            roots = ((try? FileManagerLite.entries(Self.root)) ?? []).compactMap { name in
+                var st = stat()
+                let p = Self.root + "/" + name
+                return lstat(p, &st) == 0 && st.st_mode & S_IFMT == S_IFDIR ? p : nil
+            }
+        }
+        for root in roots { Self.removeTree(root + path) }
+    }
+
+    private static func removeTree(_ dir: String) {
+        for name in (try? FileManagerLite.entries(dir)) ?? [] {
+            var st = stat()
+            if lstat(dir + "/" + name, &st) == 0, st.st_mode & S_IFMT == S_IFDIR { removeTree(dir + "/" + name) }
+        }
+        rmdir(dir)
+    }
+
+    private static func read(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let n = Glibc.read(fd, &buffer, buffer.count)
+        return n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self) : nil
+    }
+
+    /// `key N` in a flat-keyed file.
+    private static func field(_ key: String, in text: String?) -> Int64? {
+        guard let text else { return nil }
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: " ")
+            if parts.count == 2, parts[0] == key { return Int64(parts[1]) }
+        }
+        return nil
+    }
+}
+
+/// Folder listing without Foundation.
+enum FileManagerLite {
+    static func entries(_ path: String) throws -> [String] {
+        guard let dir = opendir(path) else { throw Errno(rawValue: errno) }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) { String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self)) }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+}
+
+extension ResourceLimitsC {
+    init(_ limits: ResourceLimits) {
+        memoryMax = limits.memoryBytes.map { UInt64($0) } ?? 0
+        cpuQuotaUsec = limits.cpus.map { UInt64(($0 * 1_000_000).rounded()) } ?? 0
+        tasksMax = limits.pids.map { UInt64($0) } ?? 0
+    }
+}

@@ -15,6 +15,8 @@ import PackageDescription
 // - swift-crypto: HMAC-SHA256 for signed webhooks.
 // - swift-nio: ByteBuffer and HTTP types for the notify task's requests, and the tests' HTTP
 //   server (already part of async-http-client's graph).
+// - postgres-nio: the cluster coordinator's PostgreSQL, on the same swift-nio (and swift-nio-ssl
+//   for TLS to it).
 let package = Package(
     name: "releasectl",
     platforms: [.macOS(.v15)],
@@ -31,6 +33,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // Linux system calls Swift cannot reach through glibc (openat2, per-thread credentials,
@@ -82,6 +86,8 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             path: "Sources/Daemon"
         ),

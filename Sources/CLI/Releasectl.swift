@@ -12,7 +12,7 @@ struct Releasectl: ParsableCommand {
             it was rejected, 3 when it was cancelled or interrupted, 4 when --timeout passed.
             """,
         subcommands: [Submit.self, Wait.self, Status.self, List.self, Logs.self, Cancel.self, Retry.self,
-                      Plugins.self, Plan.self])
+                      Plugins.self, Plan.self, Cluster.self])
 }
 
 /// A subcommand whose work is asynchronous. (main.swift calls `execute()`, which avoids

@@ -19,8 +19,12 @@ struct Retry: RunnableCommand {
         guard let old = spool.finishedRequest(id) else {
             throw CLIError(2, "the request of \(id) is not readable (a rejected request that was not valid cannot be retried)")
         }
-        let request = ReleaseRequest(id: ReleaseID.generate(), app: old.app, release: old.release, directory: old.directory,
-                                     image: old.image, env: old.env, tasks: old.tasks, retryOf: old.id)
+        // A new deploy key: with a cluster, a retry runs again rather than getting the outcome
+        // of the deploy it retries.
+        let newID = ReleaseID.generate()
+        let request = ReleaseRequest(id: newID, app: old.app, release: old.release, directory: old.directory,
+                                     image: old.image, env: old.env, tasks: old.tasks, retryOf: old.id,
+                                     deployKey: "retry-\(newID.rawValue)")
         try Spooling.submitAndReport(request, spool: spool, wait: waitOptions)
     }
 }

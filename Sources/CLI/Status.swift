@@ -14,6 +14,9 @@ struct Status: RunnableCommand {
         let spool = spoolOptions.resolved
         guard let id else {
             try List.show(spool: spool, app: nil, limit: 20, json: json)
+            if !json, Releases.all(spool).contains(where: { $0.state == .queued }), let notice = ClusterStatusCommand.databaseNotice(spool) {
+                Output.line(notice)
+            }
             return
         }
         guard let location = spool.locate(id) else { throw CLIError(2, "no release \(Masking.preview(id)) in \(spool.root)") }
@@ -22,6 +25,7 @@ struct Status: RunnableCommand {
             Output.line(JSONOutput.record(record))
         } else {
             Output.out(RecordText.detail(record))
+            if record.state == .queued, let notice = ClusterStatusCommand.databaseNotice(spool) { Output.line(notice) }
         }
     }
 }

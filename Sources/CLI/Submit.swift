@@ -29,11 +29,15 @@ struct Submit: RunnableCommand {
     @Option(name: .long, help: ArgumentHelp("Run the tasks in containers of this image (podman's name for it).", valueName: "ref"))
     var image: String?
 
+    @Option(name: .long, help: ArgumentHelp("With a cluster: the deploy this request belongs to on every host (default: app/release); its tasks run once.", valueName: "key"))
+    var deployKey: String?
+
     @OptionGroup var envOptions: EnvOptions
     @OptionGroup var taskOptions: TaskOptions
     @OptionGroup var waitOptions: WaitOptions
 
     func validate() throws {
+        if let deployKey, !Syntax.isValidReleaseLabel(deployKey) { throw ValidationError("--deploy-key must be 1 to 128 printable characters") }
         guard Syntax.isValidAppName(app) else {
             throw ValidationError("--app \(Masking.preview(app)) is not a valid app name ([a-z0-9][a-z0-9-]{0,62})")
         }
@@ -51,7 +55,8 @@ struct Submit: RunnableCommand {
         let env = try envOptions.resolve()
         let tasks = try taskOptions.resolve(known: Registry.tasks.map { $0.name })
         let request = ReleaseRequest(id: ReleaseID.generate(), app: app, release: release,
-                                     directory: dir.map { FilePath($0).absolute().string }, image: image, env: env, tasks: tasks)
+                                     directory: dir.map { FilePath($0).absolute().string }, image: image, env: env, tasks: tasks,
+                                     deployKey: deployKey)
         try Spooling.submitAndReport(request, spool: spoolOptions.resolved, wait: waitOptions)
     }
 }

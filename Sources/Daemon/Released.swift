@@ -59,11 +59,11 @@ struct Released: AsyncParsableCommand {
         // Until the signal service takes it (after recovery), a SIGHUP must not kill the daemon.
         signal(SIGHUP, SIG_IGN)
         logTarget.bootstrap()
-        let logger = Logger(label: "released")
+        var rootLogger = Logger(label: "released")
         let notifier = SystemdNotifier()
 
         func fatal(_ message: String, errno: Int32 = EINVAL) -> ExitCode {
-            logger.critical("\(message)")
+            rootLogger.critical("\(message)")
             notifier.failed(errno: errno, status: message)
             JournalWriter.shared.flush()
             return ExitCode(1)
@@ -73,6 +73,14 @@ struct Released: AsyncParsableCommand {
         do { daemonConfig = try loadConfig() } catch {
             throw fatal("configuration error: \(error)")
         }
+        // In a cluster every entry names this node (RELEASE_NODE); the password is read once,
+        // here, and kept out of every log line.
+        var clusterPassword: String?
+        if let cluster = daemonConfig.cluster {
+            rootLogger[metadataKey: "release.node"] = "\(cluster.node)"
+            do { clusterPassword = try cluster.readPassword() } catch { throw fatal("configuration error: \(error)") }
+        }
+        let logger = rootLogger
         let spoolOption = spool ?? daemonConfig.spool
         let spool = Spool.resolve(option: spoolOption)
         do { try spool.create() } catch {
@@ -128,12 +136,27 @@ struct Released: AsyncParsableCommand {
         // Temporary files of writes cut short: a submitter's removed with its own credentials.
         spool.removeLeftovers { uid, gid in FileCredentials(uid: uid, gid: gid, groups: []) }
 
+        let coordinator: any Coordinator
+        var clusterCoordinator: ClusterCoordinator?
+        if let cluster = daemonConfig.cluster {
+            let made = ClusterCoordinator(settings: cluster, password: clusterPassword, spool: spool, killGrace: daemonConfig.killGrace,
+                                          logger: logger)
+            do { try await made.start() } catch {
+                throw fatal("the cluster database \(cluster.host):\(cluster.port)/\(cluster.database) refused this node: \(error)", errno: EACCES)
+            }
+            logger.notice("node \(cluster.node) of the cluster on \(cluster.host):\(cluster.port)/\(cluster.database) (lease \(DurationParser.format(cluster.lease)))")
+            coordinator = made
+            clusterCoordinator = made
+        } else {
+            coordinator = LocalCoordinator()
+        }
+
         let metrics = MetricsSlot()
         metrics.use(path: daemonConfig.metricsFile)
         metrics.metrics?.restoreLastSuccess(from: spool.finishedRecords())
         let environment = ProcessInfo.processInfo.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
         let context = DaemonContext(spool: spool, registry: Registry.tasks, processGuard: processGuard, notifier: notifier,
-                                    coordinator: LocalCoordinator(), metrics: metrics, logger: logger, environment: environment)
+                                    coordinator: coordinator, metrics: metrics, logger: logger, environment: environment)
         let engine = ContainerEngine(executable: daemonConfig.containerEngine, environment: environment)
         if let program = ExecutableLookup.find(engine.executable, path: ContainerExecutor.path(of: environment)) {
             processGuard?.use(engine: program)
@@ -149,6 +172,7 @@ struct Released: AsyncParsableCommand {
         let scheduler = Scheduler(context: context, config: daemonConfig, jobs: jobsContinuation, intakeWork: intakeContinuation)
         for record in recovered.interrupted { await scheduler.count(record) }
 
+        clusterCoordinator?.onChange { await scheduler.nudge() }
         let configBox = ConfigBox(daemonConfig)
         let running = RunningTasks()
         let release = ReleaseService(
@@ -180,6 +204,7 @@ struct Released: AsyncParsableCommand {
         var groupConfig = ServiceGroupConfiguration(
             services: [
                 .init(service: watchdog),
+                .init(service: ClusterService(coordinator: clusterCoordinator)),
                 .init(service: signals),
                 .init(service: MetricsService(slot: metrics)),
                 .init(service: MaintenanceService(scheduler: scheduler, spool: spool, logger: logger)),
@@ -209,5 +234,19 @@ final class ConfigBox: Sendable {
     var value: DaemonConfig {
         get { storage.withLock { $0 } }
         set { storage.withLock { $0 = newValue } }
+    }
+}
+
+/// Runs the cluster coordinator's loops (heartbeat, leases, sweep, output, LISTEN) until the
+/// daemon stops; shut down after the releases (it renews their leases meanwhile).
+struct ClusterService: Service {
+    let coordinator: ClusterCoordinator?
+
+    func run() async throws {
+        guard let coordinator else {
+            try? await gracefulShutdown()
+            return
+        }
+        await cancelWhenGracefulShutdown { await coordinator.run() }
     }
 }

@@ -86,6 +86,10 @@ struct MetricsTests {
         // After a restart: counters start again, the last success is kept.
         try await daemon.stop()
         let restarted = try await DaemonProcess(arguments: ["--metrics-file", metricsPath], spool: daemon.spool)
+        // Rewritten by the new daemon soon after it starts.
+        try await eventually("the restarted daemon to rewrite the metrics file", timeout: .seconds(10)) {
+            (try? metrics().samples(named: "releasectl_releases_total").isEmpty) == true
+        }
         let after = try metrics()
         #expect(after.samples(named: "releasectl_releases_total").isEmpty)
         #expect(after.value("releasectl_last_success_timestamp_seconds", ["app": "shop"]).map { abs($0 - last) < 0.01 } == true)

@@ -232,7 +232,7 @@ struct ReliabilityTests {
             try daemon.drop(name: "\(request.id).json", contents: Data(request.encoded()))
             ids.append(request.id.rawValue)
         }
-        try await eventually("all 1000 requests to finish", timeout: .seconds(240)) {
+        try await eventually("all 1000 requests to finish", timeout: .seconds(600)) {
             daemon.files(in: "done").count == 2000
         }
         #expect(daemon.log.contains("inotify queue overflowed; rescanning"))

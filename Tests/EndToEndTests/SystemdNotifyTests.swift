@@ -96,7 +96,10 @@ struct SystemdNotifyTests {
         let times = pings().map(\.at)
         let gaps = zip(times.dropFirst(), times).map { ($0 - $1).seconds }
         let mean = gaps.reduce(0, +) / Double(gaps.count)
-        #expect(gaps.allSatisfy { $0 >= interval * 0.85 }, "pings closer than \(interval) s apart: \(gaps)")
+        // The daemon sends them at least 0.9 intervals apart; the times here are when this
+        // process read them, which a loaded machine delays now and then (one late read makes
+        // one short gap after it). A burst (gaps near 0) still fails.
+        #expect(gaps.allSatisfy { $0 >= interval * 0.6 }, "pings closer than \(interval) s apart: \(gaps)")
         #expect(mean >= interval * 0.9 && mean <= interval * 1.6, "mean gap \(mean) s, want \(interval) s: \(gaps)")
         #expect(pings().allSatisfy { $0.text == "WATCHDOG=1" })
 

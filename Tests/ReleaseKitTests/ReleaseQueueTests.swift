@@ -67,6 +67,26 @@ struct ReleaseQueueTests {
         #expect(q.start(maxParallel: 8).map(\.release) == ["v1"], "it keeps its place ahead of v2")
     }
 
+    @Test("a deploy the cluster runs first is promoted to the head of its serial key")
+    func promote() {
+        var q = ReleaseQueue()
+        for n in 1...3 { q.enqueue(Self.entry(n, "shop")) }
+        let head = q.start(maxParallel: 4)
+        #expect(head.map(\.release) == ["v1"])
+        q.putBack(head[0].id)
+        let promoted = q.promote(deployKey: "shop/v3", serialKey: "shop")
+        let absent = q.promote(deployKey: "shop/v9", serialKey: "shop"), elsewhere = q.promote(deployKey: "shop/v3", serialKey: "billing")
+        #expect(promoted)
+        #expect(!absent, "not waiting here")
+        #expect(!elsewhere, "another serial key")
+        var order: [String] = []
+        while let next = q.start(maxParallel: 4).first {
+            order.append(next.release)
+            q.ended(next.id)
+        }
+        #expect(order == ["v3", "v1", "v2"])
+    }
+
     @Test("removing a waiting release; nothing is added twice")
     func removeAndDuplicates() {
         var q = ReleaseQueue()

@@ -144,7 +144,7 @@ struct SpoolTransitionTests {
         let spool = f.crashing(at: .cancelRecordWritten)
         let request = try f.submit()
         try spool.requestCancel(request.id)
-        #expect(throws: SpoolError.self) { try spool.cancelQueued(Self.record(request, .cancelled)) }
+        #expect(throws: SpoolError.self) { try spool.finishQueued(Self.record(request, .cancelled)) }
         #expect(f.spool.recover().completed == 1)
         #expect(try f.finalState(request.id) == .cancelled)
     }

@@ -1,13 +1,28 @@
 import ReleaseKit
 
 /// The one seam between "this release may start" (the local queue says so) and "it runs
-/// here": the local coordinator answers from the local queue alone; a cluster coordinator
-/// would also take a lease in a shared database. The scheduler does not know which it has.
+/// here": the local coordinator answers from the local queue alone; the cluster coordinator
+/// also takes a lease in the cluster's database, and may answer that the release's deploy
+/// runs (or ran) on another node, which this node then follows. The scheduler and the
+/// release service do not know which one they have.
 protocol Coordinator: Sendable {
-    /// Asked when the local queue lets a release start; the release does not start until the
-    /// answer comes.
-    func acquire(_ release: ReleaseQueue.Entry) async -> CoordinatorGrant
-    /// The release that was granted here has ended with this record (durable in `done/`).
+    /// This node's name in a cluster (nil: no cluster).
+    var node: String? { get }
+    /// A release was admitted here and waits in `incoming/`: the cluster learns of its
+    /// deploy key, its order and that this node has it.
+    /// Called in the order releases are admitted, and returns at once.
+    func admitted(_ release: ReleaseQueue.Entry)
+    /// Asked when the local queue lets a release start; it does not start until the answer
+    /// comes. A release that runs here can be stopped by the coordinator through `control`
+    /// (a lease it cannot renew, a cancel asked for on another node).
+    func acquire(_ release: ReleaseQueue.Entry, control: ReleaseControl) async -> CoordinatorGrant
+    /// Output of a release running here (whole lines, masked), for the nodes that follow it.
+    func publish(_ release: ReleaseQueue.Entry, _ bytes: [UInt8])
+    /// Follows a release whose deploy key runs or ran on another node: its output into
+    /// `write` until it ends. Nil when this daemon stops first (the request stays waiting).
+    func follow(_ release: ReleaseQueue.Entry, write: @escaping @Sendable ([UInt8]) -> Void, control: ReleaseControl) async -> FollowedOutcome?
+    /// A release ended with this record, durable in `done/`: run here, followed, or taken out
+    /// of the queue without either (a cancel while it waited).
     func ended(_ release: ReleaseQueue.Entry, record: ReleaseRecord) async
 }
 
@@ -15,7 +30,21 @@ protocol Coordinator: Sendable {
 enum CoordinatorGrant: Sendable, Equatable {
     /// Run it here, now.
     case run
-    /// Not now (the coordination cannot be reached, or its key runs elsewhere): it waits
-    /// again, at the head of its key.
-    case wait(reason: String)
+    /// Not now (the coordination cannot be reached, or an earlier release of its serial key
+    /// runs or waits elsewhere): it waits again, at the head of its key — or behind `first`,
+    /// the deploy key the cluster runs first, when this node has a request of it waiting.
+    case wait(reason: String, first: String? = nil)
+    /// Its deploy key runs or ran on that node: follow it there, run nothing.
+    case follow(node: String)
+}
+
+/// How a followed release ended, as the cluster recorded it.
+struct FollowedOutcome: Sendable {
+    /// The running node's final record (masked); nil when it never recorded one (it was
+    /// interrupted: it stopped renewing its lease).
+    var record: ReleaseRecord?
+    var state: ReleaseState
+    /// The node that ran it.
+    var ranOn: String
+    var reason: String?
 }

@@ -35,6 +35,7 @@ struct HostExecutor: TaskExecutor {
             switch self {
             case .stopped(.cancelled): "the release was cancelled"
             case .stopped(.shutdown): "the daemon is shutting down"
+            case .stopped(.leaseLost): "this node could not renew its cluster lease"
             case .deadline: "time limit reached"
             }
         }

@@ -39,8 +39,16 @@ struct TaskCgroup: Sendable {
     }
 
     /// Removes its folders (a v1 controller each, or the one v2 folder), innermost first:
-    /// for a folder made by the engine, not a slice (systemd removes those).
-    func removeFolders() {
+    /// for a folder made by the engine, not a slice (systemd removes those). The engine's
+    /// monitor may still be leaving the folder when the container has ended (a folder with a
+    /// process in it cannot be removed): tried again for up to `patience`. Blocking.
+    func removeFolders(patience: Duration = .seconds(5)) {
+        let clock = ContinuousClock(), until = clock.now + patience
+        while !removeFoldersOnce(), clock.now < until { usleep(50_000) }
+    }
+
+    /// True when every folder is gone.
+    private func removeFoldersOnce() -> Bool {
         let roots: [String]
         if Self.unified {
             roots = [Self.root]
@@ -52,6 +60,7 @@ struct TaskCgroup: Sendable {
             }
         }
         for root in roots { Self.removeTree(root + path) }
+        return roots.allSatisfy { access($0 + path, F_OK) != 0 }
     }
 
     private static func removeTree(_ dir: String) {

@@ -38,6 +38,7 @@ struct TaskOutcome: Sendable {
         case .timedOut: TaskFailure(.timedOut, reason: "timed out")
         case .stopped(.cancelled): TaskFailure(.cancelled, reason: "cancelled")
         case .stopped(.shutdown): TaskFailure(.cancelled, reason: "interrupted: the daemon shut down")
+        case .stopped(.leaseLost): TaskFailure(.cancelled, reason: "interrupted: the cluster lease was lost")
         case .oomKilled(let limit): TaskFailure(.failed, reason: Summary.oomReason(limit: limit), signal: SIGKILL)
         }
     }

@@ -27,9 +27,12 @@ public final class ReleaseLog: Sendable {
     private let state: Mutex<State>
     private let masking: Masking
     public let logger: Logger
+    /// Told every chunk written (whole lines, masked): a cluster's followers get them.
+    private let tap: (@Sendable ([UInt8]) -> Void)?
 
     /// Opens (appending, 0640) the release's log file.
-    public init(spool: Spool, id: String, masking: Masking, logger: Logger) {
+    public init(spool: Spool, id: String, masking: Masking, logger: Logger, tap: (@Sendable ([UInt8]) -> Void)? = nil) {
+        self.tap = tap
         let fd = spool.logPath(id).withPlatformString { open($0, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, Spool.fileMode) }
         if fd >= 0 { _ = fchmod(fd, Spool.fileMode) }
         state = Mutex(State(fd: fd, lines: MaskedLineSplitter(masking: masking, maximumLineLength: Self.maximumLineLength,
@@ -89,10 +92,17 @@ public final class ReleaseLog: Sendable {
         }
     }
 
+    /// Lines of the same release as another node wrote them (whole lines, masked there):
+    /// masked again with this request's secrets, and written as they are.
+    public func relay(_ bytes: [UInt8]) {
+        append(Array(masking.apply(String(decoding: bytes, as: UTF8.self)).utf8))
+    }
+
     private func append(_ bytes: [UInt8]) {
         state.withLock { s in
             if s.fd >= 0 { FileOutput.write(s.fd, bytes) }
         }
+        tap?(bytes)
     }
 
     /// Closes the log. It is not fsynced on its own: the record's fsync, which follows, commits

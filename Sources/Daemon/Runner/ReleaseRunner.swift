@@ -20,6 +20,11 @@ struct ReleaseRunner: Sendable {
     let logger: Logger
     /// Told when a task starts: (task, 1-based index, number of tasks that will run).
     let onProgress: @Sendable (String, Int, Int) async -> Void
+    /// Told everything the release log gets (a cluster publishes it to followers).
+    var logTap: (@Sendable ([UInt8]) -> Void)? = nil
+    /// In a cluster: this node and the release's deploy key, for the records.
+    var cluster: ClusterInfo? = nil
+    var node: String? = nil
 
     /// How long a reporting task (notify) may take, at most.
     static let reportLimit = Duration.seconds(120)
@@ -34,7 +39,7 @@ struct ReleaseRunner: Sendable {
         var logger = logger
         for (key, value) in Logger.Metadata.release(request, state: "running") { logger[metadataKey: key] = value }
         logger[metadataKey: "release.name"] = "\(masking.apply(request.release))"
-        let log = ReleaseLog(spool: spool, id: request.id.rawValue, masking: masking, logger: logger)
+        let log = ReleaseLog(spool: spool, id: request.id.rawValue, masking: masking, logger: logger, tap: logTap)
         defer { log.close() }
 
         let clock = ContinuousClock()
@@ -45,6 +50,8 @@ struct ReleaseRunner: Sendable {
                                  retryOf: request.retryOf?.rawValue)
         base.startedAt = Date()
         base.image = request.image
+        base.node = node
+        base.cluster = cluster
         // An image release's image first: pulled, looked up, the plan made again from it if need be.
         var unprepared: TaskFailure?
         if let preparation, request.image != nil {
@@ -142,7 +149,7 @@ struct ReleaseRunner: Sendable {
             } else {
                 // A report still goes out for a cancelled release; only a shutdown stops it.
                 let reporter = step.runsAfterFailure
-                try await Self.bounded(deadline: deadline, control: control, stopOn: { !reporter || $0 == .shutdown }) {
+                try await Self.bounded(deadline: deadline, control: control, stopOn: { !reporter || $0 == .shutdown || $0 == .leaseLost }) {
                     try await type.init().run(in: context)
                 }
             }

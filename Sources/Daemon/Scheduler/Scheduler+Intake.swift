@@ -167,8 +167,10 @@ extension Scheduler {
         case .invalid(_, let reason):
             return file(name, owner: owner, reason: reason, partial: .init(), request: request, durable: false)
         case .admitted(_, let admission):
-            queue.enqueue(ReleaseQueue.Entry(id: request.id, serialKey: intake.serialKey(for: request.app), app: request.app,
-                                             release: request.release))
+            let entry = ReleaseQueue.Entry(id: request.id, serialKey: intake.serialKey(for: request.app), app: request.app,
+                                           release: request.release, deployKey: request.deployKeyOrDefault)
+            queue.enqueue(entry)
+            context.coordinator.admitted(entry)
             if current { keep(admission) }
             context.logger.info("queued \(request.app) \(request.release)", metadata: .release(request, state: "queued"))
             context.metrics.metrics?.setQueueDepth(queue.waitingCount)
@@ -266,7 +268,7 @@ extension Scheduler {
                                    submittedAt: request.submittedAt, retryOf: request.retryOf?.rawValue)
         record.finishedAt = Date()
         do {
-            try context.spool.cancelQueued(record)
+            try context.spool.finishQueued(record)
         } catch {
             context.logger.error("cannot record the cancellation of \(request.id): \(error)")
         }
@@ -274,6 +276,13 @@ extension Scheduler {
                               metadata: .release(request, state: "cancelled", messageID: MessageID.releaseCancelled))
         finishedCount += 1
         context.metrics.metrics?.finished(record)
+        if context.coordinator.node != nil {
+            // In a cluster a cancel is the deploy's, on every node.
+            let coordinator = context.coordinator
+            let entry = ReleaseQueue.Entry(id: request.id, serialKey: intake.serialKey(for: request.app), app: request.app,
+                                           release: request.release, deployKey: request.deployKeyOrDefault)
+            Task { await coordinator.ended(entry, record: record) }
+        }
     }
 
 }

@@ -58,6 +58,9 @@ actor Scheduler {
     var intakeToRetry = false
     var finishedCount = 0
     var accepting = true
+    /// Why the coordinator last said not now (shown in the status line until it says yes).
+    var waitingFor: String?
+    var retryScheduled = false
     private let jobs: AsyncStream<Job>.Continuation
     let intakeWork: AsyncStream<Void>.Continuation
     private var idleWaiters: [Int: CheckedContinuation<Void, Never>] = [:]
@@ -159,16 +162,34 @@ actor Scheduler {
     /// The release's request is in `running/`: it runs.
     func claimed(_ id: ReleaseID) {
         started[id]?.claimed = true
+        waitingFor = nil
         updateStatus()
     }
 
-    /// The coordinator said not now: the release waits again at the head of its key.
-    func deferred(_ id: ReleaseID, reason: String) {
-        guard started.removeValue(forKey: id) != nil else { return }
+    /// The coordinator said not now: the release waits again at the head of its key, and is
+    /// asked about again in a second (or sooner, when the cluster changes: `nudge`).
+    func deferred(_ id: ReleaseID, reason: String, first: String? = nil) {
+        guard let job = started.removeValue(forKey: id) else { return }
         queue.putBack(id)
-        context.logger.notice("\(id) waits: \(reason)", metadata: ["release.id": "\(id)"])
+        // The cluster's order wins over this node's (ids made on other hosts, requests that
+        // reached the nodes in another order).
+        if let first { queue.promote(deployKey: first, serialKey: job.entry.serialKey) }
+        if waitingFor != reason { context.logger.notice("\(id) waits: \(reason)", metadata: ["release.id": "\(id)"]) }
+        waitingFor = reason
         resumeIdleWaiters()
         updateStatus()
+        guard !retryScheduled else { return }
+        retryScheduled = true
+        Task {
+            try? await Task.sleep(for: .seconds(1))
+            self.nudge()
+        }
+    }
+
+    /// Something the coordinator waits on changed: try again what waits.
+    func nudge() {
+        retryScheduled = false
+        dispatch()
     }
 
     /// Told when a task starts: shown in the status line.

@@ -1,6 +1,7 @@
 import FoundationEssentials
 import Logging
 import ReleaseKit
+import ReleaseWatcher
 import ServiceLifecycle
 
 /// Runs the releases the scheduler lets start, each in a task of its own: the coordinator's
@@ -50,9 +51,15 @@ struct ReleaseService: Service {
     /// One release, from its grant to its durable end.
     private func release(_ job: Job) async {
         let id = job.admission.request.id
-        if case .wait(let reason) = await context.coordinator.acquire(job.entry) {
-            await scheduler.deferred(id, reason: reason)
+        switch await context.coordinator.acquire(job.entry, control: job.control) {
+        case .wait(let reason, let first):
+            await scheduler.deferred(id, reason: reason, first: first)
             return
+        case .follow(let node):
+            await follow(job, runningOn: node)
+            return
+        case .run:
+            break
         }
         // Known to the guard before any task of it can start.
         context.processGuard?.register(release: id.rawValue)
@@ -61,7 +68,7 @@ struct ReleaseService: Service {
         await scheduler.claimed(id)
         let app = job.entry.app, release = job.entry.release
         let executor = executor
-        let runner = ReleaseRunner(
+        var runner = ReleaseRunner(
             spool: context.spool, registry: context.registry, executor: { admission in executor(job, admission) },
             preparation: job.admission.request.image == nil ? nil
                 : ImagePreparation(intake: Intake(config: job.config, registry: context.registry, logger: context.logger,
@@ -71,8 +78,66 @@ struct ReleaseService: Service {
             onProgress: { [scheduler] task, index, count in
                 await scheduler.setProgress(id, text: "\(app) \(release): \(task) (\(index)/\(count))")
             })
+        if let node = context.coordinator.node {
+            let coordinator = context.coordinator, entry = job.entry
+            runner.logTap = { coordinator.publish(entry, $0) }
+            runner.node = node
+            runner.cluster = ClusterInfo(deployKey: entry.deployKey, ranOn: node)
+        }
         let record = await runner.run(job.admission, control: job.control)
         await commit(record)
+        await context.coordinator.ended(job.entry, record: record)
+        await scheduler.finished(id, record: record)
+    }
+
+    /// A release whose deploy key runs or ran on another node of the cluster: its output is
+    /// copied into this release's log as it comes, and this release ends as that one did. Its
+    /// request stays in `incoming/` meanwhile, so a daemon stopped while following follows
+    /// again when it starts.
+    private func follow(_ job: Job, runningOn node: String) async {
+        let request = job.admission.request, id = request.id
+        await scheduler.claimed(id)
+        await scheduler.setProgress(id, text: "\(request.app) \(request.release): following node \(node)")
+        let env = request.env
+        let masking = await BlockingCall.run { Masking(env: env) }
+        var logger = context.logger
+        for (key, value) in Logger.Metadata.release(request, state: "running") { logger[metadataKey: key] = value }
+        let log = ReleaseLog(spool: context.spool, id: id.rawValue, masking: masking, logger: logger)
+        defer { log.close() }
+        log.note("\(request.app) \(request.release): deploy \(job.entry.deployKey) runs on node \(node); following it")
+        guard let outcome = await context.coordinator.follow(job.entry, write: { log.relay($0) }, control: job.control) else {
+            // This daemon stops: the request waits for the next start.
+            await scheduler.finished(id, record: nil)
+            return
+        }
+        var record = outcome.record ?? ReleaseRecord(id: id.rawValue, app: request.app, release: request.release, state: outcome.state,
+                                                     reason: outcome.reason)
+        record.id = id.rawValue
+        record.app = request.app
+        record.release = request.release
+        record.state = outcome.state
+        record.directory = request.directory
+        record.image = request.image
+        record.submittedAt = request.submittedAt
+        record.retryOf = request.retryOf?.rawValue
+        record.node = context.coordinator.node
+        record.cluster = ClusterInfo(deployKey: job.entry.deployKey, ranOn: outcome.ranOn)
+        if record.finishedAt == nil { record.finishedAt = Date() }
+        log.note("release \(record.state.rawValue) on node \(outcome.ranOn)" + (record.reason.map { ": \($0)" } ?? ""),
+                 level: record.state == .succeeded ? Logger.Level.notice : Logger.Level.warning,
+                 metadata: ["release.state": "\(record.state.rawValue)"])
+        var delay = Duration.seconds(1)
+        while true {
+            do {
+                try context.spool.finishQueued(record)
+                break
+            } catch {
+                context.logger.critical("cannot record the outcome of \(id) (\(record.state.rawValue)); retrying in \(DurationParser.format(delay)): \(error)",
+                                        metadata: ["release.id": "\(id)"])
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(30))
+            }
+        }
         await context.coordinator.ended(job.entry, record: record)
         await scheduler.finished(id, record: record)
     }

@@ -22,8 +22,10 @@ struct WatchdogService: Service {
         var next = clock.now
         while !Task.isCancelled, !Task.isShuttingDownGracefully {
             await scheduler.pingWatchdog(notifier)
-            // A fixed cadence: a slow round trip does not push every later ping back.
-            next = max(next + interval, clock.now)
+            // A fixed cadence: a slow round trip does not push every later ping back; but a
+            // late ping is not followed by one at once (systemd needs one per timeout, not a
+            // burst).
+            next = max(next + interval, clock.now + interval * 0.9)
             do {
                 try await cancelWhenGracefulShutdown { [next] in try await Task.sleep(until: next, clock: clock) }
             } catch {

@@ -40,6 +40,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public var containerEngine = "podman"
     /// `[limits]`: the operator's default and ceiling of each limit, for every app.
     public var limits = LimitPolicy()
+    /// `[cluster]`: several daemons coordinating through one PostgreSQL (nil: on its own).
+    public var cluster: ClusterSettings?
 
     public struct AppSettings: Sendable, Equatable {
         public var user: String?
@@ -134,6 +136,9 @@ public struct DaemonConfig: Sendable, Equatable {
             case "retention-days": c.retentionDays = try int(key, v, min: 0)
             case "retention-keep": c.retentionKeep = try int(key, v, min: 0)
             case "rejected-limit": c.rejectedLimit = try int(key, v, min: 1)
+            case "cluster":
+                guard let t = v.table else { throw fail("[cluster] must be a table (known: url, password-file, node, lease)") }
+                c.cluster = try ClusterSettings.parse(t, fail: fail)
             case "limits":
                 guard let t = v.table else { throw fail("[limits] must be a table (known: \(LimitPolicy.keys.joined(separator: ", ")))") }
                 try c.limits.read(t, table: "[limits]", fail: fail)

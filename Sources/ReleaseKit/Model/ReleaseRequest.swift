@@ -22,9 +22,12 @@ public struct ReleaseRequest: Sendable, Equatable {
     public var tasks: [String]?
     public var submittedAt: Date?
     public var retryOf: ReleaseID?
+    /// Groups the requests of one deploy across several hosts (see `deployKeyOrDefault`).
+    public var deployKey: String?
 
     public init(id: ReleaseID, app: String, release: String, directory: String?, image: String? = nil, env: [String: String] = [:],
-                tasks: [String]? = nil, submittedAt: Date? = Date(), retryOf: ReleaseID? = nil) {
+                tasks: [String]? = nil, submittedAt: Date? = Date(), retryOf: ReleaseID? = nil, deployKey: String? = nil) {
+        self.deployKey = deployKey
         self.id = id
         self.app = app
         self.release = release
@@ -53,7 +56,11 @@ public struct ReleaseRequest: Sendable, Equatable {
         }
     }
 
-    static let knownFields: Set<String> = ["version", "id", "app", "release", "directory", "image", "env", "tasks", "submittedAt", "retryOf"]
+    static let knownFields: Set<String> = ["version", "id", "app", "release", "directory", "image", "env", "tasks", "submittedAt", "retryOf",
+                                           "deployKey"]
+
+    /// The deploy key a cluster groups this request under: `deployKey`, else `app/release`.
+    public var deployKeyOrDefault: String { deployKey ?? "\(app)/\(release)" }
 
     /// Decodes and checks a request file's bytes. `partial` receives what could be read even
     /// when the request is rejected.
@@ -159,8 +166,15 @@ public struct ReleaseRequest: Sendable, Equatable {
             guard let r = ReleaseID(s) else { throw RejectReason(.schema, "\"retryOf\" \(Masking.preview(s)) is not a release id") }
             retryOf = r
         }
+        var deployKey: String?
+        if let s = try string("deployKey", required: false) {
+            guard Syntax.isValidReleaseLabel(s) else {
+                throw RejectReason(.schema, "\"deployKey\" \(Masking.preview(s)) must be 1 to 128 printable characters")
+            }
+            deployKey = s
+        }
         return ReleaseRequest(id: id, app: app, release: release, directory: directory, image: image, env: env,
-                              tasks: tasks, submittedAt: submittedAt, retryOf: retryOf)
+                              tasks: tasks, submittedAt: submittedAt, retryOf: retryOf, deployKey: deployKey)
     }
 
     /// The request file's bytes, as `releasectl` writes them.
@@ -176,9 +190,11 @@ public struct ReleaseRequest: Sendable, Equatable {
             var tasks: [String]?
             var submittedAt: String?
             var retryOf: String?
+            var deployKey: String?
         }
         let wire = Wire(version: Self.schemaVersion, id: id.rawValue, app: app, release: release, directory: directory, image: image,
-                        env: env, tasks: tasks, submittedAt: submittedAt.map(Timestamp.format), retryOf: retryOf?.rawValue)
+                        env: env, tasks: tasks, submittedAt: submittedAt.map(Timestamp.format), retryOf: retryOf?.rawValue,
+                        deployKey: deployKey)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         return Array(try! encoder.encode(wire)) + [UInt8(ascii: "\n")]

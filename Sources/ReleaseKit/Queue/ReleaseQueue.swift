@@ -15,8 +15,11 @@ public struct ReleaseQueue: Sendable {
         public var serialKey: String
         public var app: String
         public var release: String
+        /// The deploy it belongs to across a cluster's nodes (see `ReleaseRequest.deployKey`).
+        public var deployKey: String
 
-        public init(id: ReleaseID, serialKey: String, app: String, release: String) {
+        public init(id: ReleaseID, serialKey: String, app: String, release: String, deployKey: String? = nil) {
+            self.deployKey = deployKey ?? "\(app)/\(release)"
             self.id = id
             self.serialKey = serialKey
             self.app = app
@@ -98,6 +101,17 @@ public struct ReleaseQueue: Sendable {
 
     /// A started release could not start after all and waits again, ahead of the releases of
     /// its key that came after it (id order puts it back at the head).
+    /// Moves the waiting release of `deployKey` to the head of its serial key's queue (the
+    /// cluster runs it first); false when none waits here.
+    @discardableResult
+    public mutating func promote(deployKey: String, serialKey: String) -> Bool {
+        guard var queue = waiting[serialKey], let index = queue.firstIndex(where: { $0.deployKey == deployKey }) else { return false }
+        let entry = queue.remove(at: index)
+        queue.insert(entry, at: queue.startIndex)
+        waiting[serialKey] = queue
+        return true
+    }
+
     public mutating func putBack(_ id: ReleaseID) {
         guard let key = runningByKey.first(where: { $0.value.id == id })?.key, let entry = runningByKey.removeValue(forKey: key) else { return }
         enqueue(entry)

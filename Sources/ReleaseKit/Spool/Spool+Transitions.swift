@@ -70,9 +70,10 @@ extension Spool {
         return stem
     }
 
-    /// Ends a release cancelled before it started: its `cancelled` record into `done/`, then
-    /// the request from `incoming/` beside it, then the cancel marker goes.
-    public func cancelQueued(_ record: ReleaseRecord) throws(SpoolError) {
+    /// Ends a release that did not run here — cancelled before it started, or (in a cluster)
+    /// run by another node and followed: its record into `done/`, then the request from
+    /// `incoming/` beside it, then any cancel marker goes.
+    public func finishQueued(_ record: ReleaseRecord) throws(SpoolError) {
         let id = record.id
         try writeAtomically(record.encoded(), to: .done, name: "\(id).record.json", syncFolder: false)
         try stop(at: .cancelRecordWritten)

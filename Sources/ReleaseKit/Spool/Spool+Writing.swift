@@ -89,3 +89,19 @@ extension Spool {
         }
     }
 }
+
+extension Spool {
+    /// Where the daemon of a cluster writes what `releasectl cluster status` shows (a folder
+    /// only the daemon writes).
+    public static let clusterStatusName = "cluster-status.json"
+
+    /// Writes the cluster status file (not durably: it is rewritten every few seconds).
+    public func writeClusterStatus(_ bytes: [UInt8]) throws(SpoolError) {
+        try writeAtomically(bytes, to: .logs, name: Self.clusterStatusName, durable: false, syncFolder: false)
+    }
+
+    /// The cluster status file, if a daemon of a cluster wrote one.
+    public func readClusterStatus() -> [UInt8]? {
+        try? read(.logs, Self.clusterStatusName, limit: 4 << 20)
+    }
+}

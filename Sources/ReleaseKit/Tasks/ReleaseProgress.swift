@@ -6,12 +6,15 @@ public enum StopReason: Sendable, Equatable {
     case cancelled
     /// The daemon is shutting down and the shutdown grace ran out.
     case shutdown
+    /// This node could not renew the release's cluster lease in time: it ends its tasks
+    /// before the lease runs out (another node then marks the release interrupted).
+    case leaseLost
 
     /// How a release stopped for this reason is described: "cancelled", "interrupted".
     public var word: String {
         switch self {
         case .cancelled: "cancelled"
-        case .shutdown: "interrupted"
+        case .shutdown, .leaseLost: "interrupted"
         }
     }
 }
@@ -81,9 +84,9 @@ public struct ReleaseProgress: Sendable {
                 record.tasks[index].reason = stop.map { "the release was \($0.word)" } ?? "an earlier task failed"
                 continue
             }
-            if reporter, stop == .shutdown {
+            if reporter, stop == .shutdown || stop == .leaseLost {
                 record.tasks[index].state = .notRun
-                record.tasks[index].reason = "the daemon shut down"
+                record.tasks[index].reason = stop == .shutdown ? "the daemon shut down" : "the cluster lease was lost"
                 continue
             }
             if reporter {
@@ -139,6 +142,7 @@ public struct ReleaseProgress: Sendable {
     private func outcome(stop: StopReason?) -> (ReleaseState, String?) {
         switch stop {
         case .shutdown?: return (.interrupted, "interrupted: the daemon shut down before the release finished")
+        case .leaseLost?: return (.interrupted, "interrupted: this node could not renew its cluster lease in time")
         case .cancelled?: return (.cancelled, "cancelled by releasectl cancel")
         case nil: break
         }

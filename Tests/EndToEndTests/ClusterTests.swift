@@ -1,0 +1,279 @@
+import Foundation
+import Glibc
+import ReleaseKit
+import Testing
+
+/// Several daemons on one real PostgreSQL (a server of the test's own): a deploy key's tasks
+/// run once across the cluster; the others follow and end the same; leases, a node killed or
+/// cut off, the database stopped, a wrong password.
+@Suite("cluster", .serialized, .enabled(if: TestPostgres.isAvailable, "needs PostgreSQL (apt-get install postgresql)"))
+struct ClusterTests {
+    /// One node: its own spool and released.toml, `[cluster]` on `database`.
+    static func node(_ pg: TestPostgres, _ database: String, _ name: String, in work: TempDir, lease: String = "6s", extra: String = "",
+                     host: String = "127.0.0.1", wrapper: [String] = [], password: String = TestPostgres.password,
+                     spool: TempDir? = nil, waitReady: Bool = true) async throws -> DaemonProcess {
+        let path = work.file("released-\(name).toml")
+        try ("kill-grace = \"1s\"\n" + extra + (try pg.clusterTOML(database: database, node: name, lease: lease, host: host, in: work,
+                                                                     password: password)))
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        return try await DaemonProcess(arguments: ["--config", path], spool: spool, waitReady: waitReady, wrapper: wrapper)
+    }
+
+    static func submit(_ daemon: DaemonProcess, app: String = "shop", dir: String, key: String, wait: Bool = true) async throws -> CommandResult {
+        try await daemon.ctl(["submit", "--app", app, "--release", "v1", "--dir", dir, "--deploy-key", key,
+                              "--env", "RUN_MIGRATIONS_DURING_RELEASE=true"] + (wait ? ["--wait"] : []))
+    }
+
+    static func lines(_ path: String) -> [String] {
+        ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+    }
+
+    /// The node that holds the key's running request (its request is in running/).
+    static func runner(_ nodes: [DaemonProcess]) -> DaemonProcess? {
+        nodes.first { !$0.files(in: "running").filter { $0.hasSuffix(".json") && !$0.hasSuffix(".record.json") }.isEmpty }
+    }
+
+    @Test("one deploy key on three nodes runs its tasks once; all three print the output and exit alike (0, then 1); a late node gets the outcome at once")
+    func runsOnce() async throws {
+        let pg = try await TestPostgres.start()
+        let work = TempDir()
+        let runs = work.file("runs")
+        let app = try AppFixture(commands: ["migrate": "echo $RELEASE_ID >> \(runs); echo migrated by the cluster; sleep 1"])
+        let failing = try AppFixture(commands: ["migrate": "echo $RELEASE_ID >> \(runs)-failing; echo migration failed here; exit 3"])
+        defer { work.remove(); app.remove(); failing.remove() }
+        let db = try await pg.createDatabase()
+        var nodes: [DaemonProcess] = []
+        for name in ["a", "b", "c"] { nodes.append(try await Self.node(pg, db, name, in: work)) }
+
+        // In the nodes' order.
+        let results = try await withThrowingTaskGroup(of: (Int, CommandResult).self) { group in
+            for (i, n) in nodes.enumerated() { group.addTask { (i, try await Self.submit(n, dir: app.path, key: "deploy-1")) } }
+            return try await group.reduce(into: []) { $0.append($1) }.sorted { $0.0 < $1.0 }.map(\.1)
+        }
+        for r in results {
+            #expect(r.status == 0, "\(r)")
+            #expect(r.stdout.contains("\n       migrated by the cluster\n"), "every caller sees the output: \(r)")
+        }
+        #expect(Self.lines(runs).count == 1, "the tasks ran once: \(Self.lines(runs))")
+        var ranOn: Set<String> = []
+        for (n, r) in zip(nodes, results) {
+            let record = try #require(try n.record(r.lines[0]))
+            #expect(record.state == .succeeded)
+            #expect(record.cluster?.deployKey == "deploy-1")
+            ranOn.insert(record.cluster?.ranOn ?? "?")
+            #expect(record.tasks.first { $0.name == "migrate" }?.state == .succeeded, "the followers' records carry the tasks")
+        }
+        #expect(ranOn.count == 1 && ["a", "b", "c"].contains(ranOn.first!), "\(ranOn)")
+
+        let failed = try await withThrowingTaskGroup(of: CommandResult.self) { group in
+            for n in nodes { group.addTask { try await Self.submit(n, dir: failing.path, key: "deploy-2") } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        for r in failed {
+            #expect(r.status == 1, "\(r)")
+            #expect(r.stdout.contains("\n       migration failed here\n"), "\(r)")
+        }
+        #expect(Self.lines(runs + "-failing").count == 1)
+
+        // A node that submits after the deploy ended: the recorded outcome at once, nothing run.
+        let late = try await Self.node(pg, db, "d", in: work)
+        let clock = ContinuousClock(), started = clock.now
+        let again = try await Self.submit(late, dir: app.path, key: "deploy-1")
+        let took = clock.now - started
+        #expect(again.status == 0, "\(again)")
+        #expect(again.stdout.contains("\n       migrated by the cluster\n"), "\(again)")
+        #expect(again.stdout.contains("on node \(ranOn.first!)"), "\(again)")
+        #expect(Self.lines(runs).count == 1)
+        #expect(took < .seconds(5), "the late node answered after \(took)")
+        let lateFailed = try await Self.submit(late, dir: failing.path, key: "deploy-2")
+        #expect(lateFailed.status == 1, "\(lateFailed)")
+
+        // cluster status: the four nodes, live; nothing running or waiting.
+        try await eventually("cluster status to list the four nodes", timeout: .seconds(15)) {
+            guard let bytes = late.spool.path.isEmpty ? nil : FileManager.default.contents(atPath: "\(late.spoolPath)/logs/cluster-status.json"),
+                  let s = try? ClusterStatus.Snapshot.decode(Array(bytes)) else { return false }
+            return s.nodes.map(\.node) == ["a", "b", "c", "d"]
+        }
+        let status = try await late.ctl(["cluster", "status"])
+        #expect(status.status == 0, "\(status)")
+        #expect(status.stdout.contains("  a  live  last heartbeat "), "\(status)")
+        #expect(status.stdout.contains("running:\n  none\n"), "\(status)")
+        let json = try await late.ctl(["cluster", "status", "--json"])
+        #expect(try ClusterStatus.Snapshot.decode(Array(json.stdout.utf8)).node == "d", "\(json)")
+        for n in nodes + [late] {
+            #expect(!n.log.contains(TestPostgres.password), "the password is never logged")
+            await n.cleanUp()
+        }
+        await pg.remove()
+    }
+
+    @Test("two apps with one serial-key, submitted on two nodes, never run at once")
+    func serialKey() async throws {
+        let pg = try await TestPostgres.start()
+        let work = TempDir()
+        let trace = work.file("trace")
+        let app = try AppFixture(commands: ["migrate": "echo \"start $(date +%s%N)\" >> \(trace); sleep 0.4; echo \"end $(date +%s%N)\" >> \(trace)"])
+        defer { work.remove(); app.remove() }
+        let db = try await pg.createDatabase()
+        let shared = "[apps.shop]\nserial-key = \"main-db\"\n[apps.billing]\nserial-key = \"main-db\"\n"
+        let a = try await Self.node(pg, db, "a", in: work, extra: shared), b = try await Self.node(pg, db, "b", in: work, extra: shared)
+        let results = try await withThrowingTaskGroup(of: CommandResult.self) { group in
+            for i in 0..<3 {
+                group.addTask { try await Self.submit(a, app: "shop", dir: app.path, key: "shop-\(i)") }
+                group.addTask { try await Self.submit(b, app: "billing", dir: app.path, key: "billing-\(i)") }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        for r in results { #expect(r.status == 0, "\(r)") }
+        let events = Self.lines(trace)
+        #expect(events.count == 12, "\(events)")
+        for (i, e) in events.enumerated() {
+            #expect(e.hasPrefix(i % 2 == 0 ? "start " : "end "), "two releases of serial key main-db overlapped: \(events)")
+        }
+        await a.cleanUp()
+        await b.cleanUp()
+        await pg.remove()
+    }
+
+    @Test("the running node SIGKILLed mid-task: the others end interrupted (exit 3) within lease + a few seconds, and nothing runs it again")
+    func runnerKilled() async throws {
+        let pg = try await TestPostgres.start()
+        let work = TempDir()
+        let runs = work.file("runs")
+        let marker = ProcessTable.uniqueSleep()
+        let app = try AppFixture(commands: ["migrate": "echo $RELEASE_ID >> \(runs); echo migrating; sleep \(marker)"])
+        defer { work.remove(); app.remove() }
+        let db = try await pg.createDatabase()
+        var nodes: [DaemonProcess] = []
+        for name in ["a", "b", "c"] { nodes.append(try await Self.node(pg, db, name, in: work)) }
+        let waits = nodes.map { n in Task { try await Self.submit(n, dir: app.path, key: "deploy-k") } }
+        try await eventually("the task to start on one node") { !ProcessTable.pids(withCommandLineContaining: "sleep \(marker)").isEmpty }
+        let runner = try #require(Self.runner(nodes))
+        let others = nodes.filter { $0 !== runner }
+        try await eventually("cluster status to show the running release", timeout: .seconds(15)) {
+            guard let bytes = FileManager.default.contents(atPath: "\(others[0].spoolPath)/logs/cluster-status.json"),
+                  let s = try? ClusterStatus.Snapshot.decode(Array(bytes)) else { return false }
+            return s.running.first?.deployKey == "deploy-k" && s.running.first!.leaseLeftMs > 0
+        }
+        let clock = ContinuousClock()
+        try await runner.kill9()
+        let killed = clock.now
+        for (i, n) in nodes.enumerated() where n !== runner {
+            let r = try await waits[i].value
+            #expect(r.status == 3, "\(r)")
+            #expect(r.stdout.contains("\n       migrating\n"), "\(r)")
+            let record = try #require(try n.record(r.lines[0]))
+            #expect(record.state == .interrupted)
+            #expect(record.reason?.contains("stopped renewing its lease") == true, "\(record.reason ?? "")")
+        }
+        let took = clock.now - killed
+        #expect(took < .seconds(6 + 4), "the others ended \(took) after the kill (lease 6s)")
+        try await eventually("the process guard to end the killed node's task", timeout: .seconds(10)) {
+            ProcessTable.pids(withCommandLineContaining: "sleep \(marker)").isEmpty
+        }
+
+        // The killed node starts again: its release is interrupted, and runs nowhere again.
+        let name = ["a", "b", "c"][nodes.firstIndex { $0 === runner }!]
+        let restarted = try await Self.node(pg, db, name, in: work, spool: runner.spool)
+        let runnerWait = try await waits[nodes.firstIndex { $0 === runner }!].value
+        #expect(runnerWait.status == 3, "\(runnerWait)")
+        let late = try await Self.submit(restarted, dir: app.path, key: "deploy-k")
+        #expect(late.status == 3, "\(late)")
+        #expect(Self.lines(runs).count == 1, "\(Self.lines(runs))")
+        for n in others + [restarted] { await n.cleanUp() }
+        runner.notify.close()
+        await pg.remove()
+    }
+
+    @Test("a node cut off from the database ends its task before its lease runs out; the others mark it interrupted after", .enabled(if: NetworkNamespace.isAvailable, "needs root and iproute2"))
+    func partition() async throws {
+        let pg = try await TestPostgres.start()
+        let netns = try await NetworkNamespace()
+        let work = TempDir()
+        let marker = ProcessTable.uniqueSleep()
+        let app = try AppFixture(commands: ["migrate": "echo migrating; sleep \(marker)"])
+        defer { work.remove(); app.remove() }
+        let db = try await pg.createDatabase()
+        let cut = try await Self.node(pg, db, "cut", in: work, host: netns.hostAddress, wrapper: netns.exec)
+        let b = try await Self.node(pg, db, "b", in: work), c = try await Self.node(pg, db, "c", in: work)
+        let first = Task { try await Self.submit(cut, dir: app.path, key: "deploy-p") }
+        try await eventually("the task to start on the node in the namespace") { !ProcessTable.pids(withCommandLineContaining: "sleep \(marker)").isEmpty }
+        #expect(Self.runner([cut, b, c]) === cut)
+        let followers = [b, c].map { n in Task { try await Self.submit(n, dir: app.path, key: "deploy-p") } }
+        try await eventually("the followers to follow", timeout: .seconds(15)) {
+            [b, c].allSatisfy { $0.log.contains("runs on node cut; following it") }
+        }
+        try await netns.cut()
+        let clock = ContinuousClock(), cutAt = clock.now
+        try await eventually("the cut-off node to end its task", timeout: .seconds(15)) {
+            ProcessTable.pids(withCommandLineContaining: "sleep \(marker)").isEmpty
+        }
+        let taskEnded = Date()
+        for f in followers {
+            let r = try await f.value
+            #expect(r.status == 3, "\(r)")
+        }
+        #expect(clock.now - cutAt < .seconds(6 + 5))
+        let swept = try await pg.sql("SELECT extract(epoch FROM finished_at) FROM releasectl_deploys WHERE deploy_key = 'deploy-p' AND state = 'interrupted'",
+                                     database: db)
+        let sweptAt = try #require(Double(swept), "the deploy is not interrupted in the database: \(swept)")
+        #expect(taskEnded.timeIntervalSince1970 < sweptAt, "the task ended at \(taskEnded.timeIntervalSince1970), the lease ran out at \(sweptAt)")
+        let own = try await first.value
+        #expect(own.status == 3, "\(own)")
+        let record = try #require(try cut.record(own.lines[0]))
+        #expect(record.state == .interrupted)
+        #expect(cut.log.contains("the lease could not be renewed in time; ending its tasks before it runs out"), "\(cut.log)")
+        try await netns.restore()
+        for n in [cut, b, c] { await n.cleanUp() }
+        await netns.remove()
+        await pg.remove()
+    }
+
+    @Test("the database stopped: nothing starts and STATUS= says so; the release runs once it is back")
+    func databaseDown() async throws {
+        let pg = try await TestPostgres.start()
+        let work = TempDir()
+        let runs = work.file("runs")
+        let app = try AppFixture(commands: ["migrate": "echo $RELEASE_ID >> \(runs); echo migrated"])
+        defer { work.remove(); app.remove() }
+        let db = try await pg.createDatabase()
+        let a = try await Self.node(pg, db, "a", in: work)
+        try await pg.stopServer()
+        let waiting = Task { try await Self.submit(a, dir: app.path, key: "deploy-d") }
+        let (msg, _) = try await a.notify.wait(for: "STATUS= waiting for the database", timeout: .seconds(30)) {
+            $0.fields["STATUS"]?.contains("waiting for the cluster database") == true
+        }
+        #expect(msg.fields["STATUS"]?.contains("1 queued") == true, "\(msg.text)")
+        try await eventually("the daemon to write that the database cannot be reached", timeout: .seconds(15)) {
+            guard let bytes = FileManager.default.contents(atPath: "\(a.spoolPath)/logs/cluster-status.json"),
+                  let s = try? ClusterStatus.Snapshot.decode(Array(bytes)) else { return false }
+            return s.database != nil
+        }
+        let status = try await a.ctl(["status"])
+        #expect(status.stdout.contains("waiting for the cluster database"), "\(status)")
+        #expect(!FileManager.default.fileExists(atPath: runs), "a task ran with the database down")
+        try await pg.startServer()
+        let r = try await waiting.value
+        #expect(r.status == 0, "\(r)")
+        #expect(Self.lines(runs).count == 1)
+        #expect(a.log.contains("the cluster database: "), "\(a.log)")
+        await a.cleanUp()
+        await pg.remove()
+    }
+
+    @Test("a wrong password fails start-up with a clear message and never shows the password")
+    func wrongPassword() async throws {
+        let pg = try await TestPostgres.start()
+        let work = TempDir()
+        defer { work.remove() }
+        let db = try await pg.createDatabase()
+        let wrong = "not-the-password-91c2"
+        let a = try await Self.node(pg, db, "a", in: work, password: wrong, waitReady: false)
+        try await eventually("released to exit", timeout: .seconds(30)) { !a.isRunning }
+        #expect(a.process.terminationStatus != 0)
+        #expect(a.log.contains("password authentication failed for user \"releasectl\""), "\(a.log)")
+        #expect(!a.log.contains(wrong))
+        await a.cleanUp()
+        await pg.remove()
+    }
+}

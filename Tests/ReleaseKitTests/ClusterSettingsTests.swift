@@ -1,0 +1,49 @@
+import ReleaseKit
+import Testing
+
+/// released.toml's `[cluster]`: the URL's parts, the defaults, and every bad value refused at
+/// start naming the key (a password in the URL above all).
+@Suite("cluster settings")
+struct ClusterSettingsTests {
+    static func cluster(_ body: String) throws(DaemonConfig.ConfigError) -> ClusterSettings? {
+        try DaemonConfig.parse("[cluster]\n" + body, path: "released.toml").cluster
+    }
+
+    @Test("the URL's parts, sslmode, node and lease")
+    func parts() throws {
+        let c = try #require(try Self.cluster("""
+            url = "postgres://releasectl@db.internal:6543/rc?sslmode=require"
+            password-file = "/run/credentials/released.service/cluster-password"
+            node = "web-1"
+            lease = "45s"
+            """))
+        #expect(c.host == "db.internal" && c.port == 6543 && c.user == "releasectl" && c.database == "rc")
+        #expect(c.tls == .require)
+        #expect(c.passwordFile == "/run/credentials/released.service/cluster-password")
+        #expect(c.node == "web-1")
+        #expect(c.lease == .seconds(45))
+        let d = try #require(try Self.cluster("url = \"postgresql://rc@[::1]/rc\"\n"))
+        #expect(d.host == "::1" && d.port == 5432 && d.tls == .prefer && d.lease == .seconds(30) && !d.node.isEmpty)
+        #expect(try DaemonConfig.parse("", path: "released.toml").cluster == nil, "no [cluster]: no database")
+    }
+
+    @Test("bad [cluster] values stop the daemon, naming the problem", arguments: [
+        ("url = \"postgres://releasectl:hunter2@db/rc\"\n",
+         "[cluster] url holds a password: put it in password-file (a file only the daemon reads), never in the URL"),
+        ("url = \"mysql://releasectl@db/rc\"\n", "[cluster] url must start with postgres://"),
+        ("url = \"postgres://releasectl@db\"\n", "[cluster] url …@\"db\" names no database (postgres://USER@HOST:PORT/DATABASE)"),
+        ("url = \"postgres://db/rc\"\n", "[cluster] url names no user (postgres://USER@HOST:PORT/DATABASE)"),
+        ("url = \"postgres://rc@db:99999/rc\"\n", "[cluster] url …@\"db:99999/rc\": the port must be a number from 1 to 65535"),
+        ("url = \"postgres://rc@db/rc?sslmode=maybe\"\n", "[cluster] url: sslmode must be disable, prefer or require"),
+        ("url = \"postgres://rc@db/rc?password=x\"\n", "[cluster] url: unknown parameter \"password=x\" (known: sslmode)"),
+        ("node = \"a\"\n", "[cluster] needs url (postgres://USER@HOST:PORT/DATABASE)"),
+        ("url = \"postgres://rc@db/rc\"\nlease = \"1s\"\n", "[cluster] lease must be at least 3s"),
+        ("url = \"postgres://rc@db/rc\"\npassword-file = \"pw\"\n", "[cluster] password-file must be an absolute path"),
+        ("url = \"postgres://rc@db/rc\"\nnode = \"web 1\"\n", "[cluster] node must be 1 to 63 letters, digits, '.', '-' or '_'"),
+        ("url = \"postgres://rc@db/rc\"\npassword = \"x\"\n", "unknown key \"password\" in [cluster] (known: url, password-file, node, lease)"),
+    ])
+    func bad(_ body: String, _ problem: String) {
+        #expect(throws: DaemonConfig.ConfigError.self) { try Self.cluster(body) }
+        do { _ = try Self.cluster(body) } catch { #expect(error.problem == problem) }
+    }
+}

@@ -141,7 +141,8 @@ struct ClusterTests {
         let work = TempDir()
         let runs = work.file("runs")
         let marker = ProcessTable.uniqueSleep()
-        let app = try AppFixture(commands: ["migrate": "echo $RELEASE_ID >> \(runs); echo migrating; sleep \(marker)"])
+        let go = work.file("go")
+        let app = try AppFixture(commands: ["migrate": "echo $RELEASE_ID >> \(runs); echo migrating; [ -e \(go) ] || sleep \(marker)"])
         defer { work.remove(); app.remove() }
         let db = try await pg.createDatabase()
         var nodes: [DaemonProcess] = []
@@ -180,6 +181,13 @@ struct ClusterTests {
         let late = try await Self.submit(restarted, dir: app.path, key: "deploy-k")
         #expect(late.status == 3, "\(late)")
         #expect(Self.lines(runs).count == 1, "\(Self.lines(runs))")
+
+        // retry runs it again, as a new deploy key.
+        FileManager.default.createFile(atPath: go, contents: nil)
+        let retry = try await restarted.ctl(["retry", runnerWait.lines[0], "--wait"])
+        #expect(retry.status == 0, "\(retry)")
+        #expect(Self.lines(runs).count == 2, "\(Self.lines(runs))")
+        #expect(try restarted.record(retry.lines[0])?.cluster?.deployKey == "retry-\(retry.lines[0])")
         for n in others + [restarted] { await n.cleanUp() }
         runner.notify.close()
         await pg.remove()
@@ -261,7 +269,7 @@ struct ClusterTests {
         await pg.remove()
     }
 
-    @Test("a wrong password fails start-up with a clear message and never shows the password")
+    @Test("a wrong password, or a schema newer than the node's, fails start-up with a clear message (never the password)")
     func wrongPassword() async throws {
         let pg = try await TestPostgres.start()
         let work = TempDir()
@@ -274,6 +282,17 @@ struct ClusterTests {
         #expect(a.log.contains("password authentication failed for user \"releasectl\""), "\(a.log)")
         #expect(!a.log.contains(wrong))
         await a.cleanUp()
+
+        // A database whose schema is newer than this node's: refused at start, saying so.
+        let b = try await Self.node(pg, db, "b", in: work)
+        await b.cleanUp()
+        try await pg.sql("UPDATE releasectl_schema SET version = 99", database: db)
+        let c = try await Self.node(pg, db, "c", in: work, waitReady: false)
+        try await eventually("released to exit", timeout: .seconds(30)) { !c.isRunning }
+        #expect(c.process.terminationStatus != 0)
+        #expect(c.log.contains("the cluster database's schema is version 99; this released knows up to version 1: upgrade released on this node"),
+                "\(c.log)")
+        await c.cleanUp()
         await pg.remove()
     }
 }

@@ -149,6 +149,19 @@ public final class ProcessGuard: Sendable {
             _ = EngineCommand.run(engine, ["rm", "--force", "--time", "0"] + containers.sorted(),
                                   environment: ContainerEngine.engineEnvironment(environment))
         }
+        // Looked for again after a moment: a task the daemon had just forked when it died is
+        // not yet running its program (its environment is still the daemon's, its group not
+        // registered) and is found once it has.
+        for pause in [0, 20_000, 100_000, 400_000] as [useconds_t] {
+            usleep(pause)
+            endLeftovers(releases: releases, users: users)
+        }
+        exit(0)
+    }
+
+    /// SIGKILL to every process (and its group) of the releases, and of the app users since
+    /// their first task.
+    static func endLeftovers(releases: Set<String>, users: [uid_t: (count: Int, since: UInt64)] = [:]) {
         var leftovers = releases.isEmpty ? [] : ProcessTable.processes(withReleaseIn: releases)
         if !users.isEmpty {
             leftovers += (ProcessTable.allPIDs() ?? []).filter { pid in
@@ -162,7 +175,6 @@ public final class ProcessGuard: Sendable {
             if group > 1 && group != getpgrp() { kill(-group, SIGKILL) }
             kill(pid, SIGKILL)
         }
-        exit(0)
     }
 
     /// Clock ticks since boot, the unit of a process's start time in /proc/<pid>/stat.

@@ -262,8 +262,24 @@ final class ClusterCoordinator: Coordinator {
             case "queued":
                 return .wait(reason: "an earlier deploy of serial key \(serialKey) runs or waits first in the cluster", first: first)
             case "running" where runner == node:
-                // Left by this node's previous run (reconcile has not seen it yet).
-                return .wait(reason: "settling what this node left running")
+                // This very release's claim, whose answer was lost (the statement timed out
+                // after the database had done it): nothing of it ran yet, so it runs, its lease
+                // taken afresh. Anything else was left by this node's previous run
+                // (reconcile has not seen it yet).
+                let renewed = ContinuousClock.now
+                let mine: Bool? = try await database.run { conn in
+                    var cancel: Bool?
+                    for try await c in try await conn.query("""
+                        UPDATE releasectl_deploys SET lease_until = now() + \(lease) * interval '1 millisecond'
+                        WHERE deploy_key = \(key) AND node = \(node) AND run_id = \(id) AND state = 'running'
+                        RETURNING cancel_requested
+                        """, logger: self.logger).decode(Bool.self) { cancel = c }
+                    return cancel
+                }
+                guard let cancelled = mine else { return .wait(reason: "settling what this node left running") }
+                state.withLock { $0.running[key] = Lease(entry: release, control: control, renewedAt: renewed) }
+                if cancelled { control.stop(.cancelled) }
+                return .run
             default: return .follow(node: runner ?? "an unknown node")
             }
         } catch {

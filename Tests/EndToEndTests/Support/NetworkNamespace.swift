@@ -54,6 +54,17 @@ final class NetworkNamespace: @unchecked Sendable {
         _ = try? await runProgram(Self.ip, ["netns", "del", name])
     }
 
+    /// A test that failed before its clean-up leaves no namespace behind (deleting it deletes
+    /// the pair too).
+    deinit {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.ip)
+        p.arguments = ["netns", "del", name]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        if (try? p.run()) != nil { p.waitUntilExit() }
+    }
+
     private static func run(_ arguments: [String]) async throws {
         let r = try await runProgram(ip, arguments, timeout: .seconds(30))
         guard r.status == 0 else { throw TestPostgres.Failure("ip \(arguments.joined(separator: " ")): \(r)") }

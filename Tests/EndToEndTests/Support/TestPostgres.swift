@@ -78,6 +78,15 @@ final class TestPostgres: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: dir)
     }
 
+    /// A test that failed before its clean-up leaves no server running: SIGINT to the
+    /// postmaster (PostgreSQL's fast shutdown), whose pid is the first line of postmaster.pid.
+    deinit {
+        if let text = try? String(contentsOfFile: dir + "/data/postmaster.pid", encoding: .utf8),
+           let pid = text.split(separator: "\n").first.flatMap({ pid_t($0) }), pid > 1 {
+            kill(pid, SIGINT)
+        }
+    }
+
     /// A new empty database owned by the `releasectl` role.
     func createDatabase() async throws -> String {
         let name = "rc_\(UInt32.random(in: 0...UInt32.max))"

@@ -119,6 +119,30 @@ struct HostileSubmitterTests {
         await daemon.cleanUp()
     }
 
+    @Test("a submitter's finished requests, moved by the daemon into its own folders, survive a restart: retry still works")
+    func requestsSurviveRestart() async throws {
+        let paas = try TestUser.paas()
+        let shared = try SharedSpool()
+        defer { shared.remove() }
+        let app = try readableApp(commands: ["migrate": "echo migrating"])
+        defer { app.remove() }
+        let ctl = { (args: [String]) in try await paas.run(Binaries.releasectl, args + ["--spool", shared.path]) }
+        let daemon = try await DaemonProcess(arguments: ["--config", try shared.config()], spool: shared.dir)
+        let first = try await ctl(["submit", "--app", "shop", "--release", "v1", "--dir", app.path, "--env", "RUN_MIGRATIONS_DURING_RELEASE=true", "--wait"])
+        #expect(first.status == 0, "\(first)")
+        let id = first.lines[0]
+        var st = stat()
+        #expect(lstat("\(shared.path)/done/\(id).json", &st) == 0 && st.st_uid == paas.uid, "the request is the submitter's file")
+        try await daemon.stop()
+        let restarted = try await DaemonProcess(arguments: ["--config", try shared.config()], spool: shared.dir)
+        #expect(lstat("\(shared.path)/done/\(id).json", &st) == 0, "the request is still there after the restart")
+        let retry = try await ctl(["retry", id, "--wait"])
+        #expect(retry.status == 0, "\(retry)")
+        #expect(try restarted.record(retry.lines[0])?.retryOf == id)
+        await restarted.cleanUp()
+        daemon.notify.close()
+    }
+
     @Test("a FIFO named like a record is refused, filed under a name that is not a record's; list, status, retention, SIGTERM and --metrics-file never block on it")
     func fifo() async throws {
         let metrics = TempDir()

@@ -104,7 +104,10 @@ extension Scheduler {
     /// reading.
     func arrived(_ found: [Arrivals.Found]) {
         for item in found {
+            // Seen again (a rescan after an overflow lists what the events also named): one
+            // waiting, running, or being taken in now is not taken in twice.
             if let id = item.id, queue.isWaiting(id) || started[id] != nil { continue }
+            if inFlight.contains(item.name) { continue }
             arrivals.add(item.name, owner: item.owner)
         }
         if !arrivals.isEmpty { intakeWork.yield() }
@@ -152,6 +155,11 @@ extension Scheduler {
             request = read.request
         }
         let id = request.id.rawValue
+        if name == SpoolName("\(id).json"), queue.isWaiting(request.id) || started[request.id] != nil {
+            // The very file of a release already queued here, read a second time: not a
+            // second submission (filing it would take the queued release's request away).
+            return false
+        }
         if queue.isWaiting(request.id) || started[request.id] != nil || spool.exists(.running, "\(id).json")
             || spool.exists(.done, "\(id).record.json") || spool.exists(.rejected, "\(id).record.json") {
             return file(name, owner: owner, reason: RejectReason(.duplicateID, "duplicate id: release \(id) already exists"),

@@ -22,7 +22,9 @@ extension Spool {
     /// so a folder swapped for a link in between is refused too. Then each folder gets its
     /// tight mode (see `tightMode`), and whatever someone else left in the daemon's own folders
     /// (`running/`, `done/`, `rejected/`, `logs/` — where only the daemon writes) is removed:
-    /// a record there that the daemon did not write is never believed.
+    /// a record there that the daemon did not write is never believed. In a folder that was the
+    /// daemon's already, the request files (`<id>.json`, the submitters' own, which the daemon
+    /// moved there) stay; in one just taken over, nothing of anyone else's does.
     public func takeOwnership() throws(SpoolError) -> TakeOver {
         var report = TakeOver()
         let me = geteuid()
@@ -45,7 +47,11 @@ extension Spool {
                                  ? "it must be a real folder, not a symbolic link or a file: remove it and restart released" : nil)
             }
             defer { Syscalls.close(fd) }
+            let chownedBefore = report.chowned.count
             try own(fd, path: dir, folder: folder, report: &report)
+            // Already the daemon's: the requests in it are the submitters' files the daemon
+            // moved there itself (claimed, finished, rejected), kept for `retry` and `status`.
+            let wasMine = report.chowned.count == chownedBefore
             // Still the folder the name leads to (not swapped while it was being taken over).
             guard let opened = try? Syscalls.fstat(fd), let named = try? Syscalls.statAt(rootFD, folder.rawValue),
                   opened.st_dev == named.st_dev, opened.st_ino == named.st_ino else {
@@ -56,12 +62,20 @@ extension Spool {
                 for name in TreeRemoval.names(in: fd) {
                     var st = stat()
                     guard fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0, st.st_uid != me, st.st_uid != 0 else { continue }
+                    if wasMine, st.st_mode & S_IFMT == S_IFREG, Self.isRequestName(name) { continue }
                     var removal = TreeRemoval(owner: st.st_uid, device: opened.st_dev)
                     if removal.remove(name, in: fd) { report.removedForeign += 1 }
                 }
             }
         }
         return report
+    }
+
+    /// `<ULID>.json`: a request's file name (a record's is `<ULID>.record.json`).
+    static func isRequestName(_ name: [CChar]) -> Bool {
+        let bytes = name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+        guard bytes.count == 26 + 5, bytes.suffix(5).elementsEqual(".json".utf8) else { return false }
+        return ReleaseID(String(decoding: bytes.prefix(26), as: UTF8.self)) != nil
     }
 
     /// Opens a folder of the spool without following a link. As root, a symlink or file where

@@ -43,17 +43,28 @@ struct ProcessHandle: Sendable {
     }
 
     /// Waits until the process has exited, without reaping it: the pidfd becomes readable then.
+    /// The readiness event is the fast path; a poll of the pidfd every half second is the
+    /// fallback, so an event Dispatch fails to deliver cannot leave a task's end unnoticed.
     func exit() async {
         guard pidfd >= 0 else { return }
         let fd = pidfd
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: Self.queue)
+            let timer = DispatchSource.makeTimerSource(queue: Self.queue)
             let resumed = Mutex(false)
-            source.setEventHandler {
+            let finish = {
                 source.cancel()
+                timer.cancel()
                 if !resumed.withLock({ r in defer { r = true }; return r }) { continuation.resume() }
             }
+            source.setEventHandler(handler: finish)
+            timer.setEventHandler {
+                var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                if poll(&entry, 1, 0) > 0 { finish() }
+            }
+            timer.schedule(deadline: .now() + .milliseconds(500), repeating: .milliseconds(500))
             source.resume()
+            timer.resume()
         }
     }
 

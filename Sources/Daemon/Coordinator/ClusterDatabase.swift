@@ -137,7 +137,8 @@ actor ClusterDatabase {
 }
 
 extension PostgresRowSequence {
-    /// The number of rows (discarding them).
+    /// The number of rows (discarding them); also how a statement's rows are drained.
+    @discardableResult
     func count() async throws -> Int {
         var n = 0
         for try await _ in self { n += 1 }

@@ -101,9 +101,9 @@ struct SecurityTests {
         let work = TempDir()
         let app = try AppFixture()
         defer { app.remove(); work.remove() }
-        guard let nobody = getpwnam("nobody") else { Issue.record("no user nobody"); return }
-        let uid = nobody.pointee.pw_uid
-        let gid = nobody.pointee.pw_gid
+        guard let nobody = UserDatabase.user(named: "nobody") else { Issue.record("no user nobody"); return }
+        let uid = nobody.uid
+        let gid = nobody.gid
         func drop(_ daemon: DaemonProcess) throws -> String {
             let request = ReleaseRequest(id: ReleaseID.generate(), app: "shop", release: "v1", directory: app.path)
             let tmp = "\(daemon.spoolPath)/tmp/\(request.id).json"
@@ -160,8 +160,8 @@ struct SecurityTests {
     @Test("[apps.<name>] user: the daemon (as root) runs that app's tasks as that user and its groups, never as root")
     func perAppUser() async throws {
         guard geteuid() == 0 else { Issue.record("this test needs root (the daemon must be root to switch users)"); return }
-        guard let nobody = getpwnam("nobody") else { Issue.record("no user nobody"); return }
-        let uid = nobody.pointee.pw_uid
+        guard let nobody = UserDatabase.user(named: "nobody") else { Issue.record("no user nobody"); return }
+        let uid = nobody.uid
         let work = TempDir()
         defer { work.remove() }
         let app = try AppFixture(commands: ["migrate": "echo uid=$(id -u) gid=$(id -g) groups=$(id -G) home=$HOME value=$APP_VALUE stdin=$(wc -c); touch /root/.releasectl-test-must-fail 2>&1 || echo cannot-write-root"])
@@ -175,8 +175,8 @@ struct SecurityTests {
         #expect(r.status == 0, "\(r)")
         // Its groups are exactly the user's (root's supplementary groups are dropped), its
         // environment is the request's, and its stdin is empty.
-        let groups = try userGroups("nobody", gid: nobody.pointee.pw_gid).map(String.init).joined(separator: " ")
-        #expect(r.stdout.contains("uid=\(uid) gid=\(nobody.pointee.pw_gid) groups=\(groups) home=\(String(cString: nobody.pointee.pw_dir)) value=a b=c stdin=0"), "\(r.stdout)")
+        let groups = try userGroups("nobody", gid: nobody.gid).map(String.init).joined(separator: " ")
+        #expect(r.stdout.contains("uid=\(uid) gid=\(nobody.gid) groups=\(groups) home=\(nobody.home) value=a b=c stdin=0"), "\(r.stdout)")
         #expect(r.stdout.contains("cannot-write-root"))
 
         // Many at once, two apps interleaved: switching users never stalls a spawn (ids are
@@ -225,8 +225,8 @@ struct SecurityTests {
 @Suite("run-as helper")
 struct RunAsHelperTests {
     func runAs(_ stdin: [UInt8], command: [String]) async throws -> CommandResult {
-        guard let nobody = getpwnam("nobody") else { throw HarnessError("no user nobody") }
-        let uid = nobody.pointee.pw_uid, gid = nobody.pointee.pw_gid
+        guard let nobody = UserDatabase.user(named: "nobody") else { throw HarnessError("no user nobody") }
+        let uid = nobody.uid, gid = nobody.gid
         let result = try await Subprocess.run(
             .path(FilePath(Binaries.released)),
             arguments: Arguments(["--run-as", "\(uid)", "\(gid)", "-", command[0]] + command),
@@ -244,7 +244,7 @@ struct RunAsHelperTests {
         guard geteuid() == 0 else { Issue.record("this test needs root"); return }
         let r = try await runAs(Array("A=1\0B=two words\0\0".utf8), command: ["/bin/sh", "-c", "env | sort; id -u; wc -c"])
         #expect(r.status == 0, "\(r)")
-        let uid = getpwnam("nobody")!.pointee.pw_uid
+        let uid = UserDatabase.user(named: "nobody")!.uid
         #expect(r.lines.filter { !$0.isEmpty } == ["A=1", "B=two words", "PWD=\(FileManager.default.currentDirectoryPath)", "\(uid)", "0"], "\(r)")
     }
 

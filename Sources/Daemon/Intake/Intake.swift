@@ -50,7 +50,7 @@ struct Intake: Sendable {
             users = [0]
             for name in names {
                 if let uid = uid_t(name) { users.insert(uid) }
-                else if let pw = getpwnam(name) { users.insert(pw.pointee.pw_uid) }
+                else if let pw = UserDatabase.user(named: name) { users.insert(pw.uid) }
                 else { logger.warning("allow-users: no such user \(name)") }
             }
         }
@@ -58,7 +58,7 @@ struct Intake: Sendable {
             groups = []
             for name in names {
                 if let gid = gid_t(name) { groups.insert(gid) }
-                else if let gr = getgrnam(name) { groups.insert(gr.pointee.gr_gid) }
+                else if let gid = UserDatabase.groupID(named: name) { groups.insert(gid) }
                 else { logger.warning("allow-groups: no such group \(name)") }
             }
         }

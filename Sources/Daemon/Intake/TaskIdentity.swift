@@ -25,9 +25,9 @@ struct TaskIdentity: Sendable, Equatable {
         guard geteuid() == 0 else {
             throw RejectReason(.user, "[apps.\(app)] user = \(user) needs the daemon to run as root")
         }
-        guard let pw = getpwnam(user) else { throw RejectReason(.user, "[apps.\(app)] user \(user) does not exist") }
-        let uid = pw.pointee.pw_uid
-        let gid = pw.pointee.pw_gid
+        guard let pw = UserDatabase.user(named: user) else { throw RejectReason(.user, "[apps.\(app)] user \(user) does not exist") }
+        let uid = pw.uid
+        let gid = pw.gid
         guard uid != 0 else { throw RejectReason(.user, "[apps.\(app)] user \(user) is root; tasks never run as root this way") }
         var count: Int32 = 64
         var groups = [gid_t](repeating: 0, count: Int(count))
@@ -36,12 +36,11 @@ struct TaskIdentity: Sendable, Equatable {
             _ = getgrouplist(user, gid, &groups, &count)
         }
         return TaskIdentity(user: user, uid: uid, gid: gid, groups: Array(groups.prefix(Int(max(0, count)))),
-                            home: pw.pointee.pw_dir.map { String(cString: $0) } ?? "/")
+                            home: pw.home)
     }
 
     /// The home folder of a user id, for tasks that run as the daemon's user.
     static func home(of uid: uid_t) -> String {
-        guard let pw = getpwuid(uid), let dir = pw.pointee.pw_dir else { return "/" }
-        return String(cString: dir)
+        UserDatabase.user(id: uid)?.home ?? "/"
     }
 }

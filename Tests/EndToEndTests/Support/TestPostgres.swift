@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import ReleaseKit
 
 /// A real PostgreSQL server of the test's own: Debian's `postgresql`, `initdb` into a temporary
 /// folder as the `postgres` user (the server refuses to run as root), listening on every address
@@ -34,9 +35,8 @@ final class TestPostgres: @unchecked Sendable {
         guard let bin = binDirectory else { throw Failure("PostgreSQL is not installed (apt-get install postgresql)") }
         let dir = TempDir("releasectl-pg").path
         if geteuid() == 0 {
-            let pw = getpwnam("postgres")
-            guard let pw else { throw Failure("no postgres user (apt-get install postgresql)") }
-            chown(dir, pw.pointee.pw_uid, pw.pointee.pw_gid)
+            guard let pw = UserDatabase.user(named: "postgres") else { throw Failure("no postgres user (apt-get install postgresql)") }
+            chown(dir, pw.uid, pw.gid)
         }
         try await asOwner(bin + "/initdb", ["-D", dir + "/data", "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"])
         try """

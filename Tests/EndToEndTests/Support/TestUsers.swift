@@ -12,8 +12,8 @@ struct TestUser: Sendable {
 
     static func named(_ name: String) throws -> TestUser {
         guard geteuid() == 0 else { throw HarnessError("this test needs root") }
-        guard let pw = getpwnam(name) else { throw HarnessError("no user \(name): run script/test-users (script/test does) as root") }
-        return TestUser(name: name, uid: pw.pointee.pw_uid, gid: pw.pointee.pw_gid)
+        guard let pw = UserDatabase.user(named: name) else { throw HarnessError("no user \(name): run script/test-users (script/test does) as root") }
+        return TestUser(name: name, uid: pw.uid, gid: pw.gid)
     }
 
     static func paas() throws -> TestUser { try named("rctl-paas") }
@@ -21,8 +21,8 @@ struct TestUser: Sendable {
     static func app2() throws -> TestUser { try named("rctl-app2") }
 
     static func spoolGroup() throws -> gid_t {
-        guard let gr = getgrnam("rctl-spool") else { throw HarnessError("no group rctl-spool: run script/test-users as root") }
-        return gr.pointee.gr_gid
+        guard let gid = UserDatabase.groupID(named: "rctl-spool") else { throw HarnessError("no group rctl-spool: run script/test-users as root") }
+        return gid
     }
 
     /// The command run as this user with its groups (setpriv execs it, so its pid is the command's).

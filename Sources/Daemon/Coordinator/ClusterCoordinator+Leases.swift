@@ -7,20 +7,25 @@ import ReleaseKit
 /// Leases: renewed with the database's clock, watched against their deadline here, swept on
 /// every node; and the snapshot `releasectl cluster status` shows.
 extension ClusterCoordinator {
-    func renewLeases() async throws {
+    /// Extends the lease of this node's run `id` of `key` by a whole lease from the database's
+    /// `now()`: whether a cancel was asked for, or nil when the run is no longer this node's.
+    func renew(_ key: String, id: String) async throws -> Bool? {
         let node = settings.node, lease = leaseMs
+        return try await database.run { conn in
+            var cancel: Bool?
+            for try await c in try await conn.query("""
+                UPDATE releasectl_deploys SET lease_until = now() + \(lease) * interval '1 millisecond'
+                WHERE deploy_key = \(key) AND node = \(node) AND run_id = \(id) AND state = 'running'
+                RETURNING cancel_requested
+                """, logger: self.logger).decode(Bool.self) { cancel = c }
+            return cancel
+        }
+    }
+
+    func renewLeases() async throws {
         for (key, held) in state.withLock({ $0.running }) {
-            let id = held.entry.id.rawValue
             let sent = ContinuousClock.now
-            let cancel: Bool? = try await database.run { conn in
-                var cancel: Bool?
-                for try await c in try await conn.query("""
-                    UPDATE releasectl_deploys SET lease_until = now() + \(lease) * interval '1 millisecond'
-                    WHERE deploy_key = \(key) AND node = \(node) AND run_id = \(id) AND state = 'running'
-                    RETURNING cancel_requested
-                    """, logger: self.logger).decode(Bool.self) { cancel = c }
-                return cancel
-            }
+            let cancel = try await renew(key, id: held.entry.id.rawValue)
             guard let cancel else {
                 logger.error("\(key): another node ended this node's lease; stopping its tasks")
                 held.control.stop(.leaseLost)

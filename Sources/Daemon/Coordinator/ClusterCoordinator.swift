@@ -267,16 +267,7 @@ final class ClusterCoordinator: Coordinator {
                 // taken afresh. Anything else was left by this node's previous run
                 // (reconcile has not seen it yet).
                 let renewed = ContinuousClock.now
-                let mine: Bool? = try await database.run { conn in
-                    var cancel: Bool?
-                    for try await c in try await conn.query("""
-                        UPDATE releasectl_deploys SET lease_until = now() + \(lease) * interval '1 millisecond'
-                        WHERE deploy_key = \(key) AND node = \(node) AND run_id = \(id) AND state = 'running'
-                        RETURNING cancel_requested
-                        """, logger: self.logger).decode(Bool.self) { cancel = c }
-                    return cancel
-                }
-                guard let cancelled = mine else { return .wait(reason: "settling what this node left running") }
+                guard let cancelled = try await renew(key, id: id) else { return .wait(reason: "settling what this node left running") }
                 state.withLock { $0.running[key] = Lease(entry: release, control: control, renewedAt: renewed) }
                 if cancelled { control.stop(.cancelled) }
                 return .run

@@ -135,15 +135,8 @@ struct Released: AsyncParsableCommand {
             // Whatever of their tasks still runs (the last daemon's guard may still be at it,
             // or missing) ends before anything else starts: in a cluster another node may run
             // the next release of their serial key as soon as this one says they ended.
-            let ids = Set(recovered.interrupted.map(\.id))
-            let clock = ContinuousClock(), until = clock.now + .seconds(10)
-            var left = ProcessTable.processes(withReleaseIn: ids)
-            if !left.isEmpty { logger.warning("ending \(left.count) process(es) left by the interrupted release(s)") }
-            while !left.isEmpty, clock.now < until {
-                ProcessGuard.endLeftovers(releases: ids)
-                try? await Task.sleep(for: .milliseconds(20))
-                left = ProcessTable.processes(withReleaseIn: ids)
-            }
+            let left = await ProcessGuard.endAll(releases: Set(recovered.interrupted.map(\.id)), within: .seconds(10))
+            if left > 0 { logger.warning("ended \(left) process(es) left by the interrupted release(s)") }
         }
         // Temporary files of writes cut short: a submitter's removed with its own credentials.
         spool.removeLeftovers { uid, gid in FileCredentials(uid: uid, gid: gid, groups: []) }

@@ -70,6 +70,12 @@ struct Intake: Sendable {
     /// of the same key.
     func serialKey(for app: String) -> String { config.apps[app]?.serialKey ?? app }
 
+    /// A request's place in the queue: its serial key and deploy key.
+    func entry(for request: ReleaseRequest) -> ReleaseQueue.Entry {
+        ReleaseQueue.Entry(id: request.id, serialKey: serialKey(for: request.app), app: request.app, release: request.release,
+                           deployKey: request.deployKeyOrDefault)
+    }
+
     /// What intake made of one file.
     enum Evaluation: Sendable {
         /// The file is gone (moved by an earlier event).

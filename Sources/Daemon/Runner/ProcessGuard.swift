@@ -159,6 +159,20 @@ public final class ProcessGuard: Sendable {
         exit(0)
     }
 
+    /// Ends every process of the releases (SIGKILL, again until none is left, for at most
+    /// `within`); returns how many there were at first.
+    static func endAll(releases: Set<String>, within: Duration) async -> Int {
+        let clock = ContinuousClock(), until = clock.now + within
+        let first = ProcessTable.processes(withReleaseIn: releases).count
+        var left = first
+        while left > 0, clock.now < until {
+            endLeftovers(releases: releases)
+            try? await Task.sleep(for: .milliseconds(20))
+            left = ProcessTable.processes(withReleaseIn: releases).count
+        }
+        return first
+    }
+
     /// SIGKILL to every process (and its group) of the releases, and of the app users since
     /// their first task.
     static func endLeftovers(releases: Set<String>, users: [uid_t: (count: Int, since: UInt64)] = [:]) {

@@ -175,8 +175,7 @@ extension Scheduler {
         case .invalid(_, let reason):
             return file(name, owner: owner, reason: reason, partial: .init(), request: request, durable: false)
         case .admitted(_, let admission):
-            let entry = ReleaseQueue.Entry(id: request.id, serialKey: intake.serialKey(for: request.app), app: request.app,
-                                           release: request.release, deployKey: request.deployKeyOrDefault)
+            let entry = intake.entry(for: request)
             queue.enqueue(entry)
             context.coordinator.admitted(entry)
             if current { keep(admission) }
@@ -284,13 +283,9 @@ extension Scheduler {
                               metadata: .release(request, state: "cancelled", messageID: MessageID.releaseCancelled))
         finishedCount += 1
         context.metrics.metrics?.finished(record)
-        if context.coordinator.node != nil {
-            // In a cluster a cancel is the deploy's, on every node.
-            let coordinator = context.coordinator
-            let entry = ReleaseQueue.Entry(id: request.id, serialKey: intake.serialKey(for: request.app), app: request.app,
-                                           release: request.release, deployKey: request.deployKeyOrDefault)
-            Task { await coordinator.ended(entry, record: record) }
-        }
+        // In a cluster a cancel is the deploy's, on every node.
+        let coordinator = context.coordinator, entry = intake.entry(for: request)
+        Task { await coordinator.ended(entry, record: record) }
     }
 
 }

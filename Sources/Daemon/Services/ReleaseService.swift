@@ -85,7 +85,7 @@ struct ReleaseService: Service {
             runner.cluster = ClusterInfo(deployKey: entry.deployKey, ranOn: node)
         }
         let record = await runner.run(job.admission, control: job.control)
-        await commit(record)
+        await commit(record) { [spool = context.spool] in try spool.finish($0) }
         await context.coordinator.ended(job.entry, record: record)
         await scheduler.finished(id, record: record)
     }
@@ -126,18 +126,7 @@ struct ReleaseService: Service {
         log.note("release \(record.state.rawValue) on node \(outcome.ranOn)" + (record.reason.map { ": \($0)" } ?? ""),
                  level: record.state == .succeeded ? Logger.Level.notice : Logger.Level.warning,
                  metadata: ["release.state": "\(record.state.rawValue)"])
-        var delay = Duration.seconds(1)
-        while true {
-            do {
-                try context.spool.finishQueued(record)
-                break
-            } catch {
-                context.logger.critical("cannot record the outcome of \(id) (\(record.state.rawValue)); retrying in \(DurationParser.format(delay)): \(error)",
-                                        metadata: ["release.id": "\(id)"])
-                try? await Task.sleep(for: delay)
-                delay = min(delay * 2, .seconds(30))
-            }
-        }
+        await commit(record) { [spool = context.spool] in try spool.finishQueued($0) }
         await context.coordinator.ended(job.entry, record: record)
         await scheduler.finished(id, record: record)
     }
@@ -171,16 +160,19 @@ struct ReleaseService: Service {
         }
     }
 
-    /// Makes the outcome durable. A failure (disk full) is retried with backoff for up to ten
-    /// minutes — the key's next release waits meanwhile, so the order holds; after that the
-    /// request stays in `running/` and the next start records it `interrupted`.
-    private func commit(_ record: ReleaseRecord) async {
+    /// Makes the outcome durable (`Spool.finish` for a release that ran here, `finishQueued`
+    /// for one followed on another node). A failure (disk full) is retried with backoff for up
+    /// to ten minutes — the key's next release waits meanwhile, so the order holds; after that
+    /// the request stays where it is (`running/`: the next start records it `interrupted`;
+    /// `incoming/`: the next start follows it again).
+    private func commit(_ record: ReleaseRecord,
+                        _ transition: (ReleaseRecord) throws -> Void) async {
         var delay = Duration.seconds(1)
         let clock = ContinuousClock()
         let giveUp = clock.now + .seconds(600)
         while true {
             do {
-                try context.spool.finish(record)
+                try transition(record)
                 return
             } catch {
                 guard clock.now < giveUp else {

@@ -60,7 +60,10 @@ public struct ReleaseRequest: Sendable, Equatable {
                                            "deployKey"]
 
     /// The deploy key a cluster groups this request under: `deployKey`, else `app/release`.
-    public var deployKeyOrDefault: String { deployKey ?? "\(app)/\(release)" }
+    public var deployKeyOrDefault: String { deployKey ?? Self.defaultDeployKey(app: app, release: release) }
+
+    /// The deploy key of a request that names none: `app/release`.
+    public static func defaultDeployKey(app: String, release: String) -> String { "\(app)/\(release)" }
 
     /// Decodes and checks a request file's bytes. `partial` receives what could be read even
     /// when the request is rejected.

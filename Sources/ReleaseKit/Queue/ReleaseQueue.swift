@@ -19,7 +19,7 @@ public struct ReleaseQueue: Sendable {
         public var deployKey: String
 
         public init(id: ReleaseID, serialKey: String, app: String, release: String, deployKey: String? = nil) {
-            self.deployKey = deployKey ?? "\(app)/\(release)"
+            self.deployKey = deployKey ?? ReleaseRequest.defaultDeployKey(app: app, release: release)
             self.id = id
             self.serialKey = serialKey
             self.app = app

@@ -62,20 +62,14 @@ extension Spool {
                 for name in TreeRemoval.names(in: fd) {
                     var st = stat()
                     guard fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0, st.st_uid != me, st.st_uid != 0 else { continue }
-                    if wasMine, st.st_mode & S_IFMT == S_IFREG, Self.isRequestName(name) { continue }
+                    if wasMine, st.st_mode & S_IFMT == S_IFREG,
+                       SpoolName(bytes: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) })?.requestID != nil { continue }
                     var removal = TreeRemoval(owner: st.st_uid, device: opened.st_dev)
                     if removal.remove(name, in: fd) { report.removedForeign += 1 }
                 }
             }
         }
         return report
-    }
-
-    /// `<ULID>.json`: a request's file name (a record's is `<ULID>.record.json`).
-    static func isRequestName(_ name: [CChar]) -> Bool {
-        let bytes = name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
-        guard bytes.count == 26 + 5, bytes.suffix(5).elementsEqual(".json".utf8) else { return false }
-        return ReleaseID(String(decoding: bytes.prefix(26), as: UTF8.self)) != nil
     }
 
     /// Opens a folder of the spool without following a link. As root, a symlink or file where

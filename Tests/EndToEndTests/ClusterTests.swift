@@ -28,6 +28,11 @@ struct ClusterTests {
         ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
     }
 
+    /// What the node last wrote of the cluster (`releasectl cluster status` reads the same).
+    static func snapshot(_ daemon: DaemonProcess) -> ClusterStatus.Snapshot? {
+        Spool.resolve(option: daemon.spoolPath).readClusterStatus().flatMap { try? ClusterStatus.Snapshot.decode($0) }
+    }
+
     /// The node that holds the key's running request (its request is in running/).
     static func runner(_ nodes: [DaemonProcess]) -> DaemonProcess? {
         nodes.first { !$0.files(in: "running").filter { $0.hasSuffix(".json") && !$0.hasSuffix(".record.json") }.isEmpty }
@@ -90,8 +95,7 @@ struct ClusterTests {
 
         // cluster status: the four nodes, live; nothing running or waiting.
         try await eventually("cluster status to list the four nodes", timeout: .seconds(15)) {
-            guard let bytes = late.spool.path.isEmpty ? nil : FileManager.default.contents(atPath: "\(late.spoolPath)/logs/cluster-status.json"),
-                  let s = try? ClusterStatus.Snapshot.decode(Array(bytes)) else { return false }
+            guard let s = Self.snapshot(late) else { return false }
             return s.nodes.map(\.node) == ["a", "b", "c", "d"]
         }
         let status = try await late.ctl(["cluster", "status"])
@@ -152,8 +156,7 @@ struct ClusterTests {
         let runner = try #require(Self.runner(nodes))
         let others = nodes.filter { $0 !== runner }
         try await eventually("cluster status to show the running release", timeout: .seconds(15)) {
-            guard let bytes = FileManager.default.contents(atPath: "\(others[0].spoolPath)/logs/cluster-status.json"),
-                  let s = try? ClusterStatus.Snapshot.decode(Array(bytes)) else { return false }
+            guard let s = Self.snapshot(others[0]) else { return false }
             return s.running.first?.deployKey == "deploy-k" && s.running.first!.leaseLeftMs > 0
         }
         let clock = ContinuousClock()
@@ -253,8 +256,7 @@ struct ClusterTests {
         }
         #expect(msg.fields["STATUS"]?.contains("1 queued") == true, "\(msg.text)")
         try await eventually("the daemon to write that the database cannot be reached", timeout: .seconds(15)) {
-            guard let bytes = FileManager.default.contents(atPath: "\(a.spoolPath)/logs/cluster-status.json"),
-                  let s = try? ClusterStatus.Snapshot.decode(Array(bytes)) else { return false }
+            guard let s = Self.snapshot(a) else { return false }
             return s.database != nil
         }
         let status = try await a.ctl(["status"])

@@ -229,19 +229,26 @@ struct HostExecutor: TaskExecutor {
     /// started since the task that is not in another running task's group nor carries another
     /// release's id — which also catches one that cleared its environment. For a task that
     /// started moments ago only the pids allocated since are looked at (see `ProcessTable`).
-    /// The reads run on a thread of their own (reading a process's environment can block).
+    /// Environments are read on a thread of their own (reading one can block).
     private static func endEscapees(release id: String, leader: pid_t, user: uid_t?, recent: Bool, running: RunningTasks,
                                     grace: Duration, log: ReleaseLog, task: String) async {
         guard let since = ProcessTable.stat(of: leader)?.startTime else { return }
-        let escapees = ProcessSetTarget {
+        // Started since the task, alive, not in the task's own group (ended already) nor another
+        // task's, and a process rather than one of its threads; and the other releases' ids.
+        let look = { @Sendable () -> (candidates: [pid_t], others: Set<String>) in
             let (groups, others) = running.snapshot(excluding: id)
             let candidates = (ProcessTable.pids(after: leader, recent: recent) ?? []).filter { pid in
-                // Started since the task, alive, not in the task's own group (ended already) nor
-                // another task's, and a process rather than one of its threads.
                 guard pid != leader, let stat = ProcessTable.stat(of: pid), stat.isLive, stat.startTime >= since,
                       stat.group != leader, !groups.contains(stat.group) else { return false }
                 return ProcessTable.isProcess(pid)
             }
+            return (candidates, others)
+        }
+        // A task that started moments ago: the few pids allocated since are looked at here (their
+        // stat files only); with none (the usual case) no thread is needed for reading environments.
+        if recent, look().candidates.isEmpty { return }
+        let escapees = ProcessSetTarget {
+            let (candidates, others) = look()
             var found = Set(ProcessTable.processes(withReleaseIn: [id], among: candidates))
             if let user {
                 let theirs = candidates.filter { !found.contains($0) && ProcessTable.realUID(of: $0) == user }

@@ -32,10 +32,7 @@ struct ReleaseRunner: Sendable {
     func run(_ admitted: Admission, control: ReleaseControl) async -> ReleaseRecord {
         var admission = admitted
         let request = admission.request
-        // Built on a thread of its own: with a request full of long secrets it takes a while,
-        // and it must not hold a thread of the cooperative pool meanwhile.
-        let env = request.env
-        let masking = await BlockingCall.run { Masking(env: env) }
+        let masking = await Masking.forRelease(env: request.env)
         var logger = logger
         for (key, value) in Logger.Metadata.release(request, state: "running") { logger[metadataKey: key] = value }
         logger[metadataKey: "release.name"] = "\(masking.apply(request.release))"

@@ -98,8 +98,7 @@ struct ReleaseService: Service {
         let request = job.admission.request, id = request.id
         await scheduler.claimed(id)
         await scheduler.setProgress(id, text: "\(request.app) \(request.release): following node \(node)")
-        let env = request.env
-        let masking = await BlockingCall.run { Masking(env: env) }
+        let masking = await Masking.forRelease(env: request.env)
         var logger = context.logger
         for (key, value) in Logger.Metadata.release(request, state: "running") { logger[metadataKey: key] = value }
         let log = ReleaseLog(spool: context.spool, id: id.rawValue, masking: masking, logger: logger)

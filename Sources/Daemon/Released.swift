@@ -135,8 +135,12 @@ struct Released: AsyncParsableCommand {
             // Whatever of their tasks still runs (the last daemon's guard may still be at it,
             // or missing) ends before anything else starts: in a cluster another node may run
             // the next release of their serial key as soon as this one says they ended.
-            let left = await ProcessGuard.endAll(releases: Set(recovered.interrupted.map(\.id)), within: .seconds(10))
-            if left > 0 { logger.warning("ended \(left) process(es) left by the interrupted release(s)") }
+            let ended = await ProcessGuard.endAll(releases: Set(recovered.interrupted.map(\.id)), within: .seconds(10))
+            if ended.left > 0 {
+                logger.critical("\(ended.left) of \(ended.found) process(es) left by the interrupted release(s) still run after 10s of SIGKILL (stuck in the kernel?); starting anyway")
+            } else if ended.found > 0 {
+                logger.warning("ended \(ended.found) process(es) left by the interrupted release(s)")
+            }
         }
         // Temporary files of writes cut short: a submitter's removed with its own credentials.
         spool.removeLeftovers { uid, gid in FileCredentials(uid: uid, gid: gid, groups: []) }

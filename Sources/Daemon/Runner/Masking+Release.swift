@@ -2,8 +2,8 @@ import ReleaseKit
 import ReleaseWatcher
 
 extension Masking {
-    /// Up to this many bytes of env values, the masking is built where it is asked for: it takes
-    /// microseconds, less than handing it to a thread of its own and back.
+    /// Up to this many bytes of env names and values, the masking is built where it is asked
+    /// for: it takes microseconds, less than handing it to a thread of its own and back.
     static let inlineEnvBytes = 16 * 1024
 
     /// The masking of a release's env. A large env (a request full of long secrets) is built on

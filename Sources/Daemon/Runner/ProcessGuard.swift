@@ -160,17 +160,17 @@ public final class ProcessGuard: Sendable {
     }
 
     /// Ends every process of the releases (SIGKILL, again until none is left, for at most
-    /// `within`); returns how many there were at first.
-    static func endAll(releases: Set<String>, within: Duration) async -> Int {
+    /// `within`); returns how many there were at first, and how many were still there at the end.
+    static func endAll(releases: Set<String>, within: Duration) async -> (found: Int, left: Int) {
         let clock = ContinuousClock(), until = clock.now + within
-        let first = ProcessTable.processes(withReleaseIn: releases).count
-        var left = first
+        let found = ProcessTable.processes(withReleaseIn: releases).count
+        var left = found
         while left > 0, clock.now < until {
             endLeftovers(releases: releases)
             try? await Task.sleep(for: .milliseconds(20))
             left = ProcessTable.processes(withReleaseIn: releases).count
         }
-        return first
+        return (found, left)
     }
 
     /// SIGKILL to every process (and its group) of the releases, and of the app users since

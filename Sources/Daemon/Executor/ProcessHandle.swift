@@ -43,11 +43,14 @@ struct ProcessHandle: Sendable {
     }
 
     /// Waits until the process has exited, without reaping it: the pidfd becomes readable then.
-    /// The readiness event is the fast path; a poll of the pidfd every half second is the
+    /// A process that has exited already (the usual case once its output has ended) is seen by
+    /// one poll(2) here, with no event source and no thread woken for it. Otherwise the
+    /// readiness event is the fast path; a poll of the pidfd every half second is the
     /// fallback, so an event Dispatch fails to deliver cannot leave a task's end unnoticed.
     func exit() async {
         guard pidfd >= 0 else { return }
         let fd = pidfd
+        if Self.hasExited(fd) { return }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: Self.queue)
             let timer = DispatchSource.makeTimerSource(queue: Self.queue)
@@ -58,14 +61,17 @@ struct ProcessHandle: Sendable {
                 if !resumed.withLock({ r in defer { r = true }; return r }) { continuation.resume() }
             }
             source.setEventHandler(handler: finish)
-            timer.setEventHandler {
-                var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-                if poll(&entry, 1, 0) > 0 { finish() }
-            }
+            timer.setEventHandler { if Self.hasExited(fd) { finish() } }
             timer.schedule(deadline: .now() + .milliseconds(500), repeating: .milliseconds(500))
             source.resume()
             timer.resume()
         }
+    }
+
+    /// Whether the process of the pidfd has exited (its pidfd is readable), without waiting.
+    private static func hasExited(_ fd: Int32) -> Bool {
+        var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return poll(&entry, 1, 0) > 0
     }
 
     /// How the exited (not yet reaped) process ended and what it used, with the children it

@@ -225,8 +225,7 @@ struct SecurityTests {
 @Suite("run-as helper")
 struct RunAsHelperTests {
     func runAs(_ stdin: [UInt8], command: [String]) async throws -> CommandResult {
-        guard let nobody = UserDatabase.user(named: "nobody") else { throw HarnessError("no user nobody") }
-        let uid = nobody.uid, gid = nobody.gid
+        let uid = LoneUser.id, gid = LoneUser.id
         let result = try await Subprocess.run(
             .path(FilePath(Binaries.released)),
             arguments: Arguments(["--run-as", "\(uid)", "\(gid)", "-", command[0]] + command),
@@ -244,7 +243,7 @@ struct RunAsHelperTests {
         guard geteuid() == 0 else { Issue.record("this test needs root"); return }
         let r = try await runAs(Array("A=1\0B=two words\0\0".utf8), command: ["/bin/sh", "-c", "env | sort; id -u; wc -c"])
         #expect(r.status == 0, "\(r)")
-        let uid = UserDatabase.user(named: "nobody")!.uid
+        let uid = LoneUser.id
         #expect(r.lines.filter { !$0.isEmpty } == ["A=1", "B=two words", "PWD=\(FileManager.default.currentDirectoryPath)", "\(uid)", "0"], "\(r)")
     }
 

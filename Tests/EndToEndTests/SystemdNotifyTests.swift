@@ -140,15 +140,15 @@ struct SystemdNotifyTests {
     }
 
     @Test("ERRNO= and the reason before exiting on a spool the daemon cannot write",
-          .enabled(if: getuid() == 0, "switching to user nobody needs root"))
+          .enabled(if: getuid() == 0, "switching to another user needs root"))
     func errnoOnUnwritableSpool() async throws {
         let dir = TempDir("releasectl-spool")
         let spool = dir.path + "/spool"
-        // A complete spool owned by root, 0755: readable but not writable for nobody.
+        // A complete spool owned by root, 0755: readable but not writable for another user.
         guard chmod(dir.path, 0o755) == 0, mkdir(spool, 0o755) == 0 else { throw HarnessError("mkdir: \(errno)") }
         for folder in Spool.Folder.allCases { _ = mkdir(spool + "/" + folder.rawValue, 0o755) }
-        // A path socket in the 0700 temp folder is out of nobody's reach; an abstract one is not.
-        let daemon = try await DaemonProcess(spool: dir, waitReady: false, abstractSocket: true, wrapper: Launch.asNobody)
+        // A path socket in the 0700 temp folder is out of that user's reach; an abstract one is not.
+        let daemon = try await DaemonProcess(spool: dir, waitReady: false, abstractSocket: true, wrapper: Launch.asLoneUser)
         let (message, _) = try await daemon.notify.wait(for: "ERRNO=") { $0.fields["ERRNO"] != nil }
         #expect(message.fields["ERRNO"] == "\(EACCES)")
         #expect(message.fields["STATUS"] == "the spool \(spool) is not writable by this user")

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import ReleaseKit
 import Synchronization
 import Testing
 
@@ -162,14 +163,26 @@ func submitOffline(spool: String, app: String, release: String, dir: String, env
     return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
 }
 
+/// An unprivileged uid that no account has (and the gid of the same number). No test runs tasks as
+/// it, so no test's daemon ends a process of it as a task's leftover: a daemon ends every process
+/// of a task's user started since the task (`HostExecutor.endEscapees`), and the tests that run
+/// tasks as nobody run beside the others.
+enum LoneUser {
+    static let id: uid_t = {
+        var uid: uid_t = 64_999
+        while UserDatabase.user(id: uid) != nil { uid -= 1 }
+        return uid
+    }()
+}
+
 /// Wrappers that exec the daemon in a changed setting (see `DaemonProcess(wrapper:)`).
 enum Launch {
     /// Sets `WATCHDOG_PID` to the daemon's own pid, as systemd does.
     static let ownWatchdogPID = ["/bin/sh", "-c", "export WATCHDOG_PID=$$; exec \"$@\"", "sh"]
     /// No `NOTIFY_SOCKET` at all: outside systemd.
     static let withoutNotifySocket = ["/usr/bin/env", "-u", "NOTIFY_SOCKET"]
-    /// As user and group nobody (65534), with no supplementary groups.
-    static let asNobody = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    /// As `LoneUser`'s uid and gid, with no supplementary groups.
+    static let asLoneUser = ["/usr/bin/setpriv", "--reuid=\(LoneUser.id)", "--regid=\(LoneUser.id)", "--clear-groups"]
     /// With stderr on a terminal: the slave side of `terminal`.
     static func withStderr(on terminal: PseudoTerminal) -> [String] {
         ["/bin/sh", "-c", "exec \"$@\" 2>\"$0\"", terminal.slavePath]

@@ -1,6 +1,7 @@
 // Linux system calls that glibc 2.36 has no wrapper for, or whose glibc wrapper does more than
 // the kernel call: Swift cannot call the variadic syscall(2) itself. Each returns what the
-// kernel call returns (-1 with errno set on failure).
+// kernel call returns (-1 with errno set on failure). And the calls Swift cannot make as they
+// are: posix_spawn with glibc's GNU-only actions and flags, epoll's packed event struct.
 #ifndef CLINUXSYSCALLS_H
 #define CLINUXSYSCALLS_H
 
@@ -52,5 +53,33 @@ int rc_pidfd_send_signal(int pidfd, int signal);
 /// reports an exited child's resource usage (its own and its waited-for children's) without
 /// reaping it. `idtype` P_PIDFD (3) waits on a pidfd.
 int rc_waitid_usage(int idtype, int id, void *info, int options, void *usage);
+
+/// posix_spawn(3) of `path` in a session and process group of its own (setsid), in `directory`,
+/// with every signal's default disposition and an empty signal mask, its stdin from `input`,
+/// stdout and stderr both to `output`, and no other descriptor open. Sets *pid; returns 0 or
+/// the errno of the spawn (the exec's included).
+int rc_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[], const char *directory, int input, int output);
+
+// epoll's events and operations (sys/epoll.h is not in Swift's Glibc module).
+#define RC_EPOLLIN 0x001
+#define RC_EPOLLHUP 0x010
+#define RC_EPOLL_CTL_ADD 1
+#define RC_EPOLL_CTL_DEL 2
+
+/// epoll_create1(EPOLL_CLOEXEC).
+int rc_epoll_create(void);
+
+/// timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC).
+int rc_timer_create(void);
+
+/// Arms the timer to go off once, `nanoseconds` from now (0 disarms it).
+int rc_timer_set(int fd, int64_t nanoseconds);
+
+/// epoll_ctl(2) with the event's data as one 64-bit key (struct epoll_event is packed on
+/// x86-64, which Swift does not lay out). `op` is EPOLL_CTL_ADD, _MOD or _DEL.
+int rc_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t key);
+
+/// epoll_wait(2), each ready event's key and events into `keys` and `events` (`max` of each).
+int rc_epoll_wait(int epfd, uint64_t *keys, uint32_t *events, int max, int timeout);
 
 #endif

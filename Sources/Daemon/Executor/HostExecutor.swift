@@ -1,7 +1,6 @@
 import Glibc
 import ReleaseKit
 import ReleaseWatcher
-import Subprocess
 import SystemPackage
 
 /// Runs task commands as processes on this host: each in a session and process group of its
@@ -10,7 +9,8 @@ import SystemPackage
 /// into the release log. Its deadline and the release's stop end the whole group; what the
 /// task leaves behind when it exits — in its group, in groups of its own carrying its
 /// `RELEASE_ID`, or (for an app's user) any process of that user started since — is ended too,
-/// so nothing outlives its task. Waits for the leader through its pidfd, without a thread.
+/// so nothing outlives its task. Started with posix_spawn; its output, its exit (through its
+/// pidfd) and its deadline are watched by the `ProcessMonitor`'s one thread.
 ///
 /// Under systemd each task runs in a transient scope of its own (with the task's limits:
 /// `MemoryMax=`, `CPUQuota=`, `TasksMax=`) inside a slice of its own that the daemon holds
@@ -47,6 +47,8 @@ struct HostExecutor: TaskExecutor {
         var oomKilled = false
         /// Why it could not be started in its scope.
         var notStarted: String?
+        /// How the leader ended, from reaping it.
+        var status: Result<SpawnedProcess.Status, Errno>?
     }
 
     func run(_ command: Command, for context: TaskContext, log: ReleaseLog, control: ReleaseControl) async -> TaskOutcome {
@@ -65,147 +67,130 @@ struct HostExecutor: TaskExecutor {
             }
             executable = FilePath(found)
         }
-        var options = PlatformOptions()
-        options.createSession = true
-        let result: ExecutionResult<Finished, SequenceOutput, CombinedErrorOutput>
-        do {
+        let process: SpawnedProcess
+        let environment: [UInt8]?
+        do throws(Errno) {
             if identity != nil || scopes {
-                // Ids are switched by a freshly exec'd helper, not in the child Subprocess forks
-                // from this many-threaded process (see RunAs); the environment goes on its
-                // stdin, once the helper is in its scope.
-                let environment = RunAs.encode(environment: context.environment)
-                result = try await spawn(
+                // Ids are switched by a freshly exec'd helper, not in the child spawned from this
+                // many-threaded process (see RunAs); the environment goes on its stdin, once the
+                // helper is in its scope.
+                environment = RunAs.encode(environment: context.environment)
+                process = try SpawnedProcess.spawn(
                     FilePath("/proc/self/exe"),
-                    Arguments(executablePathOverride: "released",
-                              remainingValues: RunAs.arguments(for: identity, executable: executable.string, argv: argv)),
+                    argv: ["released"] + RunAs.arguments(for: identity, executable: executable.string, argv: argv),
                     environment: ["SWIFT_BACKTRACE=enable=no", "PATH=/usr/bin:/bin", "RELEASE_ID=\(context.request.id.rawValue)"],
-                    input: .inputWriter, options: options, context: context, log: log, control: control,
-                    feed: { execution in
-                        let writer = execution.standardInputWriter
-                        _ = try? await writer.write(environment)
-                        try? await writer.finish()
-                    })
+                    directory: context.directory, input: true)
             } else {
-                result = try await spawn(
-                    executable, Arguments(executablePathOverride: program, remainingValues: Array(argv.dropFirst())),
-                    environment: RunAs.assignments(context.environment), input: .none, options: options, context: context,
-                    log: log, control: control, feed: { _ in })
+                environment = nil
+                process = try SpawnedProcess.spawn(executable, argv: argv, environment: RunAs.assignments(context.environment),
+                                                   directory: context.directory, input: false)
             }
         } catch {
             return TaskOutcome(ending: .notStarted("cannot start \(program): \(error)"))
         }
-        let usage = result.closureResult.usage
-        if let why = result.closureResult.notStarted { return TaskOutcome(ending: .notStarted("could not start: \(why)")) }
-        switch result.closureResult.stop {
+        let finished = await supervise(process, environment: environment, context: context, log: log, control: control)
+        let usage = finished.usage
+        if let why = finished.notStarted { return TaskOutcome(ending: .notStarted("could not start: \(why)")) }
+        switch finished.stop {
         case .stopped(let reason)?: return TaskOutcome(ending: .stopped(reason), usage: usage)
         case .deadline?: return TaskOutcome(ending: .timedOut, usage: usage)
         case nil: break
         }
-        if result.closureResult.oomKilled { return TaskOutcome(ending: .oomKilled(limit: context.limits.memoryBytes), usage: usage) }
-        switch result.terminationStatus {
-        case .exited(let code): return TaskOutcome(ending: .exited(code), usage: usage)
-        case .signaled(let signal): return TaskOutcome(ending: .signaled(signal), usage: usage)
+        if finished.oomKilled { return TaskOutcome(ending: .oomKilled(limit: context.limits.memoryBytes), usage: usage) }
+        switch finished.status {
+        case .success(.exited(let code))?: return TaskOutcome(ending: .exited(code), usage: usage)
+        case .success(.signaled(let signal))?: return TaskOutcome(ending: .signaled(signal), usage: usage)
+        case .failure(let error)?: return TaskOutcome(ending: .notStarted("its exit status could not be read: \(error)"), usage: usage)
+        case nil: return TaskOutcome(ending: .notStarted("its exit status could not be read"), usage: usage)
         }
     }
 
-    /// Starts the process and supervises it to its end: output into the release log, the
-    /// deadline and stops enforced on its group, leftovers ended. Still inside Subprocess's
-    /// body when the leader has exited, so it is not reaped yet and its pid (the group's id)
-    /// cannot be reused while what it left is ended.
-    private func spawn<Input: InputProtocol>(
-        _ executable: FilePath, _ arguments: Arguments, environment: [String], input: Input, options: PlatformOptions,
-        context: TaskContext, log: ReleaseLog, control: ReleaseControl,
-        feed: @escaping (Execution<Input, SequenceOutput, CombinedErrorOutput>) async -> Void
-    ) async throws -> ExecutionResult<Finished, SequenceOutput, CombinedErrorOutput> {
-        let grace = killGrace
+    /// Supervises the started process to its end: output into the release log (through the
+    /// process monitor), the deadline and stops enforced on its group, leftovers ended. The
+    /// leader is reaped only at the end, so its pid (the group's id) cannot be reused while
+    /// what it left is ended.
+    private func supervise(_ process: SpawnedProcess, environment: [UInt8]?, context: TaskContext, log: ReleaseLog,
+                           control: ReleaseControl) async -> Finished {
         let task = context.task
         let release = context.request.id.rawValue
-        let deadline = context.deadline
-        let processGuard = processGuard
-        let running = running
+        let leader = process.leader
+        let group = ProcessGroupTarget(group: leader.pid)
+        let spawned = ContinuousClock.now
         let user = identity?.uid
-        let scoped = scopes
-        let limits = context.limits
-        return try await Subprocess.run(
-            .path(executable), arguments: arguments, environment: .custom(environment.map { Array("\($0)\0".utf8) }),
-            workingDirectory: context.directory, platformOptions: options, input: input, output: .sequence, error: .combinedWithOutput
-        ) { execution in
-            let leader = ProcessHandle(pid: execution.processIdentifier.value, pidfd: execution.processIdentifier.processDescriptor)
-            let group = ProcessGroupTarget(group: leader.pid)
-            let spawned = ContinuousClock.now
-            processGuard?.register(processGroup: leader.pid)
-            if let user { processGuard?.register(user: user) }
-            running.insert(group: leader.pid, release: release)
-            defer {
-                running.remove(group: leader.pid)
-                processGuard?.unregister(processGroup: leader.pid)
-                if let user { processGuard?.unregister(user: user) }
-            }
-            // Its scope first (the helper waits on stdin meanwhile: nothing of the task runs).
-            var units: TaskUnits?
-            if scoped {
-                let pid = leader.pid
-                switch await BlockingCall.run({ Result { () throws(ServiceManager.UnitError) in
-                    try TaskUnits(release: release, task: task, pid: pid, limits: limits)
-                } }) {
-                case .success(let made):
-                    units = made
-                case .failure(let error):
-                    leader.send(SIGKILL)
-                    for try await _ in execution.standardOutput {}
-                    await leader.exit()
-                    return Finished(stop: nil, usage: nil, notStarted: "cannot put it in a systemd scope of its own: \(error)")
-                }
-            }
-            await feed(execution)
-            let stop = await withTaskGroup(of: Stop?.self) { race in
-                race.addTask {
-                    guard let stop = await Self.stop(deadline: deadline, control: control) else { return nil }
-                    await Termination.end(group, grace: grace,
-                                          onTerm: { log.note("\(task): \(stop.why); sending SIGTERM to its processes", level: .warning) },
-                                          onKill: { log.note("\(task): still running after \(DurationParser.format(grace)); sending SIGKILL", level: .warning) })
-                    return stop
-                }
-                do {
-                    for try await buffer in execution.standardOutput {
-                        buffer.withUnsafeBytes { log.output($0, task: task) }
-                    }
-                } catch {
-                    log.note("reading the output of \(task) failed: \(error)", level: .warning)
-                }
-                log.flush(task: task)
-                // The output can end before the process does (it may close stdout).
-                await leader.exit()
-                race.cancelAll()
-                var stop: Stop?
-                for await s in race where s != nil { stop = s }
-                return stop
-            }
-            let ending = leader.ending()
-            var usage = ending?.usage
-            var oomKilled = false
-            if let units {
-                let cgroup = TaskCgroup(path: units.slicePath)
-                let (cpu, peak) = cgroup.usage()
-                usage = TaskUsage(cpuMs: cpu, peakMemoryBytes: peak).over(usage)
-                oomKilled = cgroup.oomKilled(killed: ending?.killedBy == SIGKILL, limit: limits.memoryBytes)
-            }
-            let recent = ContinuousClock.now - spawned < ProcessTable.recent
-            if await !group.isGone(recent: recent) {
-                await Termination.end(group, grace: grace,
-                                      onTerm: { log.note("\(task) left processes behind; sending them SIGTERM", level: .warning) },
-                                      onKill: { log.note("\(task): leftover processes still running after \(DurationParser.format(grace)); sending SIGKILL", level: .warning) })
-            }
-            await Self.endEscapees(release: release, leader: leader.pid, user: user, recent: recent, running: running, grace: grace,
-                                   log: log, task: task)
-            // Whatever is still in its scope ends with it.
-            if let units {
-                if case .failure(let error) = await BlockingCall.run({ Result { () throws(ServiceManager.UnitError) in try units.stop() } }) {
-                    log.note("\(task): stopping its systemd units failed: \(error)", level: .warning)
-                }
-            }
-            return Finished(stop: stop, usage: usage, oomKilled: oomKilled)
+        processGuard?.register(processGroup: leader.pid)
+        if let user { processGuard?.register(user: user) }
+        running.insert(group: leader.pid, release: release)
+        defer {
+            running.remove(group: leader.pid)
+            processGuard?.unregister(processGroup: leader.pid)
+            if let user { processGuard?.unregister(user: user) }
         }
+        let watched: ProcessMonitor.Watched
+        do throws(Errno) {
+            watched = try ProcessMonitor.shared.watch(pidfd: leader.pidfd, output: process.output) { log.output($0, task: task) }
+        } catch {
+            leader.send(SIGKILL)
+            _ = close(process.output)
+            if let input = process.input { _ = close(input) }
+            _ = await BlockingCall.run { process.reap() }
+            return Finished(notStarted: "cannot watch its output: \(error)")
+        }
+        // Its scope first (the helper waits on stdin meanwhile: nothing of the task runs).
+        var units: TaskUnits?
+        if scopes {
+            let pid = leader.pid
+            let limits = context.limits
+            switch await BlockingCall.run({ Result { () throws(ServiceManager.UnitError) in
+                try TaskUnits(release: release, task: task, pid: pid, limits: limits)
+            } }) {
+            case .success(let made):
+                units = made
+            case .failure(let error):
+                leader.send(SIGKILL)
+                if let input = process.input { _ = close(input) }
+                _ = await ProcessMonitor.shared.wait(for: watched, until: nil, control: nil)
+                process.reap()
+                return Finished(notStarted: "cannot put it in a systemd scope of its own: \(error)")
+            }
+        }
+        if let environment { await process.feed(environment) }
+        var stop: Stop?
+        switch await ProcessMonitor.shared.wait(for: watched, until: context.deadline, control: control) {
+        case .exited: break
+        case .deadline: stop = .deadline
+        case .stopped(let reason): stop = .stopped(reason)
+        }
+        if let stop {
+            await Termination.end(group, grace: killGrace,
+                                  onTerm: { log.note("\(task): \(stop.why); sending SIGTERM to its processes", level: .warning) },
+                                  onKill: { log.note("\(task): still running after \(DurationParser.format(killGrace)); sending SIGKILL", level: .warning) })
+            _ = await ProcessMonitor.shared.wait(for: watched, until: nil, control: nil)
+        }
+        log.flush(task: task)
+        let ending = leader.ending()
+        var finished = Finished(stop: stop, usage: ending?.usage)
+        if let units {
+            let cgroup = TaskCgroup(path: units.slicePath)
+            let (cpu, peak) = cgroup.usage()
+            finished.usage = TaskUsage(cpuMs: cpu, peakMemoryBytes: peak).over(finished.usage)
+            finished.oomKilled = cgroup.oomKilled(killed: ending?.killedBy == SIGKILL, limit: context.limits.memoryBytes)
+        }
+        let recent = ContinuousClock.now - spawned < ProcessTable.recent
+        if await !group.isGone(recent: recent) {
+            await Termination.end(group, grace: killGrace,
+                                  onTerm: { log.note("\(task) left processes behind; sending them SIGTERM", level: .warning) },
+                                  onKill: { log.note("\(task): leftover processes still running after \(DurationParser.format(killGrace)); sending SIGKILL", level: .warning) })
+        }
+        await Self.endEscapees(release: release, leader: leader.pid, user: user, recent: recent, running: running, grace: killGrace,
+                               log: log, task: task)
+        // Whatever is still in its scope ends with it.
+        if let units {
+            if case .failure(let error) = await BlockingCall.run({ Result { () throws(ServiceManager.UnitError) in try units.stop() } }) {
+                log.note("\(task): stopping its systemd units failed: \(error)", level: .warning)
+            }
+        }
+        finished.status = process.reap()
+        return finished
     }
 
     /// Waits for the deadline or a stop; nil when cancelled first (the task ended by itself).

@@ -1,5 +1,4 @@
 import CLinuxSyscalls
-import Dispatch
 import Glibc
 import ReleaseKit
 import ReleaseWatcher
@@ -9,15 +8,13 @@ import Synchronization
 /// another process in between is never hit.
 struct ProcessHandle: Sendable {
     let pid: pid_t
+    /// The handle's to close.
     let pidfd: Int32
-    /// Whether the pidfd is this handle's to close.
-    let owned: Bool
 
-    /// A child whose pidfd its spawner holds (Subprocess).
-    init(pid: pid_t, pidfd: Int32) {
+    /// A child spawned by this process, with the pidfd opened for it (the handle's to close).
+    init(child pid: pid_t, pidfd: Int32) {
         self.pid = pid
         self.pidfd = pidfd
-        owned = false
     }
 
     /// Opens a pidfd for a process found in /proc; nil when it is gone, or when the pid now
@@ -32,46 +29,13 @@ struct ProcessHandle: Sendable {
         }
         self.pid = pid
         pidfd = fd
-        owned = true
     }
 
-    func close() { if owned { _ = Glibc.close(pidfd) } }
+    func close() { _ = Glibc.close(pidfd) }
 
     /// Sends a signal (nothing when the process is gone).
     func send(_ signal: Int32) {
         if pidfd >= 0 { _ = rc_pidfd_send_signal(pidfd, signal) } else { kill(pid, signal) }
-    }
-
-    /// Waits until the process has exited, without reaping it: the pidfd becomes readable then.
-    /// A process that has exited already (the usual case once its output has ended) is seen by
-    /// one poll(2) here, with no event source and no thread woken for it. Otherwise the
-    /// readiness event is the fast path; a poll of the pidfd every half second is the
-    /// fallback, so an event Dispatch fails to deliver cannot leave a task's end unnoticed.
-    func exit() async {
-        guard pidfd >= 0 else { return }
-        let fd = pidfd
-        if Self.hasExited(fd) { return }
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: Self.queue)
-            let timer = DispatchSource.makeTimerSource(queue: Self.queue)
-            let resumed = Mutex(false)
-            let finish = {
-                source.cancel()
-                timer.cancel()
-                if !resumed.withLock({ r in defer { r = true }; return r }) { continuation.resume() }
-            }
-            source.setEventHandler(handler: finish)
-            timer.setEventHandler { if Self.hasExited(fd) { finish() } }
-            timer.schedule(deadline: .now() + .milliseconds(500), repeating: .milliseconds(500))
-            source.resume()
-            timer.resume()
-        }
-    }
-
-    /// Whether the process of the pidfd has exited (its pidfd is readable), without waiting.
-    private static func hasExited(_ fd: Int32) -> Bool {
-        var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        return poll(&entry, 1, 0) > 0
     }
 
     /// How the exited (not yet reaped) process ended and what it used, with the children it
@@ -89,8 +53,6 @@ struct ProcessHandle: Sendable {
         let killed = info.si_code == CLD_KILLED || info.si_code == CLD_DUMPED ? info._sifields._sigchld.si_status : nil
         return (TaskUsage(cpuMs: cpu, peakMemoryBytes: Int64(usage.ru_maxrss) * 1024), killed)
     }
-
-    private static let queue = DispatchQueue(label: "released.process-exits")
 }
 
 /// A task's process group: signalled as a whole; gone when no member is alive (a zombie

@@ -3,9 +3,12 @@ import Synchronization
 
 /// The stop switch of one running release: set once, observed by whatever is running.
 public final class ReleaseControl: Sendable {
+    /// Told the reason when the release is stopped, or nil when its waiter gave up first.
+    public typealias Observer = @Sendable (StopReason?) -> Void
+
     private struct State {
         var reason: StopReason?
-        var waiters: [Int: CheckedContinuation<StopReason?, Never>] = [:]
+        var observers: [Int: Observer] = [:]
         var nextToken = 0
     }
 
@@ -18,31 +21,43 @@ public final class ReleaseControl: Sendable {
 
     /// Stops the release; the first reason given stands.
     public func stop(_ reason: StopReason) {
-        let waiters = state.withLock { s -> [CheckedContinuation<StopReason?, Never>] in
+        let observers = state.withLock { s -> [Observer] in
             guard s.reason == nil else { return [] }
             s.reason = reason
-            defer { s.waiters = [:] }
-            return Array(s.waiters.values)
+            defer { s.observers = [:] }
+            return Array(s.observers.values)
         }
-        for w in waiters { w.resume(returning: reason) }
+        for o in observers { o(reason) }
+    }
+
+    /// Calls `observer` once, with the reason, when the release is stopped — at once, on this
+    /// thread, if it is stopped already. The token takes it back (`forget`).
+    public func observe(_ observer: @escaping Observer) -> Int {
+        let (token, stopped) = state.withLock { s -> (Int, StopReason?) in
+            s.nextToken += 1
+            if s.reason == nil { s.observers[s.nextToken] = observer }
+            return (s.nextToken, s.reason)
+        }
+        if let stopped { observer(stopped) }
+        return token
+    }
+
+    /// Takes an observer back; it is called with nil if it had not been called yet.
+    public func forget(_ token: Int) {
+        state.withLock { $0.observers.removeValue(forKey: token) }?(nil)
     }
 
     /// Waits until the release is stopped; returns nil if the waiting task is cancelled first.
     public func wait() async -> StopReason? {
-        let token = state.withLock { s -> Int in s.nextToken += 1; return s.nextToken }
+        let token = Mutex<Int?>(nil)
         return await withTaskCancellationHandler {
             await withCheckedContinuation { (c: CheckedContinuation<StopReason?, Never>) in
-                let resumeNow: StopReason?? = state.withLock { s in
-                    if let r = s.reason { return .some(r) }
-                    if Task.isCancelled { return .some(nil) }
-                    s.waiters[token] = c
-                    return .none
-                }
-                if let value = resumeNow { c.resume(returning: value) }
+                let t = observe { c.resume(returning: $0) }
+                token.withLock { $0 = t }
+                if Task.isCancelled { forget(t) }
             }
         } onCancel: {
-            let c = state.withLock { $0.waiters.removeValue(forKey: token) }
-            c?.resume(returning: nil)
+            if let t = token.withLock({ $0 }) { forget(t) }
         }
     }
 }

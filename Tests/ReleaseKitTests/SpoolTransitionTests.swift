@@ -124,6 +124,28 @@ struct SpoolTransitionTests {
         #expect(record.durationMs != nil)
     }
 
+    @Test("progress is one file per release: rewritten in place as each task starts, a shorter record cut to its length")
+    func progressRewrittenInPlace() throws {
+        let f = try Fixture()
+        defer { f.remove() }
+        let request = try f.submit()
+        try f.spool.claim(request.id)
+        var progress = Self.record(request, .running)
+        progress.tasks = [TaskRecord(name: "migrate", state: .running, reason: String(repeating: "long ", count: 100)),
+                          TaskRecord(name: "seed", state: .pending)]
+        f.spool.recordProgress(progress)
+        let path = f.spool.recordPath(.running, request.id.rawValue).string
+        var first = stat(), second = stat()
+        #expect(lstat(path, &first) == 0)
+        progress.tasks = [TaskRecord(name: "migrate", state: .succeeded), TaskRecord(name: "seed", state: .running)]
+        f.spool.recordProgress(progress)
+        #expect(lstat(path, &second) == 0)
+        #expect(second.st_ino == first.st_ino, "a new file was made for the second task's progress")
+        #expect(second.st_size < first.st_size && second.st_size == off_t(progress.encoded().count), "the longer record's end is left")
+        #expect(f.spool.record(in: .running, id: request.id.rawValue)?.tasks.map(\.state) == [.succeeded, .running])
+        #expect(f.names(.tmp).isEmpty)
+    }
+
     @Test("a rejection cut short after its record ends rejected, with the file beside the record")
     func rejectionCrashPoint() throws {
         let f = try Fixture()

@@ -44,10 +44,16 @@ extension Spool {
     }
 
     /// A record, if the folder has one for this id written by the daemon (a file of anyone
-    /// else's there is not believed).
+    /// else's there is not believed). A progress record (in `running/`) that does not decode
+    /// is read again, twice at most: it may have been caught halfway through a rewrite in
+    /// place (`recordProgress`), which takes microseconds.
     public func record(in folder: Folder, id: String) -> ReleaseRecord? {
-        guard let owner = daemonUser, let bytes = try? read(folder, "\(id).record.json", trustedOwner: owner) else { return nil }
-        return try? ReleaseRecord.decode(bytes)
+        guard let owner = daemonUser else { return nil }
+        for _ in 0..<(folder == .running ? 3 : 1) {
+            guard let bytes = try? read(folder, "\(id).record.json", trustedOwner: owner) else { return nil }
+            if let record = try? ReleaseRecord.decode(bytes) { return record }
+        }
+        return nil
     }
 
     /// Where a release is now.

@@ -31,8 +31,24 @@ extension Spool {
     /// Records a running release's progress (`running/<id>.record.json`) for `status`, and for
     /// recovery to say which task was running. Not durable: a lost progress record costs only
     /// that detail, and recovery says so.
+    ///
+    /// The first write makes the file (atomically, as every spool file is made); later ones
+    /// rewrite it in place — the whole record in one write(2) from its start, then cut to its
+    /// length — so a release makes one file for its progress, not one per task (on ext4 each
+    /// new file and each one replaced cost more than the write). A reader that catches a
+    /// rewrite halfway reads again (`record(in:id:)`).
     public func recordProgress(_ record: ReleaseRecord) {
-        try? writeAtomically(record.encoded(), to: .running, name: "\(record.id).record.json", durable: false)
+        let name = "\(record.id).record.json"
+        let bytes = record.encoded()
+        do throws(Errno) {
+            let fd = try Syscalls.open(cPath(.running, name), O_WRONLY | O_NOFOLLOW | O_CLOEXEC)
+            defer { Syscalls.close(fd) }
+            guard try Syscalls.fstat(fd).st_mode & S_IFMT == S_IFREG else { throw Errno.invalidArgument }
+            try Syscalls.writeAll(fd, bytes)
+            guard ftruncate(fd, off_t(bytes.count)) == 0 else { throw Errno(rawValue: errno) }
+        } catch {
+            try? writeAtomically(bytes, to: .running, name: name, durable: false)
+        }
     }
 
     /// Makes a release's outcome durable: its record into `done/` (fsynced), then the request

@@ -82,6 +82,30 @@ struct ReliabilityTests {
         await daemon.cleanUp()
     }
 
+    @Test("two releases' tasks running at once each time out at their own deadline, the later one started first")
+    func deadlinesOfTasksRunningAtOnce() async throws {
+        let work = TempDir()
+        let (long, short) = (ProcessTable.uniqueSleep(), ProcessTable.uniqueSleep())
+        let slow = try AppFixture(commands: ["migrate": "touch \(work.file("slow-running")); sleep \(long)"], timeouts: ["migrate": "3s"])
+        let quick = try AppFixture(commands: ["migrate": "sleep \(short)"], timeouts: ["migrate": "1s"])
+        defer { slow.remove(); quick.remove(); work.remove() }
+        let daemon = try await DaemonProcess(arguments: ["--config", try Self.config(work), "--max-parallel", "2"])
+        let first = try await daemon.submit(app: "shop", dir: slow.path, env: ["RUN_MIGRATIONS_DURING_RELEASE": "1"])
+        try await eventually("the 3 s task to start") { FileManager.default.fileExists(atPath: work.file("slow-running")) }
+        let second = try await daemon.submit(app: "blog", dir: quick.path, env: ["RUN_MIGRATIONS_DURING_RELEASE": "1"])
+        let (a, b) = (try await daemon.waitForRecord(first), try await daemon.waitForRecord(second))
+        let slowTask = try #require(a.tasks.first { $0.name == "migrate" })
+        let quickTask = try #require(b.tasks.first { $0.name == "migrate" })
+        #expect(slowTask.state == .timedOut && quickTask.state == .timedOut, "\(a) \(b)")
+        // Each at its own deadline: the earlier one, armed second, does not wait for the later;
+        // the later one still goes off after the earlier has.
+        let quickMs = try #require(quickTask.durationMs), slowMs = try #require(slowTask.durationMs)
+        #expect((1_000..<2_500).contains(quickMs), "the 1 s task ran \(quickMs) ms")
+        #expect((3_000..<4_500).contains(slowMs), "the 3 s task ran \(slowMs) ms")
+        #expect(ProcessTable.pids(withCommandLineContaining: "sleep \(long)").isEmpty && ProcessTable.pids(withCommandLineContaining: "sleep \(short)").isEmpty)
+        await daemon.cleanUp()
+    }
+
     @Test("cancel: a queued release is cancelled without running; a running one is stopped; waiters exit 3")
     func cancelQueuedAndRunning() async throws {
         let work = TempDir()

@@ -81,14 +81,11 @@ int rc_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t key) {
     return epoll_ctl(epfd, op, fd, &event);
 }
 
-int rc_epoll_wait(int epfd, uint64_t *keys, uint32_t *events, int max, int timeout) {
+int rc_epoll_wait(int epfd, uint64_t *keys, int max, int timeout) {
     struct epoll_event ready[64];
     if (max > 64) max = 64;
     int n = epoll_wait(epfd, ready, max, timeout);
-    for (int i = 0; i < n; i++) {
-        keys[i] = ready[i].data.u64;
-        events[i] = ready[i].events;
-    }
+    for (int i = 0; i < n; i++) keys[i] = ready[i].data.u64;
     return n;
 }
 

@@ -79,7 +79,7 @@ int rc_timer_set(int fd, int64_t nanoseconds);
 /// x86-64, which Swift does not lay out). `op` is EPOLL_CTL_ADD, _MOD or _DEL.
 int rc_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t key);
 
-/// epoll_wait(2), each ready event's key and events into `keys` and `events` (`max` of each).
-int rc_epoll_wait(int epfd, uint64_t *keys, uint32_t *events, int max, int timeout);
+/// epoll_wait(2), each ready event's key into `keys` (at most `max`, at most 64).
+int rc_epoll_wait(int epfd, uint64_t *keys, int max, int timeout);
 
 #endif

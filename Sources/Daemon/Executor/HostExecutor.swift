@@ -155,10 +155,17 @@ struct HostExecutor: TaskExecutor {
         }
         if let environment { await process.feed(environment) }
         var stop: Stop?
+        var unwatched = false
         switch await ProcessMonitor.shared.wait(for: watched, until: context.deadline, control: control) {
         case .exited: break
         case .deadline: stop = .deadline
         case .stopped(let reason): stop = .stopped(reason)
+        case .failed(let error):
+            // Its end can no longer be seen: it is ended now, and fails as killed.
+            unwatched = true
+            await Termination.end(group, grace: killGrace,
+                                  onTerm: { log.note("\(task): the daemon can no longer watch its processes (epoll_wait: \(error)); sending them SIGTERM", level: .critical) },
+                                  onKill: { log.note("\(task): still running after \(DurationParser.format(killGrace)); sending SIGKILL", level: .warning) })
         }
         if let stop {
             await Termination.end(group, grace: killGrace,
@@ -189,7 +196,8 @@ struct HostExecutor: TaskExecutor {
                 log.note("\(task): stopping its systemd units failed: \(error)", level: .warning)
             }
         }
-        finished.status = process.reap()
+        // An unwatched leader may not have exited yet (Termination gives up on one stuck in the kernel).
+        finished.status = unwatched ? await BlockingCall.run { process.reap() } : process.reap()
         return finished
     }
 

@@ -22,6 +22,9 @@ final class ProcessMonitor: Sendable {
         case exited
         case deadline
         case stopped(StopReason)
+        /// The monitor cannot watch any more (epoll_wait failed): the process is not watched,
+        /// its output pipe is closed.
+        case failed(Errno)
     }
 
     /// One process being watched.
@@ -34,6 +37,8 @@ final class ProcessMonitor: Sendable {
 
         fileprivate struct State {
             var exited = false
+            /// Why the monitor stopped watching (it failed).
+            var failure: Errno?
             /// Closed by the monitor's thread (the only one that reads it) at its end.
             var outputOpen = true
             var waiter: CheckedContinuation<Wake, Never>?
@@ -76,26 +81,37 @@ final class ProcessMonitor: Sendable {
         /// When the timer goes off next (nil: disarmed).
         var armed: ContinuousClock.Instant?
         var started = false
+        /// Why the monitor's thread stopped (epoll_wait failed): nothing is watched from then on.
+        var failure: Errno?
     }
 
     private let epoll: Int32
     private let timer: Int32
+    /// Why the epoll set or the timer could not be made (nothing can be watched then).
+    private let setUpFailure: Errno?
     private let state = Mutex(State())
     private static let timerKey: UInt64 = 0
 
     private init() {
         epoll = rc_epoll_create()
+        var failure = epoll < 0 ? Errno(rawValue: errno) : nil
         timer = rc_timer_create()
-        if epoll >= 0, timer >= 0 { _ = rc_epoll_ctl(epoll, RC_EPOLL_CTL_ADD, timer, UInt32(RC_EPOLLIN), Self.timerKey) }
+        if failure == nil, timer < 0 { failure = Errno(rawValue: errno) }
+        if failure == nil, rc_epoll_ctl(epoll, RC_EPOLL_CTL_ADD, timer, UInt32(RC_EPOLLIN), Self.timerKey) != 0 {
+            failure = Errno(rawValue: errno)
+        }
+        setUpFailure = failure
     }
 
     /// Starts watching a process: `output` (the read end of its stdout and stderr; the monitor
-    /// closes it) and its pidfd (the caller's). Fails with the errno of epoll_ctl.
+    /// closes it) and its pidfd (the caller's). Fails with the errno of what could not be made
+    /// (the epoll set, the timer, the thread) or of epoll_ctl, or why the monitor stopped.
     func watch(pidfd: Int32, output: Int32, sink: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) throws(Errno) -> Watched {
-        guard epoll >= 0, timer >= 0 else { throw Errno(rawValue: epoll < 0 ? EMFILE : ENOSYS) }
+        if let setUpFailure { throw setUpFailure }
         let flags = fcntl(output, F_GETFL)
         _ = fcntl(output, F_SETFL, flags | O_NONBLOCK)
         let watched = try state.withLock { s throws(Errno) -> Watched in
+            if let failure = s.failure { throw failure }
             if !s.started {
                 try startThread()
                 s.started = true
@@ -120,13 +136,14 @@ final class ProcessMonitor: Sendable {
     /// whichever comes first. Once it has exited, returns `.exited` at once.
     func wait(for watched: Watched, until deadline: ContinuousClock.Instant?, control: ReleaseControl?) async -> Wake {
         await withCheckedContinuation { (continuation: CheckedContinuation<Wake, Never>) in
-            let exited = watched.state.withLock { s -> Bool in
-                if s.exited { return true }
+            let ended = watched.state.withLock { s -> Wake? in
+                if s.exited { return .exited }
+                if let failure = s.failure { return .failed(failure) }
                 s.waiter = continuation
                 s.deadline = deadline
-                return false
+                return nil
             }
-            if exited { return continuation.resume(returning: .exited) }
+            if let ended { return continuation.resume(returning: ended) }
             if let control {
                 let token = control.observe { reason in
                     if let reason { watched.finish(.stopped(reason)) }
@@ -178,16 +195,16 @@ final class ProcessMonitor: Sendable {
         }
     }
 
-    /// The thread's life: wait for events, handle them.
+    /// The thread's life: wait for events, handle them. Should epoll_wait fail, every wait
+    /// ends with `.failed` and so does every watch from then on: releases fail, none hangs.
     private func loop() {
         var keys = [UInt64](repeating: 0, count: 64)
-        var events = [UInt32](repeating: 0, count: 64)
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
-            let n = rc_epoll_wait(epoll, &keys, &events, 64, -1)
+            let n = rc_epoll_wait(epoll, &keys, 64, -1)
             if n < 0 {
                 if errno == EINTR { continue }
-                return
+                return fail(Errno(rawValue: errno))
             }
             for i in 0..<Int(n) {
                 let key = keys[i]
@@ -202,6 +219,21 @@ final class ProcessMonitor: Sendable {
                     exited(watched, buffer: &buffer)
                 }
             }
+        }
+    }
+
+    /// Stops watching anything, for `error`: each process is let go (its output pipe closed)
+    /// and its wait ended.
+    private func fail(_ error: Errno) {
+        let all = state.withLock { s -> [Watched] in
+            s.failure = error
+            defer { s.watched = [:] }
+            return Array(s.watched.values)
+        }
+        for watched in all {
+            closeOutput(watched)
+            watched.state.withLock { $0.failure = error }
+            watched.finish(.failed(error))
         }
     }
 

@@ -27,10 +27,16 @@ struct SpawnedProcess: Sendable {
         var out: [Int32] = [-1, -1]
         guard rc_pipe_cloexec(&out) == 0 else { throw Errno(rawValue: errno) }
         var stdin: [Int32] = [-1, -1]
+        /// Closes what the daemon would have kept (the child's ends are closed once it is spawned).
+        func closeOurs() {
+            _ = close(out[0])
+            if stdin[1] >= 0 { _ = close(stdin[1]) }
+        }
         let opened = input ? rc_pipe_cloexec(&stdin) : { stdin[0] = open("/dev/null", O_RDONLY | O_CLOEXEC); return stdin[0] }()
         guard opened >= 0 else {
             let error = Errno(rawValue: errno)
-            out.forEach { _ = close($0) }
+            _ = close(out[1])
+            closeOurs()
             throw error
         }
         var pid: pid_t = 0
@@ -44,8 +50,7 @@ struct SpawnedProcess: Sendable {
         _ = close(out[1])
         _ = close(stdin[0])
         guard rc == 0 else {
-            _ = close(out[0])
-            if stdin[1] >= 0 { _ = close(stdin[1]) }
+            closeOurs()
             throw Errno(rawValue: rc)
         }
         let pidfd = rc_pidfd_open(pid, 0)
@@ -54,8 +59,7 @@ struct SpawnedProcess: Sendable {
             kill(pid, SIGKILL)
             var status: Int32 = 0
             _ = waitpid(pid, &status, 0)
-            _ = close(out[0])
-            if stdin[1] >= 0 { _ = close(stdin[1]) }
+            closeOurs()
             throw error
         }
         return SpawnedProcess(leader: ProcessHandle(child: pid, pidfd: pidfd), output: out[0], input: input ? stdin[1] : nil)

@@ -117,7 +117,18 @@ struct Released: AsyncParsableCommand {
         }
 
         let processGuard: ProcessGuard?
-        do { processGuard = try ProcessGuard.spawn() } catch {
+        // A daemon that died before may have left its guard ending its processes: no task starts
+        // until it is done (it ends every process of an app's user started since its task).
+        var guardLock: Int32?
+        do {
+            guardLock = try await lock.guardLock(within: .seconds(30))
+            if guardLock == nil {
+                logger.warning("the process guard of the daemon that ran before is still ending its processes after 30s; starting anyway")
+            }
+        } catch {
+            logger.warning("\(error); a daemon started after this one will not wait for its process guard")
+        }
+        do { processGuard = try ProcessGuard.spawn(holding: guardLock) } catch {
             logger.warning("\(error); task processes may outlive a killed daemon")
             processGuard = nil
         }

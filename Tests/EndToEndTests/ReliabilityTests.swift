@@ -233,6 +233,34 @@ struct ReliabilityTests {
         daemon.notify.close()
     }
 
+    @Test("a daemon restarted at once after a SIGKILL starts no task before the dead daemon's guard has ended its processes (whose last sweep ends every process of the app's user started since)")
+    func restartWhileGuardSweeps() async throws {
+        _ = try TestUser.app1()
+        let shared = try SharedSpool()
+        defer { shared.remove() }
+        let marker = ProcessTable.uniqueSleep()
+        // v1 runs until the daemon is killed; v2, queued behind it (one release of an app at a
+        // time), runs in the restarted daemon while the old guard would still be sweeping.
+        let app = try readableApp(commands: ["migrate": "if [ \"$RELEASE_NAME\" = v1 ]; then exec sleep \(marker); fi; sleep 1; echo v2 done"])
+        defer { app.remove() }
+        let config = try shared.config("default-user = \"rctl-app1\"\n")
+        let daemon = try await DaemonProcess(arguments: ["--config", config], spool: shared.dir, allowRootTasks: false)
+        let first = try await daemon.submit(app: "shop", release: "v1", dir: app.path, env: ["RUN_MIGRATIONS_DURING_RELEASE": "1"])
+        try await eventually("v1's task to start") { !ProcessTable.pids(withCommandLineContaining: "sleep \(marker)").isEmpty }
+        let second = try await daemon.submit(app: "shop", release: "v2", dir: app.path, env: ["RUN_MIGRATIONS_DURING_RELEASE": "1"])
+        // Restarted the moment it is dead (a zombie), as a supervisor would.
+        kill(daemon.pid, SIGKILL)
+        try await eventually("released to die after SIGKILL", interval: .milliseconds(1)) { ProcessTable.isZombie(daemon.pid) }
+        let restarted = try await DaemonProcess(arguments: ["--config", config], spool: shared.dir, allowRootTasks: false)
+        let record = try await restarted.waitForRecord(second)
+        let log = (try? String(contentsOfFile: restarted.spoolPath + "/logs/\(second).log", encoding: .utf8)) ?? ""
+        #expect(record.state == .succeeded, "v2 was ended by the old daemon's guard: \(log)")
+        #expect(try restarted.record(first)?.state == .interrupted)
+        #expect(ProcessTable.pids(withCommandLineContaining: "sleep \(marker)").isEmpty)
+        await restarted.cleanUp()
+        daemon.notify.close()
+    }
+
     @Test("inotify overflow while the loop is busy: the daemon rescans and every one of 1000 requests is processed")
     func overflowRescan() async throws {
         let limitPath = "/proc/sys/fs/inotify/max_queued_events"

@@ -17,8 +17,12 @@ import Synchronization
 /// the daemon died too early to register — and, for tasks of an app's own user, every process
 /// of that user started since its first task did. `PR_SET_PDEATHSIG` on the direct child alone would not do: a shell may fork its
 /// last command instead of exec-ing it. Under systemd the service's cgroup does the same job.
+///
+/// The guard holds the spool lock's guard byte (as fd 3) until it has done all this, so the
+/// next daemon on the spool starts no task before (see `SpoolLock`).
 public final class ProcessGuard: Sendable {
     public static let flag = "--process-guard"
+    private static let lockFD: Int32 = 3
 
     private let writeFD: Int32
 
@@ -26,8 +30,10 @@ public final class ProcessGuard: Sendable {
         self.writeFD = writeFD
     }
 
-    /// Spawns the guard from this very executable.
-    public static func spawn() throws(SpawnError) -> ProcessGuard {
+    /// Spawns the guard from this very executable, handing it `lock` (the open file holding the
+    /// spool lock's guard byte; closed here, so only the guard holds it).
+    public static func spawn(holding lock: Int32?) throws(SpawnError) -> ProcessGuard {
+        defer { if let lock { close(lock) } }
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { throw SpawnError(errno: errno) }
         _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
@@ -36,6 +42,7 @@ public final class ProcessGuard: Sendable {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, fds[0], 0)
+        if let lock { posix_spawn_file_actions_adddup2(&actions, lock, lockFD) }
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
         defer { posix_spawnattr_destroy(&attr) }
@@ -95,6 +102,9 @@ public final class ProcessGuard: Sendable {
 
     /// The guard's main loop: runs in the child, never returns.
     public static func runGuard() -> Never {
+        // The spool lock's guard byte (if it was handed one), let go at exit: not handed on to
+        // the container engine it may run.
+        _ = fcntl(lockFD, F_SETFD, FD_CLOEXEC)
         signal(SIGINT, SIG_IGN)
         signal(SIGTERM, SIG_IGN)
         signal(SIGHUP, SIG_IGN)

@@ -5,6 +5,12 @@ import SystemPackage
 /// whole life (the descriptor is close-on-exec, so task processes never inherit it). The kernel
 /// drops it when the daemon dies, however it dies.
 ///
+/// Byte 0 is the daemon's. Byte 1 is its process guard's, locked on an open file of the guard's
+/// own (`guardLock`), so it is let go only when the guard exits, once it has ended what a dead
+/// daemon left running. A daemon started meanwhile takes byte 0 and waits for byte 1: the last
+/// sweep of a dead daemon's guard (every process of an app's user started since its task)
+/// never ends a task of the next daemon.
+///
 /// The file is the daemon's own, mode 0600, so no submitter can open it, and so none can hold
 /// a lock on it to keep the daemon from starting. A `.lock` that is not such a file (made by
 /// someone else, or group-readable as older versions made it, so that someone may hold it open)
@@ -19,6 +25,9 @@ public final class SpoolLock: Sendable {
     static let F_OFD_SETLK: Int32 = 37
     static let name = ".lock"
     static let mode: mode_t = 0o600
+    /// The daemon's byte and its guard's.
+    static let daemonByte: off_t = 0
+    static let guardByte: off_t = 1
 
     let fd: Int32
 
@@ -40,7 +49,7 @@ public final class SpoolLock: Sendable {
         }
         if let st = try? Syscalls.fstat(fd), st.st_mode & S_IFMT == S_IFREG, st.st_uid == geteuid(), st.st_mode & 0o077 == 0 {
             if setLock(fd) { return SpoolLock(fd: fd) }
-            if conflict(fd) != Int16(F_RDLCK) {
+            if conflict(fd, byte: daemonByte) != Int16(F_RDLCK) {
                 Syscalls.close(fd)
                 throw fail(.resourceTemporarilyUnavailable)
             }
@@ -71,7 +80,7 @@ public final class SpoolLock: Sendable {
         // One that cannot be opened may still be a daemon's if it is root's or this user's.
         let held: Bool
         if let displaced {
-            held = conflict(displaced) == Int16(F_WRLCK)
+            held = conflict(displaced, byte: daemonByte) == Int16(F_WRLCK)
         } else if let owner = displacedStat?.st_uid {
             held = owner == 0 || owner == geteuid()
         } else {
@@ -88,38 +97,64 @@ public final class SpoolLock: Sendable {
         return SpoolLock(fd: fd)
     }
 
-    private static func setLock(_ fd: Int32) -> Bool {
+    /// The guard's byte, locked on an open file of its own (close-on-exec) for the daemon to
+    /// hand to its process guard, taken once the guard of a daemon that died before has ended
+    /// what that daemon left running (waiting for it up to `within`): nil when it did not end
+    /// in time. Fails when `.lock` cannot be opened again.
+    public func guardLock(within: Duration) async throws(SpoolError) -> Int32? {
+        let again: Int32
+        // Through /proc: the very file this daemon locked, whatever its name now points at.
+        let path = FilePath("/proc/self/fd/\(fd)")
+        do { again = try Syscalls.open(path, O_RDWR) } catch {
+            throw SpoolError(.lock, path: path, errno: error, detail: "\(error) (opening the spool lock again for the process guard)")
+        }
+        let clock = ContinuousClock(), until = clock.now + within
+        while !Self.setLock(again, byte: Self.guardByte) {
+            guard clock.now < until else {
+                Syscalls.close(again)
+                return nil
+            }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return again
+    }
+
+    private static func setLock(_ fd: Int32, byte: off_t = daemonByte) -> Bool {
         var lock = flock()
         lock.l_type = Int16(F_WRLCK)
         lock.l_whence = Int16(SEEK_SET)
+        lock.l_start = byte
+        lock.l_len = 1
         return fcntl(fd, F_OFD_SETLK, &lock) == 0
     }
 
-    /// The type of a lock that would conflict with a write lock (F_UNLCK when none).
-    private static func conflict(_ fd: Int32) -> Int16 {
+    /// The type of a lock on `byte` that would conflict with a write lock (F_UNLCK when none).
+    private static func conflict(_ fd: Int32, byte: off_t) -> Int16 {
         var lock = flock()
         lock.l_type = Int16(F_WRLCK)
         lock.l_whence = Int16(SEEK_SET)
+        lock.l_start = byte
+        lock.l_len = 1
         guard fcntl(fd, F_OFD_GETLK, &lock) == 0 else { return Int16(F_UNLCK) }
         return lock.l_type
     }
 
     /// Whether a daemon holds the lock, tested without taking it and without opening the file
     /// (a submitter cannot open it): the kernel's list of locks (/proc/locks) is searched for a
-    /// write lock on `.lock`'s inode. Where that list cannot be read, a process that may open
+    /// write lock on `.lock`'s inode from byte 0 (the daemon's; a guard alone holds byte 1). Where that list cannot be read, a process that may open
     /// the file asks fcntl instead.
     public static func isHeld(_ spool: Spool) -> Bool {
         guard let st = try? Syscalls.lstat(spool.lockPath), st.st_mode & S_IFMT == S_IFREG else { return false }
         if let fd = try? Syscalls.open(spool.lockPath, O_RDONLY | O_NOFOLLOW | O_NONBLOCK) {
             defer { Syscalls.close(fd) }
-            return conflict(fd) == Int16(F_WRLCK)
+            return conflict(fd, byte: daemonByte) == Int16(F_WRLCK)
         }
         guard let locks = try? SmallFile.read(FilePath("/proc/locks"), limit: 16 << 20) else { return false }
         let key = Self.procLocksKey(device: st.st_dev, inode: st.st_ino)
         for line in String(decoding: locks, as: UTF8.self).split(separator: "\n") where !line.contains("->") {
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-            // "1: OFDLCK ADVISORY WRITE -1 fe:00:16220235 0 EOF"
-            if fields.count >= 6, fields[3] == "WRITE", fields[5] == key { return true }
+            // "1: OFDLCK ADVISORY WRITE -1 fe:00:16220235 0 0" (its first byte, then its last)
+            if fields.count >= 7, fields[3] == "WRITE", fields[5] == key, fields[6] == "0" { return true }
         }
         return false
     }

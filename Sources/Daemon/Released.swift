@@ -119,14 +119,12 @@ struct Released: AsyncParsableCommand {
         let processGuard: ProcessGuard?
         // A daemon that died before may have left its guard ending its processes: no task starts
         // until it is done (it ends every process of an app's user started since its task).
-        var guardLock: Int32?
-        do {
-            guardLock = try await lock.guardLock(within: .seconds(30))
-            if guardLock == nil {
-                logger.warning("the process guard of the daemon that ran before is still ending its processes after 30s; starting anyway")
-            }
-        } catch {
-            logger.warning("\(error); a daemon started after this one will not wait for its process guard")
+        if !(await lock.awaitGuard(within: .seconds(30))) {
+            logger.warning("the process guard of the daemon that ran before is still ending its processes after 30s; starting anyway")
+        }
+        var guardLock: FileDescriptor?
+        do { guardLock = try lock.lockForGuard() } catch {
+            logger.warning("\(error); a daemon started after this one will not wait for this one's process guard")
         }
         do { processGuard = try ProcessGuard.spawn(holding: guardLock) } catch {
             logger.warning("\(error); task processes may outlive a killed daemon")

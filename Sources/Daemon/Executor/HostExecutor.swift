@@ -49,6 +49,8 @@ struct HostExecutor: TaskExecutor {
         var notStarted: String?
         /// How the leader ended, from reaping it.
         var status: Result<SpawnedProcess.Status, Errno>?
+        /// Why the process monitor stopped watching it (it was ended then).
+        var unwatched: Errno?
     }
 
     func run(_ command: Command, for context: TaskContext, log: ReleaseLog, control: ReleaseControl) async -> TaskOutcome {
@@ -91,6 +93,9 @@ struct HostExecutor: TaskExecutor {
         let finished = await supervise(process, environment: environment, context: context, log: log, control: control)
         let usage = finished.usage
         if let why = finished.notStarted { return TaskOutcome(ending: .notStarted("could not start: \(why)")) }
+        if let error = finished.unwatched {
+            return TaskOutcome(ending: .ended("ended: the daemon could no longer watch its processes (epoll_wait: \(error))"), usage: usage)
+        }
         switch finished.stop {
         case .stopped(let reason)?: return TaskOutcome(ending: .stopped(reason), usage: usage)
         case .deadline?: return TaskOutcome(ending: .timedOut, usage: usage)
@@ -129,8 +134,8 @@ struct HostExecutor: TaskExecutor {
         do throws(Errno) {
             watched = try ProcessMonitor.shared.watch(pidfd: leader.pidfd, output: process.output) { log.output($0, task: task) }
         } catch {
+            // The monitor closed its output.
             leader.send(SIGKILL)
-            _ = close(process.output)
             if let input = process.input { _ = close(input) }
             _ = await BlockingCall.run { process.reap() }
             return Finished(notStarted: "cannot watch its output: \(error)")
@@ -148,21 +153,21 @@ struct HostExecutor: TaskExecutor {
             case .failure(let error):
                 leader.send(SIGKILL)
                 if let input = process.input { _ = close(input) }
-                _ = await ProcessMonitor.shared.wait(for: watched, until: nil, control: nil)
-                process.reap()
+                let wake = await ProcessMonitor.shared.wait(for: watched, until: nil, control: nil)
+                await Self.reap(process, unwatched: wake.failure != nil)
                 return Finished(notStarted: "cannot put it in a systemd scope of its own: \(error)")
             }
         }
         if let environment { await process.feed(environment) }
         var stop: Stop?
-        var unwatched = false
+        var unwatched: Errno?
         switch await ProcessMonitor.shared.wait(for: watched, until: context.deadline, control: control) {
         case .exited: break
         case .deadline: stop = .deadline
         case .stopped(let reason): stop = .stopped(reason)
         case .failed(let error):
-            // Its end can no longer be seen: it is ended now, and fails as killed.
-            unwatched = true
+            // Its end can no longer be seen: it is ended now, and fails.
+            unwatched = error
             await Termination.end(group, grace: killGrace,
                                   onTerm: { log.note("\(task): the daemon can no longer watch its processes (epoll_wait: \(error)); sending them SIGTERM", level: .critical) },
                                   onKill: { log.note("\(task): still running after \(DurationParser.format(killGrace)); sending SIGKILL", level: .warning) })
@@ -171,11 +176,11 @@ struct HostExecutor: TaskExecutor {
             await Termination.end(group, grace: killGrace,
                                   onTerm: { log.note("\(task): \(stop.why); sending SIGTERM to its processes", level: .warning) },
                                   onKill: { log.note("\(task): still running after \(DurationParser.format(killGrace)); sending SIGKILL", level: .warning) })
-            _ = await ProcessMonitor.shared.wait(for: watched, until: nil, control: nil)
+            unwatched = await ProcessMonitor.shared.wait(for: watched, until: nil, control: nil).failure
         }
         log.flush(task: task)
         let ending = leader.ending()
-        var finished = Finished(stop: stop, usage: ending?.usage)
+        var finished = Finished(stop: stop, usage: ending?.usage, unwatched: unwatched)
         if let units {
             let cgroup = TaskCgroup(path: units.slicePath)
             let (cpu, peak) = cgroup.usage()
@@ -196,9 +201,16 @@ struct HostExecutor: TaskExecutor {
                 log.note("\(task): stopping its systemd units failed: \(error)", level: .warning)
             }
         }
-        // An unwatched leader may not have exited yet (Termination gives up on one stuck in the kernel).
-        finished.status = unwatched ? await BlockingCall.run { process.reap() } : process.reap()
+        finished.status = await Self.reap(process, unwatched: unwatched != nil)
         return finished
+    }
+
+    /// Reaps the leader: at once when the monitor saw it exit; else (the monitor stopped
+    /// watching it, and Termination gives up on a process stuck in the kernel) it may not have
+    /// exited yet, so on a thread of its own.
+    @discardableResult
+    private static func reap(_ process: SpawnedProcess, unwatched: Bool) async -> Result<SpawnedProcess.Status, Errno> {
+        unwatched ? await BlockingCall.run { process.reap() } : process.reap()
     }
 
     /// Waits for the deadline or a stop; nil when cancelled first (the task ended by itself).

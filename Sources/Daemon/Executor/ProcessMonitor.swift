@@ -25,6 +25,10 @@ final class ProcessMonitor: Sendable {
         /// The monitor cannot watch any more (epoll_wait failed): the process is not watched,
         /// its output pipe is closed.
         case failed(Errno)
+
+        var failure: Errno? {
+            if case .failed(let error) = self { error } else { nil }
+        }
     }
 
     /// One process being watched.
@@ -104,32 +108,38 @@ final class ProcessMonitor: Sendable {
     }
 
     /// Starts watching a process: `output` (the read end of its stdout and stderr; the monitor
-    /// closes it) and its pidfd (the caller's). Fails with the errno of what could not be made
-    /// (the epoll set, the timer, the thread) or of epoll_ctl, or why the monitor stopped.
+    /// closes it, also when this fails) and its pidfd (the caller's). Fails with the errno of
+    /// what could not be made (the epoll set, the timer, the thread) or of epoll_ctl, or why
+    /// the monitor stopped.
     func watch(pidfd: Int32, output: Int32, sink: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) throws(Errno) -> Watched {
-        if let setUpFailure { throw setUpFailure }
-        let flags = fcntl(output, F_GETFL)
-        _ = fcntl(output, F_SETFL, flags | O_NONBLOCK)
-        let watched = try state.withLock { s throws(Errno) -> Watched in
-            if let failure = s.failure { throw failure }
-            if !s.started {
-                try startThread()
-                s.started = true
+        do throws(Errno) {
+            if let setUpFailure { throw setUpFailure }
+            let flags = fcntl(output, F_GETFL)
+            _ = fcntl(output, F_SETFL, flags | O_NONBLOCK)
+            // Registered under the lock: the monitor's thread finds the process only once both
+            // are in the set (or neither, when this fails), and `fail` sees it whole or not at all.
+            return try state.withLock { s throws(Errno) -> Watched in
+                if let failure = s.failure { throw failure }
+                if !s.started {
+                    try startThread()
+                    s.started = true
+                }
+                let w = Watched(id: s.nextID, pidfd: pidfd, output: output, sink: sink)
+                s.nextID += 1
+                let readable = UInt32(RC_EPOLLIN | RC_EPOLLHUP)
+                guard rc_epoll_ctl(epoll, RC_EPOLL_CTL_ADD, output, readable, w.id << 1) == 0 else { throw Errno(rawValue: errno) }
+                guard rc_epoll_ctl(epoll, RC_EPOLL_CTL_ADD, pidfd, UInt32(RC_EPOLLIN), w.id << 1 | 1) == 0 else {
+                    let error = Errno(rawValue: errno)
+                    _ = rc_epoll_ctl(epoll, RC_EPOLL_CTL_DEL, output, 0, 0)
+                    throw error
+                }
+                s.watched[w.id] = w
+                return w
             }
-            let w = Watched(id: s.nextID, pidfd: pidfd, output: output, sink: sink)
-            s.nextID += 1
-            s.watched[w.id] = w
-            return w
-        }
-        let readable = UInt32(RC_EPOLLIN | RC_EPOLLHUP)
-        guard rc_epoll_ctl(epoll, RC_EPOLL_CTL_ADD, output, readable, watched.id << 1) == 0,
-              rc_epoll_ctl(epoll, RC_EPOLL_CTL_ADD, pidfd, UInt32(RC_EPOLLIN), watched.id << 1 | 1) == 0 else {
-            let error = Errno(rawValue: errno)
-            _ = rc_epoll_ctl(epoll, RC_EPOLL_CTL_DEL, output, 0, 0)
-            _ = state.withLock { $0.watched.removeValue(forKey: watched.id) }
+        } catch {
+            Glibc.close(output)
             throw error
         }
-        return watched
     }
 
     /// Waits until the process has exited, `deadline` passes or `control` stops the release,

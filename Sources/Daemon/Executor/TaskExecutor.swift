@@ -23,6 +23,8 @@ struct TaskOutcome: Sendable {
         case stopped(StopReason)
         /// The kernel's OOM killer ended it, at its memory limit (if it had one).
         case oomKilled(limit: Int64?)
+        /// The daemon ended it for the reason given (it could no longer watch it).
+        case ended(String)
     }
 
     var ending: Ending
@@ -40,6 +42,7 @@ struct TaskOutcome: Sendable {
         case .stopped(.shutdown): TaskFailure(.cancelled, reason: "interrupted: the daemon shut down")
         case .stopped(.leaseLost): TaskFailure(.cancelled, reason: "interrupted: the cluster lease was lost")
         case .oomKilled(let limit): TaskFailure(.failed, reason: Summary.oomReason(limit: limit), signal: SIGKILL)
+        case .ended(let reason): TaskFailure(.failed, reason: reason)
         }
     }
 

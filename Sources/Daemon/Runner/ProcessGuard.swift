@@ -3,6 +3,7 @@ import ReleaseContainers
 import ReleaseKit
 import Logging
 import Synchronization
+import SystemPackage
 
 /// Makes sure no task process outlives the daemon, even a daemon killed with SIGKILL.
 ///
@@ -32,8 +33,8 @@ public final class ProcessGuard: Sendable {
 
     /// Spawns the guard from this very executable, handing it `lock` (the open file holding the
     /// spool lock's guard byte; closed here, so only the guard holds it).
-    public static func spawn(holding lock: Int32?) throws(SpawnError) -> ProcessGuard {
-        defer { if let lock { close(lock) } }
+    public static func spawn(holding lock: FileDescriptor?) throws(SpawnError) -> ProcessGuard {
+        defer { if let lock { close(lock.rawValue) } }
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { throw SpawnError(errno: errno) }
         _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
@@ -42,7 +43,7 @@ public final class ProcessGuard: Sendable {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, fds[0], 0)
-        if let lock { posix_spawn_file_actions_adddup2(&actions, lock, lockFD) }
+        if let lock { posix_spawn_file_actions_adddup2(&actions, lock.rawValue, lockFD) }
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
         defer { posix_spawnattr_destroy(&attr) }

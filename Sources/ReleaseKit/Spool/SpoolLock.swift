@@ -97,26 +97,34 @@ public final class SpoolLock: Sendable {
         return SpoolLock(fd: fd)
     }
 
-    /// The guard's byte, locked on an open file of its own (close-on-exec) for the daemon to
-    /// hand to its process guard, taken once the guard of a daemon that died before has ended
-    /// what that daemon left running (waiting for it up to `within`): nil when it did not end
-    /// in time. Fails when `.lock` cannot be opened again.
-    public func guardLock(within: Duration) async throws(SpoolError) -> Int32? {
-        let again: Int32
+    /// Waits (up to `within`) until no process guard holds the guard's byte — that of a daemon
+    /// that died before, still ending what it left running; false when it did not end in time.
+    public func awaitGuard(within: Duration) async -> Bool {
+        let clock = ContinuousClock(), until = clock.now + within
+        // This daemon's own open file holds no lock on the byte: any that conflicts is a guard's.
+        while Self.conflict(fd, byte: Self.guardByte) == Int16(F_WRLCK) {
+            guard clock.now < until else { return false }
+            do { try await Task.sleep(for: .milliseconds(10)) } catch { return false }
+        }
+        return true
+    }
+
+    /// The guard's byte, locked on an open file of its own (close-on-exec), for the daemon to
+    /// hand to its process guard. Fails when `.lock` cannot be opened again, or the byte is
+    /// still held (EAGAIN).
+    public func lockForGuard() throws(SpoolError) -> FileDescriptor {
         // Through /proc: the very file this daemon locked, whatever its name now points at.
         let path = FilePath("/proc/self/fd/\(fd)")
+        let again: Int32
         do { again = try Syscalls.open(path, O_RDWR) } catch {
             throw SpoolError(.lock, path: path, errno: error, detail: "\(error) (opening the spool lock again for the process guard)")
         }
-        let clock = ContinuousClock(), until = clock.now + within
-        while !Self.setLock(again, byte: Self.guardByte) {
-            guard clock.now < until else {
-                Syscalls.close(again)
-                return nil
-            }
-            try? await Task.sleep(for: .milliseconds(10))
+        guard Self.setLock(again, byte: Self.guardByte) else {
+            Syscalls.close(again)
+            throw SpoolError(.lock, path: path, errno: .resourceTemporarilyUnavailable,
+                             detail: "a process guard still holds byte \(Self.guardByte) of the spool lock")
         }
-        return again
+        return FileDescriptor(rawValue: again)
     }
 
     private static func setLock(_ fd: Int32, byte: off_t = daemonByte) -> Bool {

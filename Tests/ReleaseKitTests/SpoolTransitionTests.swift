@@ -79,7 +79,7 @@ struct SpoolTransitionTests {
     }
 
     @Test("a release cut short at each point of its claim and finish ends in exactly one final state",
-          arguments: [CrashPoint?.none, .claimed, .finishRecordWritten, .finishRequestMoved])
+          arguments: [CrashPoint?.none, .claimed, .finishRecordRewritten, .finishRecordWritten, .finishRequestMoved])
     func releaseCrashPoints(_ point: CrashPoint?) throws {
         let f = try Fixture()
         defer { f.remove() }
@@ -94,6 +94,11 @@ struct SpoolTransitionTests {
             let record = try #require(f.spool.record(in: .done, id: request.id.rawValue))
             #expect(record.reason?.contains("it is not re-run by itself") == true)
             #expect(record.tasks.isEmpty, "no progress was recorded before the crash")
+        case .finishRecordRewritten?:
+            // The outcome was still in running/, the request too: it was running.
+            #expect(state == .interrupted)
+            #expect(outcome.interrupted.map(\.id) == [request.id.rawValue])
+            #expect(f.spool.record(in: .running, id: request.id.rawValue) == nil)
         default:
             // The outcome was recorded before the crash: it stands.
             #expect(state == .succeeded)

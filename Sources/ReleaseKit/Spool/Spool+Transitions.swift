@@ -8,9 +8,11 @@ import SystemPackage
 enum CrashPoint: CaseIterable, Sendable {
     /// The request is in `running/`; no task has started.
     case claimed
+    /// The final record is written (fsynced) over the progress record, still in `running/`.
+    case finishRecordRewritten
     /// The final record is in `done/`; the request still in `running/`.
     case finishRecordWritten
-    /// The request is in `done/` too; its progress record and cancel marker are still there.
+    /// The request is in `done/` too; its cancel marker is still there.
     case finishRequestMoved
     /// The rejection's record is in `rejected/`; the request still in `incoming/`.
     case rejectRecordWritten
@@ -40,27 +42,48 @@ extension Spool {
     public func recordProgress(_ record: ReleaseRecord) {
         let name = "\(record.id).record.json"
         let bytes = record.encoded()
-        do throws(Errno) {
-            let fd = try Syscalls.open(cPath(.running, name), O_WRONLY | O_NOFOLLOW | O_CLOEXEC)
-            defer { Syscalls.close(fd) }
-            guard try Syscalls.fstat(fd).st_mode & S_IFMT == S_IFREG else { throw Errno.invalidArgument }
-            try Syscalls.writeAll(fd, bytes)
-            guard ftruncate(fd, off_t(bytes.count)) == 0 else { throw Errno(rawValue: errno) }
-        } catch {
+        do throws(Errno) { try rewriteProgress(name, bytes, durable: false) } catch {
             try? writeAtomically(bytes, to: .running, name: name, durable: false)
         }
     }
 
+    /// Rewrites `running/<name>` in place (a regular file, never a link): the whole of `bytes`
+    /// from its start, cut to their length, and fsynced when `durable`.
+    private func rewriteProgress(_ name: String, _ bytes: [UInt8], durable: Bool) throws(Errno) {
+        let fd = try Syscalls.open(cPath(.running, name), O_WRONLY | O_NOFOLLOW | O_CLOEXEC)
+        defer { Syscalls.close(fd) }
+        guard try Syscalls.fstat(fd).st_mode & S_IFMT == S_IFREG else { throw Errno.invalidArgument }
+        try Syscalls.writeAll(fd, bytes)
+        guard ftruncate(fd, off_t(bytes.count)) == 0 else { throw Errno(rawValue: errno) }
+        if durable { try Syscalls.fsync(fd) }
+    }
+
     /// Makes a release's outcome durable: its record into `done/` (fsynced), then the request
-    /// beside it (`done/` fsynced once for both); then its progress record and cancel marker
-    /// go. A crash in between leaves a record in `done/`, which recovery completes.
+    /// beside it (`done/` fsynced once for both); then its cancel marker goes. A crash in
+    /// between leaves a record in `done/`, which recovery completes.
+    ///
+    /// The record is the progress record, rewritten in place with the outcome, fsynced and
+    /// renamed into `done/`: one file made and none freed, rather than a temporary one made and
+    /// the progress record freed. Until the rename the request is in `running/`, so a crash
+    /// that cut the rewrite short finds a release that was running (recovery says interrupted,
+    /// as before its record was written). Without a progress record to rewrite, a new file is
+    /// made the usual way.
     public func finish(_ record: ReleaseRecord) throws(SpoolError) {
         let id = record.id
-        try writeAtomically(record.encoded(), to: .done, name: "\(id).record.json", syncFolder: false)
+        let name = "\(id).record.json"
+        let bytes = record.encoded()
+        var inDone = false
+        if (try? rewriteProgress(name, bytes, durable: true)) != nil {
+            try stop(at: .finishRecordRewritten)
+            inDone = (try? Syscalls.rename(cPath(.running, name), cPath(.done, name))) != nil
+        }
+        if !inDone {
+            try writeAtomically(bytes, to: .done, name: name, syncFolder: false)
+            remove(.running, name)
+        }
         try stop(at: .finishRecordWritten)
         try move(SpoolName("\(id).json"), from: .running, to: .done, as: "\(id).json", replace: true)
         try stop(at: .finishRequestMoved)
-        remove(.running, "\(id).record.json")
         remove(.cancel, id)
     }
 

@@ -140,11 +140,12 @@ struct JournalTests {
         // stderr is a terminal: stderr, readable, and nothing in the journal.
         let terminal = try PseudoTerminal()
         defer { terminal.close() }
+        let beforeTTY = try await Journal.cursor()
         let onTTY = try await DaemonProcess(arguments: ["--log-target", "auto"], wrapper: Launch.withStderr(on: terminal))
         try await onTTY.stop()
         #expect(terminal.text.contains(" note  ready: watching \(onTTY.spoolPath)"), "on the terminal: \(terminal.text)")
         #expect(terminal.text.contains(" note  stopped"), "on the terminal: \(terminal.text)")
-        #expect(try await Journal.entries(["_PID=\(onTTY.pid)"]).isEmpty, "it logged to the journal too")
+        #expect(try await Journal.entries(["_PID=\(onTTY.pid)"], after: beforeTTY).isEmpty, "it logged to the journal too")
         await onTTY.cleanUp()
     }
 }
@@ -164,6 +165,7 @@ struct JournalFallbackTests {
         }
         let app = try AppFixture(commands: ["migrate": "echo hello from migrate"])
         defer { app.remove() }
+        let before = access(Journal.socket, F_OK) == 0 ? try await Journal.cursor() : nil
         let daemon = try await DaemonProcess(arguments: ["--log-target", "journal"], wrapper: Launch.withoutJournal(staleSocket: stale))
         let id = try await daemon.submit(app: "shop", release: "v7", dir: app.path, env: ["RUN_MIGRATIONS_DURING_RELEASE": "true"])
         #expect(try await daemon.waitForRecord(id).state == .succeeded)
@@ -174,8 +176,8 @@ struct JournalFallbackTests {
         #expect(log.contains("shop v7 | release succeeded in "), "\(log)")
         #expect(log.contains(" note  stopped"), "\(log)")
         // In the journal (if one runs outside the namespace) this daemon left nothing.
-        if access(Journal.socket, F_OK) == 0 {
-            #expect(try await Journal.entries(["_PID=\(daemon.pid)"]).isEmpty)
+        if let before {
+            #expect(try await Journal.entries(["_PID=\(daemon.pid)"], after: before).isEmpty)
         }
         await daemon.cleanUp()
     }

@@ -37,9 +37,23 @@ enum Journal {
         }
     }
 
-    /// `journalctl <matches> -o json`, in journal order.
-    static func entries(_ matches: [String]) async throws -> [Entry] {
-        let r = try await runProgram("/usr/bin/journalctl", matches + ["-o", "json", "--no-pager", "--all"], inheritEnvironment: true)
+    /// The journal's cursor now: what `entries(_:after:)` counts from. A check that a process
+    /// logged nothing matches its `_PID` after a cursor taken before it started, as the kernel
+    /// reuses PIDs and the journal keeps the entries of earlier processes that had the same one.
+    static func cursor() async throws -> String {
+        let r = try await runProgram("/usr/bin/journalctl", ["-n", "0", "--show-cursor", "--no-pager"], inheritEnvironment: true)
+        let marker = "-- cursor: "
+        guard r.status == 0, let line = r.stdout.split(separator: "\n").last(where: { $0.hasPrefix(marker) }) else {
+            throw HarnessError("journalctl --show-cursor printed no cursor: \(r)")
+        }
+        return String(line.dropFirst(marker.count))
+    }
+
+    /// `journalctl <matches> -o json`, in journal order; with `after`, only the entries logged
+    /// after that cursor.
+    static func entries(_ matches: [String], after cursor: String? = nil) async throws -> [Entry] {
+        let since = cursor.map { ["--after-cursor=\($0)"] } ?? []
+        let r = try await runProgram("/usr/bin/journalctl", matches + since + ["-o", "json", "--no-pager", "--all"], inheritEnvironment: true)
         // journalctl exits 1 when nothing matches yet on some versions; output tells.
         guard r.status == 0 || r.stdout.isEmpty else { throw HarnessError("journalctl \(matches): \(r)") }
         return r.stdout.split(separator: "\n").compactMap { line in

@@ -188,13 +188,17 @@ struct HostExecutor: TaskExecutor {
             finished.oomKilled = cgroup.oomKilled(killed: ending?.killedBy == SIGKILL, limit: context.limits.memoryBytes)
         }
         let recent = ContinuousClock.now - spawned < ProcessTable.recent
-        if await !group.isGone(recent: recent) {
+        // What the task may have left, read once for both checks (its group, then what left
+        // it); read again for the second when the group had to be ended first.
+        var seen = ProcessTable.allocated(after: leader.pid, recent: recent)
+        if seen?.hasLiveMember(of: leader.pid) ?? true {
             await Termination.end(group, grace: killGrace,
                                   onTerm: { log.note("\(task) left processes behind; sending them SIGTERM", level: .warning) },
                                   onKill: { log.note("\(task): leftover processes still running after \(DurationParser.format(killGrace)); sending SIGKILL", level: .warning) })
+            seen = nil
         }
-        await Self.endEscapees(release: release, leader: leader.pid, user: user, recent: recent, running: running, grace: killGrace,
-                               log: log, task: task)
+        await Self.endEscapees(release: release, leader: leader.pid, user: user, recent: recent, seen: seen, running: running,
+                               grace: killGrace, log: log, task: task)
         // Whatever is still in its scope ends with it.
         if let units {
             if case .failure(let error) = await BlockingCall.run({ Result { () throws(ServiceManager.UnitError) in try units.stop() } }) {
@@ -227,6 +231,8 @@ struct HostExecutor: TaskExecutor {
         }
     }
 
+    private static let daemon = getpid()
+
     /// Ends processes the task started that left its process group (`setsid`, `setpgid`):
     /// those carrying the release's `RELEASE_ID` (tasks of a release run one after another, so
     /// at the end of one every live process with the id, started no earlier than the task, is
@@ -234,26 +240,32 @@ struct HostExecutor: TaskExecutor {
     /// started since the task that is not in another running task's group nor carries another
     /// release's id — which also catches one that cleared its environment. For a task that
     /// started moments ago only the pids allocated since are looked at (see `ProcessTable`).
-    /// Environments are read on a thread of their own (reading one can block).
-    private static func endEscapees(release id: String, leader: pid_t, user: uid_t?, recent: Bool, running: RunningTasks,
-                                    grace: Duration, log: ReleaseLog, task: String) async {
-        guard let since = ProcessTable.stat(of: leader)?.startTime else { return }
-        // Started since the task, alive, not in the task's own group (ended already) nor another
-        // task's, and a process rather than one of its threads; and the other releases' ids.
-        let look = { @Sendable () -> (candidates: [pid_t], others: Set<String>) in
+    /// The daemon's own children (other tasks' leaders, just spawned) are never a task's: the
+    /// daemon is no subreaper, so nothing a task started is ever handed to it. Environments are
+    /// read on a thread of their own (reading one can block).
+    private static func endEscapees(release id: String, leader: pid_t, user: uid_t?, recent: Bool, seen: ProcessTable.Allocated?,
+                                    running: RunningTasks, grace: Duration, log: ReleaseLog, task: String) async {
+        let daemon = Self.daemon
+        // Started since the task (every pid of a bounded range was), alive, not the daemon's
+        // child, not in the task's own group (ended already) nor another task's, and a process
+        // rather than one of its threads; and the other releases' ids.
+        let look = { @Sendable (seen: ProcessTable.Allocated?) -> (candidates: [pid_t], others: Set<String>) in
             let (groups, others) = running.snapshot(excluding: id)
-            let candidates = (ProcessTable.pids(after: leader, recent: recent) ?? []).filter { pid in
-                guard pid != leader, let stat = ProcessTable.stat(of: pid), stat.isLive, stat.startTime >= since,
+            guard let allocated = seen ?? ProcessTable.allocated(after: leader, recent: recent),
+                  let since = allocated.bounded ? 0 : ProcessTable.stat(of: leader)?.startTime else { return ([], others) }
+            let candidates = allocated.processes.filter { entry in
+                let (pid, stat) = entry
+                guard pid != leader, stat.isLive, stat.startTime >= since, stat.parent != daemon,
                       stat.group != leader, !groups.contains(stat.group) else { return false }
                 return ProcessTable.isProcess(pid)
             }
-            return (candidates, others)
+            return (candidates.map(\.pid), others)
         }
-        // A task that started moments ago: the few pids allocated since are looked at here (their
-        // stat files only); with none (the usual case) no thread is needed for reading environments.
-        if recent, look().candidates.isEmpty { return }
+        // What was read as the task ended, or the few pids allocated since a recent leader: with
+        // none found (the usual case) no thread is needed for reading environments.
+        if seen != nil || recent, look(seen).candidates.isEmpty { return }
         let escapees = ProcessSetTarget {
-            let (candidates, others) = look()
+            let (candidates, others) = look(nil)
             var found = Set(ProcessTable.processes(withReleaseIn: [id], among: candidates))
             if let user {
                 let theirs = candidates.filter { !found.contains($0) && ProcessTable.realUID(of: $0) == user }

@@ -62,12 +62,9 @@ struct ProcessGroupTarget: Terminable {
 
     func send(_ signal: Int32) async { kill(-group, signal) }
 
-    func isGone() async -> Bool { await isGone(recent: false) }
-
-    /// `recent`: the leader started moments ago, so only the pids allocated since are looked at.
-    func isGone(recent: Bool) async -> Bool {
+    func isGone() async -> Bool {
         guard group > 1, kill(-group, 0) == 0 else { return true }
-        return !ProcessTable.hasLiveMembers(group, ledByRecentProcess: recent)
+        return !ProcessTable.hasLiveMembers(group)
     }
 }
 

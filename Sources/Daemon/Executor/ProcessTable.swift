@@ -5,7 +5,7 @@ import ReleaseKit
 /// executors (what a task left behind) and the process guard.
 enum ProcessTable {
     /// A task whose leader started less than this ago is looked for among the pids allocated
-    /// since (see `pids(after:recent:)`). Allocating pid_max pids (32768 at the least) takes the
+    /// since (see `allocated(after:recent:)`). Allocating pid_max pids (32768 at the least) takes the
     /// whole machine far longer than this, so the range cannot have wrapped all the way round
     /// in the meantime.
     static let recent: Duration = .milliseconds(100)
@@ -16,6 +16,7 @@ enum ProcessTable {
     /// What /proc/<pid>/stat says of a process.
     struct Stat {
         var state: UInt8
+        var parent: pid_t
         var group: pid_t
         /// Clock ticks since boot.
         var startTime: UInt64
@@ -23,17 +24,40 @@ enum ProcessTable {
         var isLive: Bool { state != UInt8(ascii: "Z") && state != UInt8(ascii: "X") }
     }
 
-    /// The pids where processes a task started can be: its descendants' pids were allocated
-    /// after the leader's, in increasing order until they wrap. For a leader that started
-    /// moments ago (`recent`) only the pids from the leader's to the last one allocated
-    /// (`ns_last_pid`) — a handful, where the whole of /proc costs a millisecond or more per
-    /// task. When the pids wrapped since (the last is below the leader's), the range is long,
-    /// or `ns_last_pid` cannot be read: every pid in /proc. Nil when /proc cannot be read.
-    static func pids(after leader: pid_t, recent: Bool) -> [pid_t]? {
-        if recent, let last = lastAllocatedPID(), last >= leader, last - leader <= rangeLimit {
-            return last > leader ? Array((leader + 1)...last) : []
+    /// The processes where those a task started can be, each with its stat: its descendants'
+    /// pids were allocated after the leader's, in increasing order until they wrap. Read once
+    /// as the task ends, for both leftover checks.
+    struct Allocated: Sendable {
+        var processes: [(pid: pid_t, stat: Stat)]
+        /// The few pids allocated since a recent leader (every one started after it), rather
+        /// than every process in /proc.
+        var bounded: Bool
+
+        /// Whether a process of `pgid` other than a zombie is among them.
+        func hasLiveMember(of pgid: pid_t) -> Bool {
+            processes.contains { $0.stat.group == pgid && $0.stat.isLive }
         }
-        return allPIDs()
+    }
+
+    /// The processes after `leader`: for a leader that started moments ago (`recent`) only
+    /// the pids from the leader's to the last one allocated (`ns_last_pid`) — a handful, where
+    /// the whole of /proc costs a millisecond or more per task. When the pids wrapped since
+    /// (the last is below the leader's), the range is long, or `ns_last_pid` cannot be read:
+    /// every process in /proc. Nil when /proc cannot be read.
+    static func allocated(after leader: pid_t, recent: Bool) -> Allocated? {
+        let pids: [pid_t]
+        let bounded: Bool
+        if recent, let last = lastAllocatedPID(), last >= leader, last - leader <= rangeLimit {
+            pids = last > leader ? Array((leader + 1)...last) : []
+            bounded = true
+        } else {
+            guard let all = allPIDs() else { return nil }
+            pids = all
+            bounded = false
+        }
+        var buffer = [UInt8](repeating: 0, count: 1024)
+        let processes = pids.compactMap { pid in stat(of: pid, buffer: &buffer).map { (pid: pid, stat: $0) } }
+        return Allocated(processes: processes, bounded: bounded)
     }
 
     /// Every process in /proc, or nil when it cannot be read.
@@ -51,11 +75,9 @@ enum ProcessTable {
     /// Whether any process that is not a zombie belongs to the group. (`kill(-pgid, 0)` also
     /// counts zombies that nobody has reaped yet.) A task's group holds only the leader's
     /// descendants (the task has a session of its own, and a process can join only a group of
-    /// its own session), so only `pids(after:recent:)` are looked at.
-    static func hasLiveMembers(_ pgid: pid_t, ledByRecentProcess: Bool = false) -> Bool {
-        guard let pids = pids(after: pgid, recent: ledByRecentProcess) else { return true }
-        var buffer = [UInt8](repeating: 0, count: 1024)
-        return pids.contains { pid in stat(of: pid, buffer: &buffer).map { $0.group == pgid && $0.isLive } ?? false }
+    /// its own session), so only the processes allocated after it are looked at.
+    static func hasLiveMembers(_ pgid: pid_t) -> Bool {
+        allocated(after: pgid, recent: false)?.hasLiveMember(of: pgid) ?? true
     }
 
     /// Whether `pid` exists and is not a zombie.
@@ -117,9 +139,10 @@ enum ProcessTable {
         guard let close = bytes.lastIndex(of: UInt8(ascii: ")")), close + 2 < bytes.endIndex else { return nil }
         let fields = bytes[(close + 2)...].split(separator: UInt8(ascii: " "))
         guard fields.count > 19, let state = fields[0].first,
+              let parent = pid_t(String(decoding: fields[1], as: UTF8.self)),
               let group = pid_t(String(decoding: fields[2], as: UTF8.self)),
               let start = UInt64(String(decoding: fields[19], as: UTF8.self)) else { return nil }
-        return Stat(state: state, group: group, startTime: start)
+        return Stat(state: state, parent: parent, group: group, startTime: start)
     }
 
     static func stat(of pid: pid_t) -> Stat? {

@@ -2,7 +2,9 @@
 #include "CLinuxSyscalls.h"
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
+#include <errno.h>
+#include <stdint.h>
+#include <sys/wait.h>
 #include <sys/epoll.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -45,32 +47,63 @@ int rc_waitid_usage(int idtype, int id, void *info, int options, void *usage) {
 
 int rc_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 
+/* The kernel's struct sigaction (rt_sigaction(2)), for setting dispositions in the child. */
+struct rc_kernel_sigaction {
+    void (*handler)(int);
+    unsigned long flags;
+    void (*restorer)(void);
+    uint64_t mask;
+};
+
+/* What the child of rc_spawn does between vfork and execve: only system calls, on the
+   parent's stack, with every signal blocked. Returns only on failure (the errno). */
+static int rc_spawn_child(const char *path, char *const argv[], char *const envp[], const char *directory, int input,
+                          int output) {
+    /* No handler of the daemon's may run in the child, which shares its memory: every signal
+       to its default, but glibc's own two (SIGCANCEL, SIGSETXID) ignored, as posix_spawn's
+       POSIX_SPAWN_SETSIGDEF with a full set leaves them. */
+    for (int sig = 1; sig <= 64; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP) continue;
+        struct rc_kernel_sigaction action;
+        memset(&action, 0, sizeof action);
+        action.handler = (sig == 32 || sig == 33) ? SIG_IGN : SIG_DFL;
+        syscall(SYS_rt_sigaction, sig, &action, NULL, sizeof(uint64_t));
+    }
+    if (setsid() < 0) return errno;
+    /* Descriptors below 3 move up first, so that no dup2 below overwrites another's source. */
+    if (input < 3 && (input = fcntl(input, F_DUPFD, 3)) < 0) return errno;
+    if (output < 3 && (output = fcntl(output, F_DUPFD, 3)) < 0) return errno;
+    if (dup2(input, 0) < 0 || dup2(output, 1) < 0 || dup2(output, 2) < 0) return errno;
+    if (syscall(SYS_close_range, 3U, ~0U, 0U) < 0) return errno;
+    if (chdir(directory) < 0) return errno;
+    uint64_t none = 0;
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof none);
+    execve(path, argv, envp);
+    return errno;
+}
+
 int rc_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[], const char *directory, int input, int output) {
-    posix_spawn_file_actions_t actions;
-    posix_spawnattr_t attributes;
-    sigset_t all, none;
-    int rc = posix_spawn_file_actions_init(&actions);
-    if (rc != 0) return rc;
-    rc = posix_spawnattr_init(&attributes);
-    if (rc != 0) {
-        posix_spawn_file_actions_destroy(&actions);
-        return rc;
+    /* Every signal blocked (glibc's own too, which sigprocmask(3) leaves alone) until the child
+       has set its dispositions; the parent's mask comes back once the child has exec'd. */
+    uint64_t all = ~(uint64_t)0, saved = 0;
+    if (syscall(SYS_rt_sigprocmask, SIG_BLOCK, &all, &saved, sizeof all) < 0) return errno;
+    /* Written by the child (vfork: the same memory) when it cannot exec. */
+    volatile int failure = 0;
+    pid_t child = vfork();
+    if (child == 0) {
+        failure = rc_spawn_child(path, argv, envp, directory, input, output);
+        _exit(127);
     }
-    sigfillset(&all);
-    sigemptyset(&none);
-    if ((rc = posix_spawn_file_actions_adddup2(&actions, input, 0)) == 0 &&
-        (rc = posix_spawn_file_actions_adddup2(&actions, output, 1)) == 0 &&
-        (rc = posix_spawn_file_actions_adddup2(&actions, output, 2)) == 0 &&
-        (rc = posix_spawn_file_actions_addclosefrom_np(&actions, 3)) == 0 &&
-        (rc = posix_spawn_file_actions_addchdir_np(&actions, directory)) == 0 &&
-        (rc = posix_spawnattr_setsigdefault(&attributes, &all)) == 0 &&
-        (rc = posix_spawnattr_setsigmask(&attributes, &none)) == 0 &&
-        (rc = posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK)) == 0) {
-        rc = posix_spawn(pid, path, &actions, &attributes, argv, envp);
+    int forkError = child < 0 ? errno : 0;
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &saved, NULL, sizeof saved);
+    if (child < 0) return forkError;
+    if (failure != 0) {
+        int status;
+        while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+        return failure;
     }
-    posix_spawnattr_destroy(&attributes);
-    posix_spawn_file_actions_destroy(&actions);
-    return rc;
+    *pid = child;
+    return 0;
 }
 
 int rc_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t key) {

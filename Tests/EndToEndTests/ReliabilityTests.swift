@@ -40,6 +40,43 @@ struct ReliabilityTests {
         await daemon.cleanUp()
     }
 
+    @Test("a task starts clean: in a session of its own, no signal blocked, none ignored that the daemon ignores (SIGPIPE, SIGHUP), no descriptor but 0-2; one that cannot be exec'd fails with the kernel's reason, and is reaped")
+    func taskStartsClean() async throws {
+        let garbage = "not a program\n"
+        let app = try AppFixture(argv: ["migrate": ["grep", "-E", "^(Sig(Blk|Ign)|NSsid|Pid):", "/proc/self/status"],
+                                        "seed": ["ls", "/proc/self/fd"], "cache-clear": ["./garbage"]],
+                                 extraFiles: ["garbage": garbage])
+        defer { app.remove() }
+        #expect(chmod(app.dir.file("garbage"), 0o755) == 0)
+        let daemon = try await DaemonProcess()
+        let r = try await daemon.submitWait(app: "shop", dir: app.path, env: ["RUN_MIGRATIONS_DURING_RELEASE": "1", "SEED_DB_DURING_RELEASE": "1"])
+        #expect(r.status == 0, "\(r)")
+        let fields = Dictionary(r.lines.compactMap { line -> (String, String)? in
+            let parts = line.trimmingCharacters(in: .whitespaces).split(separator: ":", maxSplits: 1)
+            return parts.count == 2 ? (String(parts[0]), parts[1].trimmingCharacters(in: .whitespaces)) : nil
+        }, uniquingKeysWith: { a, _ in a })
+        #expect(fields["SigBlk"] == "0000000000000000", "no signal blocked: \(r.stdout)")
+        // Only glibc's own two real-time signals (32, 33) stay ignored, as posix_spawn leaves them.
+        #expect(fields["SigIgn"] == "0000000180000000", "SIGPIPE and SIGHUP are not ignored: \(r.stdout)")
+        #expect(fields["NSsid"] != nil && fields["NSsid"] == fields["Pid"], "the task leads a session of its own: \(r.stdout)")
+        // `ls` lists 0, 1, 2 and the descriptor it opened the folder with.
+        let fds = r.lines.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty && $0.allSatisfy(\.isNumber) }
+        #expect(fds == ["0", "1", "2", "3"], "nothing of the daemon's is inherited: \(r.stdout)")
+
+        let broken = try await daemon.submitWait(app: "shop", dir: app.path, env: ["CLEAR_CACHE_DURING_RELEASE": "1"])
+        #expect(broken.status == 1, "\(broken)")
+        let record = try #require(try daemon.record(broken.lines[0]))
+        let task = try #require(record.tasks.first { $0.name == "cache-clear" })
+        #expect(task.state == .failed)
+        #expect(task.reason?.contains("Exec format error") == true, "\(String(describing: task.reason))")
+        let zombies = try FileManager.default.contentsOfDirectory(atPath: "/proc").compactMap(Int32.init)
+            .filter { ProcessTable.parent(of: $0) == daemon.pid && ProcessTable.isZombie($0) }
+        #expect(zombies.isEmpty, "the child that could not exec was reaped")
+        let after = try await daemon.submitWait(app: "shop", dir: app.path, env: ["SEED_DB_DURING_RELEASE": "1"])
+        #expect(after.status == 0, "the daemon goes on: \(after)")
+        await daemon.cleanUp()
+    }
+
     @Test("a process that leaves the task's group (setsid), even one ignoring SIGTERM, does not outlive its task")
     func escapeeEnded() async throws {
         let work = TempDir()

@@ -1,7 +1,7 @@
 // Linux system calls that glibc 2.36 has no wrapper for, or whose glibc wrapper does more than
 // the kernel call: Swift cannot call the variadic syscall(2) itself. Each returns what the
 // kernel call returns (-1 with errno set on failure). And the calls Swift cannot make as they
-// are: posix_spawn with glibc's GNU-only actions and flags, epoll's packed event struct.
+// are: vfork, epoll's packed event struct.
 #ifndef CLINUXSYSCALLS_H
 #define CLINUXSYSCALLS_H
 
@@ -54,10 +54,12 @@ int rc_pidfd_send_signal(int pidfd, int signal);
 /// reaping it. `idtype` P_PIDFD (3) waits on a pidfd.
 int rc_waitid_usage(int idtype, int id, void *info, int options, void *usage);
 
-/// posix_spawn(3) of `path` in a session and process group of its own (setsid), in `directory`,
-/// with every signal's default disposition and an empty signal mask, its stdin from `input`,
-/// stdout and stderr both to `output`, and no other descriptor open. Sets *pid; returns 0 or
-/// the errno of the spawn (the exec's included).
+/// Spawns `path` (vfork and execve: no stack of its own to map and unmap, as posix_spawn(3)
+/// does, which in a many-threaded process costs every core a TLB flush) in a session and
+/// process group of its own (setsid), in `directory`, with every signal's default disposition
+/// and an empty signal mask, its stdin from `input`, stdout and stderr both to `output`, and no
+/// other descriptor open. Sets *pid; returns 0 or the errno of the spawn (the exec's included;
+/// a child that could not exec is reaped).
 int rc_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[], const char *directory, int input, int output);
 
 // epoll's events and operations (sys/epoll.h is not in Swift's Glibc module).

@@ -4,10 +4,10 @@ import ReleaseKit
 import ReleaseWatcher
 import SystemPackage
 
-/// A host task's process, started with posix_spawn in a session of its own and held by its
-/// pidfd from then on (opened before anything can reap it: the daemon is its only parent), with
-/// the read end of its stdout and stderr (one pipe, so their order is kept) and, when it reads
-/// its stdin (the run-as helper), the write end of that.
+/// A host task's process, started with vfork and execve (`rc_spawn`) in a session of its own
+/// and held by its pidfd from then on (opened before anything can reap it: the daemon is its
+/// only parent), with the read end of its stdout and stderr (one pipe, so their order is kept)
+/// and, when it reads its stdin (the run-as helper), the write end of that.
 struct SpawnedProcess: Sendable {
     let leader: ProcessHandle
     let output: Int32

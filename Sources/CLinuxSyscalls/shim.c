@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <errno.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <sys/epoll.h>
 #include <string.h>
@@ -47,6 +48,10 @@ int rc_waitid_usage(int idtype, int id, void *info, int options, void *usage) {
 
 int rc_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 
+#if !defined(__x86_64__) && !defined(__aarch64__)
+#error "rc_kernel_sigaction has the layout of x86_64 and arm64 only"
+#endif
+
 /* The kernel's struct sigaction (rt_sigaction(2)), for setting dispositions in the child. */
 struct rc_kernel_sigaction {
     void (*handler)(int);
@@ -55,10 +60,26 @@ struct rc_kernel_sigaction {
     uint64_t mask;
 };
 
-/* What the child of rc_spawn does between vfork and execve: only system calls, on the
-   parent's stack, with every signal blocked. Returns only on failure (the errno). */
-static int rc_spawn_child(const char *path, char *const argv[], char *const envp[], const char *directory, int input,
-                          int output) {
+/* glibc's own real-time signals (SIGCANCEL, SIGSETXID), which its headers do not name. */
+enum { RC_SIGCANCEL = 32, RC_SIGSETXID = 33 };
+
+/* Closes every descriptor from 3 up: close_range(2), or one by one up to the limit on a kernel
+   without it (before 5.9). */
+static int rc_close_from_3(void) {
+    if (syscall(SYS_close_range, 3U, ~0U, 0U) == 0) return 0;
+    if (errno != ENOSYS) return errno;
+    struct rlimit limit;
+    if (syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, NULL, &limit) < 0) return errno;
+    for (rlim_t fd = 3; fd < limit.rlim_cur; fd++) syscall(SYS_close, (int)fd);
+    return 0;
+}
+
+/* What the child of rc_spawn does between vfork and execve: only system calls, with every
+   signal blocked. Returns only on failure (the errno). Not inlined: it works in a frame of its
+   own below rc_spawn's, so it cannot overwrite rc_spawn's locals, which the parent uses when it
+   resumes (vfork: one stack for both). */
+__attribute__((noinline)) static int rc_spawn_child(const char *path, char *const argv[], char *const envp[],
+                                                    const char *directory, int input, int output) {
     /* No handler of the daemon's may run in the child, which shares its memory: every signal
        to its default, but glibc's own two (SIGCANCEL, SIGSETXID) ignored, as posix_spawn's
        POSIX_SPAWN_SETSIGDEF with a full set leaves them. */
@@ -66,7 +87,7 @@ static int rc_spawn_child(const char *path, char *const argv[], char *const envp
         if (sig == SIGKILL || sig == SIGSTOP) continue;
         struct rc_kernel_sigaction action;
         memset(&action, 0, sizeof action);
-        action.handler = (sig == 32 || sig == 33) ? SIG_IGN : SIG_DFL;
+        action.handler = (sig == RC_SIGCANCEL || sig == RC_SIGSETXID) ? SIG_IGN : SIG_DFL;
         syscall(SYS_rt_sigaction, sig, &action, NULL, sizeof(uint64_t));
     }
     if (setsid() < 0) return errno;
@@ -74,7 +95,8 @@ static int rc_spawn_child(const char *path, char *const argv[], char *const envp
     if (input < 3 && (input = fcntl(input, F_DUPFD, 3)) < 0) return errno;
     if (output < 3 && (output = fcntl(output, F_DUPFD, 3)) < 0) return errno;
     if (dup2(input, 0) < 0 || dup2(output, 1) < 0 || dup2(output, 2) < 0) return errno;
-    if (syscall(SYS_close_range, 3U, ~0U, 0U) < 0) return errno;
+    int closing = rc_close_from_3();
+    if (closing != 0) return closing;
     if (chdir(directory) < 0) return errno;
     uint64_t none = 0;
     syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof none);

@@ -197,7 +197,7 @@ struct HostExecutor: TaskExecutor {
                                   onKill: { log.note("\(task): leftover processes still running after \(DurationParser.format(killGrace)); sending SIGKILL", level: .warning) })
             seen = nil
         }
-        await Self.endEscapees(release: release, leader: leader.pid, user: user, recent: recent, seen: seen, running: running,
+        await Self.endEscapees(release: release, leader: leader.pid, user: user, spawned: spawned, seen: seen, running: running,
                                grace: killGrace, log: log, task: task)
         // Whatever is still in its scope ends with it.
         if let units {
@@ -231,39 +231,38 @@ struct HostExecutor: TaskExecutor {
         }
     }
 
-    private static let daemon = getpid()
-
     /// Ends processes the task started that left its process group (`setsid`, `setpgid`):
     /// those carrying the release's `RELEASE_ID` (tasks of a release run one after another, so
     /// at the end of one every live process with the id, started no earlier than the task, is
     /// its leftover), and, when the task ran as an app's user, every process of that user
     /// started since the task that is not in another running task's group nor carries another
     /// release's id — which also catches one that cleared its environment. For a task that
-    /// started moments ago only the pids allocated since are looked at (see `ProcessTable`).
-    /// The daemon's own children (other tasks' leaders, just spawned) are never a task's: the
-    /// daemon is no subreaper, so nothing a task started is ever handed to it. Environments are
-    /// read on a thread of their own (reading one can block).
-    private static func endEscapees(release id: String, leader: pid_t, user: uid_t?, recent: Bool, seen: ProcessTable.Allocated?,
-                                    running: RunningTasks, grace: Duration, log: ReleaseLog, task: String) async {
-        let daemon = Self.daemon
-        // Started since the task (every pid of a bounded range was), alive, not the daemon's
-        // child, not in the task's own group (ended already) nor another task's, and a process
-        // rather than one of its threads; and the other releases' ids.
+    /// started moments ago only the pids allocated since are looked at (see `ProcessTable`);
+    /// `seen` is what was read of them as the task ended, if nothing was ended since.
+    /// Environments are read on a thread of their own (reading one can block).
+    private static func endEscapees(release id: String, leader: pid_t, user: uid_t?, spawned: ContinuousClock.Instant,
+                                    seen: ProcessTable.Allocated?, running: RunningTasks, grace: Duration, log: ReleaseLog,
+                                    task: String) async {
+        guard let since = ProcessTable.stat(of: leader)?.startTime else { return }
+        // Started since the task (a range of pids can also hold older processes, at pids the
+        // kernel skipped as in use), alive, not in the task's own group (ended already) nor
+        // another task's, and a process rather than one of its threads; and the other
+        // releases' ids.
         let look = { @Sendable (seen: ProcessTable.Allocated?) -> (candidates: [pid_t], others: Set<String>) in
             let (groups, others) = running.snapshot(excluding: id)
-            guard let allocated = seen ?? ProcessTable.allocated(after: leader, recent: recent),
-                  let since = allocated.bounded ? 0 : ProcessTable.stat(of: leader)?.startTime else { return ([], others) }
+            let recent = ContinuousClock.now - spawned < ProcessTable.recent
+            guard let allocated = seen ?? ProcessTable.allocated(after: leader, recent: recent) else { return ([], others) }
             let candidates = allocated.processes.filter { entry in
                 let (pid, stat) = entry
-                guard pid != leader, stat.isLive, stat.startTime >= since, stat.parent != daemon,
-                      stat.group != leader, !groups.contains(stat.group) else { return false }
+                guard pid != leader, stat.isLive, stat.startTime >= since, stat.group != leader,
+                      !groups.contains(stat.group) else { return false }
                 return ProcessTable.isProcess(pid)
             }
             return (candidates.map(\.pid), others)
         }
         // What was read as the task ended, or the few pids allocated since a recent leader: with
         // none found (the usual case) no thread is needed for reading environments.
-        if seen != nil || recent, look(seen).candidates.isEmpty { return }
+        if seen != nil || ContinuousClock.now - spawned < ProcessTable.recent, look(seen).candidates.isEmpty { return }
         let escapees = ProcessSetTarget {
             let (candidates, others) = look(nil)
             var found = Set(ProcessTable.processes(withReleaseIn: [id], among: candidates))

@@ -16,7 +16,6 @@ enum ProcessTable {
     /// What /proc/<pid>/stat says of a process.
     struct Stat {
         var state: UInt8
-        var parent: pid_t
         var group: pid_t
         /// Clock ticks since boot.
         var startTime: UInt64
@@ -25,13 +24,11 @@ enum ProcessTable {
     }
 
     /// The processes where those a task started can be, each with its stat: its descendants'
-    /// pids were allocated after the leader's, in increasing order until they wrap. Read once
-    /// as the task ends, for both leftover checks.
+    /// pids were allocated after the leader's, in increasing order until they wrap (skipping
+    /// pids in use, so older processes can be among them too). Read once as the task ends, for
+    /// both leftover checks.
     struct Allocated: Sendable {
         var processes: [(pid: pid_t, stat: Stat)]
-        /// The few pids allocated since a recent leader (every one started after it), rather
-        /// than every process in /proc.
-        var bounded: Bool
 
         /// Whether a process of `pgid` other than a zombie is among them.
         func hasLiveMember(of pgid: pid_t) -> Bool {
@@ -46,18 +43,14 @@ enum ProcessTable {
     /// every process in /proc. Nil when /proc cannot be read.
     static func allocated(after leader: pid_t, recent: Bool) -> Allocated? {
         let pids: [pid_t]
-        let bounded: Bool
         if recent, let last = lastAllocatedPID(), last >= leader, last - leader <= rangeLimit {
             pids = last > leader ? Array((leader + 1)...last) : []
-            bounded = true
         } else {
             guard let all = allPIDs() else { return nil }
             pids = all
-            bounded = false
         }
         var buffer = [UInt8](repeating: 0, count: 1024)
-        let processes = pids.compactMap { pid in stat(of: pid, buffer: &buffer).map { (pid: pid, stat: $0) } }
-        return Allocated(processes: processes, bounded: bounded)
+        return Allocated(processes: pids.compactMap { pid in stat(of: pid, buffer: &buffer).map { (pid: pid, stat: $0) } })
     }
 
     /// Every process in /proc, or nil when it cannot be read.
@@ -79,9 +72,6 @@ enum ProcessTable {
     static func hasLiveMembers(_ pgid: pid_t) -> Bool {
         allocated(after: pgid, recent: false)?.hasLiveMember(of: pgid) ?? true
     }
-
-    /// Whether `pid` exists and is not a zombie.
-    static func isLive(_ pid: pid_t) -> Bool { stat(of: pid)?.isLive ?? false }
 
     /// Whether `pid` is a process (its thread-group leader), not another thread of one: /proc
     /// answers for thread ids too.
@@ -139,10 +129,9 @@ enum ProcessTable {
         guard let close = bytes.lastIndex(of: UInt8(ascii: ")")), close + 2 < bytes.endIndex else { return nil }
         let fields = bytes[(close + 2)...].split(separator: UInt8(ascii: " "))
         guard fields.count > 19, let state = fields[0].first,
-              let parent = pid_t(String(decoding: fields[1], as: UTF8.self)),
               let group = pid_t(String(decoding: fields[2], as: UTF8.self)),
               let start = UInt64(String(decoding: fields[19], as: UTF8.self)) else { return nil }
-        return Stat(state: state, parent: parent, group: group, startTime: start)
+        return Stat(state: state, group: group, startTime: start)
     }
 
     static func stat(of pid: pid_t) -> Stat? {

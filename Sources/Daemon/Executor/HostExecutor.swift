@@ -187,10 +187,9 @@ struct HostExecutor: TaskExecutor {
             finished.usage = TaskUsage(cpuMs: cpu, peakMemoryBytes: peak).over(finished.usage)
             finished.oomKilled = cgroup.oomKilled(killed: ending?.killedBy == SIGKILL, limit: context.limits.memoryBytes)
         }
-        let recent = ContinuousClock.now - spawned < ProcessTable.recent
         // What the task may have left, read once for both checks (its group, then what left
         // it); read again for the second when the group had to be ended first.
-        var seen = ProcessTable.allocated(after: leader.pid, recent: recent)
+        var seen = ProcessTable.allocated(after: leader.pid, spawned: spawned)
         if seen?.hasLiveMember(of: leader.pid) ?? true {
             await Termination.end(group, grace: killGrace,
                                   onTerm: { log.note("\(task) left processes behind; sending them SIGTERM", level: .warning) },
@@ -244,27 +243,25 @@ struct HostExecutor: TaskExecutor {
                                     seen: ProcessTable.Allocated?, running: RunningTasks, grace: Duration, log: ReleaseLog,
                                     task: String) async {
         guard let since = ProcessTable.stat(of: leader)?.startTime else { return }
-        // Started since the task (a range of pids can also hold older processes, at pids the
-        // kernel skipped as in use), alive, not in the task's own group (ended already) nor
-        // another task's, and a process rather than one of its threads; and the other
-        // releases' ids.
-        let look = { @Sendable (seen: ProcessTable.Allocated?) -> (candidates: [pid_t], others: Set<String>) in
-            let (groups, others) = running.snapshot(excluding: id)
-            let recent = ContinuousClock.now - spawned < ProcessTable.recent
-            guard let allocated = seen ?? ProcessTable.allocated(after: leader, recent: recent) else { return ([], others) }
-            let candidates = allocated.processes.filter { entry in
-                let (pid, stat) = entry
-                guard pid != leader, stat.isLive, stat.startTime >= since, stat.group != leader,
-                      !groups.contains(stat.group) else { return false }
-                return ProcessTable.isProcess(pid)
-            }
-            return (candidates.map(\.pid), others)
+        // A candidate: started since the task (a range of pids can also hold older processes, at
+        // pids the kernel skipped as in use), alive, not in the task's own group (ended already)
+        // nor another task's, and a process rather than one of its threads.
+        let isCandidate = { @Sendable (pid: pid_t, stat: ProcessTable.Stat, groups: Set<pid_t>) -> Bool in
+            guard pid != leader, stat.isLive, stat.startTime >= since, stat.group != leader,
+                  !groups.contains(stat.group) else { return false }
+            return ProcessTable.isProcess(pid)
         }
         // What was read as the task ended, or the few pids allocated since a recent leader: with
-        // none found (the usual case) no thread is needed for reading environments.
-        if seen != nil || ContinuousClock.now - spawned < ProcessTable.recent, look(seen).candidates.isEmpty { return }
+        // no candidate among them (the usual case) no thread is needed for reading environments.
+        if seen != nil || ProcessTable.isRecent(spawned) {
+            let groups = running.snapshot(excluding: id).groups
+            let allocated = seen ?? ProcessTable.allocated(after: leader, spawned: spawned)
+            guard allocated?.processes.contains(where: { isCandidate($0.pid, $0.stat, groups) }) == true else { return }
+        }
         let escapees = ProcessSetTarget {
-            let (candidates, others) = look(nil)
+            let (groups, others) = running.snapshot(excluding: id)
+            let candidates = (ProcessTable.allocated(after: leader, spawned: spawned)?.processes ?? [])
+                .filter { isCandidate($0.pid, $0.stat, groups) }.map(\.pid)
             var found = Set(ProcessTable.processes(withReleaseIn: [id], among: candidates))
             if let user {
                 let theirs = candidates.filter { !found.contains($0) && ProcessTable.realUID(of: $0) == user }

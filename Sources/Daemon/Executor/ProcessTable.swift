@@ -5,10 +5,15 @@ import ReleaseKit
 /// executors (what a task left behind) and the process guard.
 enum ProcessTable {
     /// A task whose leader started less than this ago is looked for among the pids allocated
-    /// since (see `allocated(after:recent:)`). Allocating pid_max pids (32768 at the least) takes the
-    /// whole machine far longer than this, so the range cannot have wrapped all the way round
-    /// in the meantime.
+    /// since (see `allocated(after:spawned:)`). Allocating pid_max pids (32768 at the least)
+    /// takes the whole machine far longer than this, so the range cannot have wrapped all the
+    /// way round in the meantime.
     static let recent: Duration = .milliseconds(100)
+
+    /// Whether a leader spawned at `spawned` started less than `recent` ago.
+    static func isRecent(_ spawned: ContinuousClock.Instant) -> Bool {
+        ContinuousClock.now - spawned < recent
+    }
 
     /// At most this many pids are looked at one by one; a longer range is scanned in /proc.
     static let rangeLimit: pid_t = 512
@@ -36,14 +41,14 @@ enum ProcessTable {
         }
     }
 
-    /// The processes after `leader`: for a leader that started moments ago (`recent`) only
-    /// the pids from the leader's to the last one allocated (`ns_last_pid`) — a handful, where
-    /// the whole of /proc costs a millisecond or more per task. When the pids wrapped since
-    /// (the last is below the leader's), the range is long, or `ns_last_pid` cannot be read:
-    /// every process in /proc. Nil when /proc cannot be read.
-    static func allocated(after leader: pid_t, recent: Bool) -> Allocated? {
+    /// The processes after `leader`: for a leader spawned moments ago (`isRecent`) only the
+    /// pids from the leader's to the last one allocated (`ns_last_pid`) — a handful, where the
+    /// whole of /proc costs a millisecond or more per task. When the spawn is not known or not
+    /// recent, the pids wrapped since (the last is below the leader's), the range is long, or
+    /// `ns_last_pid` cannot be read: every process in /proc. Nil when /proc cannot be read.
+    static func allocated(after leader: pid_t, spawned: ContinuousClock.Instant?) -> Allocated? {
         let pids: [pid_t]
-        if recent, let last = lastAllocatedPID(), last >= leader, last - leader <= rangeLimit {
+        if let spawned, isRecent(spawned), let last = lastAllocatedPID(), last >= leader, last - leader <= rangeLimit {
             pids = last > leader ? Array((leader + 1)...last) : []
         } else {
             guard let all = allPIDs() else { return nil }
@@ -70,7 +75,7 @@ enum ProcessTable {
     /// descendants (the task has a session of its own, and a process can join only a group of
     /// its own session), so only the processes allocated after it are looked at.
     static func hasLiveMembers(_ pgid: pid_t) -> Bool {
-        allocated(after: pgid, recent: false)?.hasLiveMember(of: pgid) ?? true
+        allocated(after: pgid, spawned: nil)?.hasLiveMember(of: pgid) ?? true
     }
 
     /// Whether `pid` is a process (its thread-group leader), not another thread of one: /proc

@@ -44,7 +44,8 @@ struct Plan: RunnableCommand {
     /// The `--json` shape: the contract's fields, then extras (`workingDirectory`,
     /// `releaseTimeout`, `warnings`). Each task says `willFail`, with the reason in `problem`
     /// when it will; `preset` is null when none was detected. Members in this order, always.
-    static func json(_ plan: ReleasePlan, releaseTimeout: String, masking: Masking, image: String? = nil) -> String {
+    static func json(_ plan: ReleasePlan, releaseTimeout: String, masking: Masking, image: String? = nil,
+                     privileges: ContainerPrivileges? = nil) -> String {
         var w = PrettyJSONWriter()
         w.beginObject()
         w.key("app"); w.string(plan.app)
@@ -99,6 +100,18 @@ struct Plan: RunnableCommand {
         w.endArray()
         w.key("workingDirectory"); w.string(plan.directory)
         w.key("releaseTimeout"); w.string(releaseTimeout)
+        if let privileges {
+            // What the image release's containers may do (released.toml's [apps.<name>]).
+            w.key("container")
+            w.beginObject()
+            w.key("noNewPrivileges"); w.bool(privileges.noNewPrivileges)
+            w.key("capabilities")
+            w.beginArray()
+            for capability in privileges.capabilities { w.element(); w.string(capability) }
+            w.endArray()
+            w.key("readOnlyRoot"); w.bool(privileges.readOnlyRoot)
+            w.endObject()
+        }
         w.key("warnings")
         w.beginArray()
         for warning in plan.warnings { w.element(); w.string(warning) }
@@ -142,11 +155,12 @@ struct Plan: RunnableCommand {
             throw CLIError(2, "the release would be rejected: \(masking.apply(error.message))")
         }
         let releaseTimeout = DurationParser.format(daemonConfig.releaseTimeout)
+        let privileges = image == nil ? nil : daemonConfig.settings(for: app).privileges
         if json {
-            Output.line(Self.json(plan, releaseTimeout: releaseTimeout, masking: masking, image: image))
+            Output.line(Self.json(plan, releaseTimeout: releaseTimeout, masking: masking, image: image, privileges: privileges))
         } else {
             Output.out(Self.text(plan, releaseTimeout: releaseTimeout, masking: masking, user: Self.user(of: app, in: daemonConfig),
-                                 image: image))
+                                 image: image, container: privileges?.describe(app: app)))
         }
         // A task that would run and is already known to fail: the release would fail (exit 1).
         let failing = plan.steps.filter { $0.willRun && $0.problem != nil }.map(\.name)
@@ -168,12 +182,15 @@ struct Plan: RunnableCommand {
     ///   skip  migrate      left to the Procfile release: line
     /// ```
     /// `notes`: an extra line for a task that runs (notify: where it posts).
-    static func text(_ plan: ReleasePlan, releaseTimeout: String, masking: Masking, user: String? = nil, image: String? = nil) -> String {
+    /// `container`: what an image release's containers may do, in words.
+    static func text(_ plan: ReleasePlan, releaseTimeout: String, masking: Masking, user: String? = nil, image: String? = nil,
+                     container: String? = nil) -> String {
         let pad = String(repeating: " ", count: 21)
         var out = "\(plan.app) in " + (image.map { "image \($0)" } ?? plan.directory) + "\n"
         out += "  preset:            \(plan.preset ?? "none detected")\n"
         out += "  working directory: \(plan.directory)" + (image == nil ? "" : " (in the container)") + "\n"
         if let user { out += "  runs as:           \(user)\n" }
+        if let container { out += "  container:         \(container)\n" }
         out += "  release limit:     \(releaseTimeout)\n\n"
         for step in plan.steps {
             let mark = step.willRun ? (step.problem == nil ? "run " : "FAIL") : "skip"

@@ -3,8 +3,8 @@ import ReleaseKit
 
 /// A container engine with podman's command line (`container-engine` in released.toml, default
 /// `podman`), run with the daemon's own environment — where an operator (or a test) gives the
-/// engine its own configuration (`CONTAINERS_CONF`, …) — and never with an app's: app values
-/// reach a container only as its environment (see `ContainerEnvironment`).
+/// engine its own configuration (`CONTAINERS_CONF`, …) — and never with anything of a
+/// request's: a task's values reach its container only through `ContainerInit`'s pipe.
 public struct ContainerEngine: Sendable {
     /// The engine's program (a name looked up in the daemon's PATH, or a path).
     public let executable: String
@@ -106,9 +106,9 @@ public struct ContainerEngine: Sendable {
         _ = run(["rm", "--force", "--time", "0"] + names)
     }
 
-    /// The names of the containers (running or not) with a label of that value.
-    public func containers(label: String, value: String) -> [String] {
-        let r = run(["ps", "--all", "--filter", "label=\(label)=\(value)", "--format", "{{.Names}}"])
+    /// The names of every container the engine has, running or not.
+    public func containerNames() -> [String] {
+        let r = run(["ps", "--all", "--format", "{{.Names}}"])
         guard r.status == 0 else { return [] }
         return r.output.split(separator: "\n").map(String.init).filter { !$0.isEmpty }
     }

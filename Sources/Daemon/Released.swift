@@ -41,6 +41,13 @@ struct Released: AsyncParsableCommand {
     @Flag(name: .long, help: .hidden)
     var testStallOnSigusr2 = false
 
+    /// This program's own path (what /proc/self/exe names): its helpers are installed near it.
+    static let executablePath: String = {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        return n > 0 ? String(decoding: buffer.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
+    }()
+
     func validate() throws {
         if let n = maxParallel, n < 1 { throw ValidationError("--max-parallel must be at least 1") }
     }
@@ -178,8 +185,14 @@ struct Released: AsyncParsableCommand {
         let engine = ContainerEngine(executable: daemonConfig.containerEngine, environment: environment)
         if let program = ExecutableLookup.find(engine.executable, path: ContainerExecutor.path(of: environment)) {
             processGuard?.use(engine: program)
-            // Containers of releases that were running when the daemon last stopped.
-            let left = engine.containers(label: ContainerEngine.spoolLabel, value: spool.root.string)
+            // Containers of releases that were running when the daemon last stopped: only
+            // names of the daemon's own scheme for a release this spool recovered as
+            // interrupted (labels are not proof: an image can carry any label, and hand it to
+            // every container of that image).
+            let ours = Set(recovered.interrupted.flatMap { record in
+                Registry.tasks.map { ContainerExecutor.containerName(release: record.id, task: $0.name) }
+            })
+            let left = ours.isEmpty ? [] : engine.containerNames().filter(ours.contains)
             if !left.isEmpty {
                 logger.warning("removing \(left.count) container(s) of releases that were running when the daemon stopped: \(left.joined(separator: ", "))")
                 engine.remove(left)

@@ -1,3 +1,4 @@
+import Foundation
 import ReleaseKit
 import Testing
 
@@ -27,6 +28,8 @@ struct LimitPolicyTests {
         ("[limits]\nram = \"1G\"\n", "unknown key \"ram\" in [limits] (known: memory, cpus, pids, max-memory, max-cpus, max-pids)"),
         ("[limits]\nmax-memory = \"lots\"\n", "[limits] max-memory must be a size such as \"512M\" or \"2G\" (K, M, G, T: powers of 1024), or a number of bytes"),
         ("[limits]\ncpus = 0\n", "[limits] cpus must be a number of cores above 0, such as 1.5"),
+        ("[limits]\ncpus = 0.005\n", "[limits] cpus 0.005 is under the least share the kernel enforces, 0.01 (1 ms of CPU time in each 100 ms)"),
+        ("[limits]\nmax-cpus = 0.0099999\n", "[limits] max-cpus 0.0099999 is under the least share the kernel enforces, 0.01 (1 ms of CPU time in each 100 ms)"),
         ("[limits]\nmax-pids = 0\n", "[limits] max-pids must be a whole number of processes, at least 1"),
         ("limits = 5\n", "[limits] must be a table (known: memory, cpus, pids, max-memory, max-cpus, max-pids)"),
         ("[apps.shop]\nlimits = 5\n", "[apps.shop.limits] must be a table (known: memory, cpus, pids, max-memory, max-cpus, max-pids)"),
@@ -62,5 +65,41 @@ struct LimitPolicyTests {
     @Test("not sizes", arguments: ["", "G", "1GiB", "-1G", "0", "1 G B", "1e9"])
     func notSizes(_ text: String) {
         #expect(ResourceLimits.memory(text) == nil)
+    }
+
+    @Test("cpus from 0.001 to the host's cores: rejected under the kernel's minimum, else enforced never above what was asked nor above a ceiling it is under")
+    func cpuQuotas() throws {
+        let cores = Double(max(sysconf(Int32(_SC_NPROCESSORS_ONLN)), 1))
+        var generator = SeededGenerator(seed: 20261207)
+        // The reproducers' values and the edges, then random values over the whole range,
+        // drawn both uniformly and on a log scale (most shares asked for are small).
+        var values: [Double] = [0.001, 0.0099999, 0.01, 0.0100001, 0.1699999, 0.17, 0.29, 0.3, 1, 1.5, cores]
+        for _ in 0..<5_000 {
+            values.append(Double.random(in: 0.001...cores, using: &generator))
+            values.append(exp(Double.random(in: log(0.001)...log(cores), using: &generator)))
+        }
+        for cpus in values {
+            let text = "[limits]\nmax-cpus = \(cpus)\n"
+            guard cpus >= ResourceLimits.minimumCPUs else {
+                #expect(throws: DaemonConfig.ConfigError.self, "\(cpus)") { try Self.config(text) }
+                continue
+            }
+            let policy = try Self.config(text).limitPolicy(for: "shop")
+            #expect(policy.ceilings.cpus == cpus)
+            let quota = ResourceLimits.cpuQuotaMicros(cpus: cpus)
+            let enforced = Double(quota) / Double(ResourceLimits.cpuPeriodMicros)
+            #expect(quota >= ResourceLimits.minimumCPUQuotaMicros, "\(cpus) → \(quota) µs: under what the kernel takes")
+            #expect(enforced <= cpus + 1e-11, "\(cpus) → \(quota) µs per 100 ms: looser than asked")
+            #expect(cpus - enforced < 1e-5 + 1e-11, "\(cpus) → \(quota) µs per 100 ms: more than a microsecond tighter")
+            // Any share at or under this one as a ceiling is enforced at or under the ceiling's quota.
+            let asked = Double.random(in: ResourceLimits.minimumCPUs...cpus, using: &generator)
+            #expect(ResourceLimits.cpuQuotaMicros(cpus: asked) <= quota, "\(asked) under the ceiling \(cpus) is enforced over it")
+            let (resolved, _) = try policy.resolve(task: "migrate", taskLimits: ResourceLimits(cpus: asked), releaseLimits: ResourceLimits())
+            #expect(resolved.cpuQuotaMicros! <= quota)
+        }
+        #expect(ResourceLimits.cpuQuotaMicros(cpus: 0.29) == 29_000)
+        #expect(ResourceLimits.cpuQuotaMicros(cpus: 0.0100001) == 1_000)
+        #expect(ResourceLimits.cpuQuotaMicros(cpus: 0.1699999) == 16_999)
+        #expect(ResourceLimits.describe(cpus: 0.0100001) == "0.0100001", "a limit is shown as asked, never rounded")
     }
 }

@@ -1,3 +1,4 @@
+import CLinuxSyscalls
 import Glibc
 import ReleaseContainers
 import ReleaseKit
@@ -10,14 +11,16 @@ import SystemPackage
 /// engine: `run --rm`, named `releasectl-<id>-<task>`, labelled with the release, the task and
 /// the spool, in the container's working directory, with the app's network, volumes and user
 /// from released.toml (the user: `container-user`, else the app's host `user`, else the
-/// image's own). The task's environment reaches the container by name only (see
-/// `ContainerEnvironment`): no value is ever in a process's argv. Output streams into the
-/// release log as a host task's does. A deadline or a stop ends the container (SIGTERM, then
-/// SIGKILL after the kill grace, through the engine), and nothing is left behind: the
-/// container is removed when the task ends, by the process guard if the daemon dies, and at
-/// start-up otherwise. The engine's own failures (exit 125–127 with its `Error: ` line: no
-/// such image, a bad option, a command the image does not have) are reported as such, not as
-/// the task's exit status.
+/// image's own), and the least privilege (`ContainerPrivileges`: no new privileges, no
+/// capabilities, a read-only root, unless the operator relaxed them for the app). The task is
+/// started by `ContainerInit`, which reads its command and environment from its stdin: no
+/// value of the task's is ever in the argv or the environment of the engine (or any other
+/// process on the host). Output streams into the release log as a host task's does. A
+/// deadline or a stop ends the container (SIGTERM, then SIGKILL after the kill grace, through
+/// the engine), and nothing is left behind: the container is removed when the task ends, by
+/// the process guard if the daemon dies, and at start-up otherwise. The engine's own failures
+/// (exit 125–127 with its `Error: ` line: no such image, a bad option) are reported as such,
+/// not as the task's exit status.
 struct ContainerExecutor: TaskExecutor {
     let engine: ContainerEngine
     let image: String
@@ -33,28 +36,25 @@ struct ContainerExecutor: TaskExecutor {
     /// The name of a task's container.
     static func containerName(release: String, task: String) -> String { "releasectl-\(release)-\(task)" }
 
+    /// The program that starts tasks in their containers, found once beside this executable.
+    static let initProgram = ContainerInit.locate(besides: Released.executablePath)
+
     func run(_ command: Command, for context: TaskContext, log: ReleaseLog, control: ReleaseControl) async -> TaskOutcome {
         let release = context.request.id.rawValue
         let name = Self.containerName(release: release, task: context.task)
         guard let program = ExecutableLookup.find(engine.executable, path: Self.path(of: engine.environment)) ?? absolute(engine.executable) else {
             return Self.notStarted("the container engine \(engine.executable) is not installed (container-engine in released.toml)")
         }
-        let environment = ContainerEnvironment(context.environment, daemonEnvironment: engine.environment)
-        if let problem = environment.problem { return Self.notStarted(problem) }
-        // The variables the engine itself reads go in a file only this daemon can read.
-        var envFile: String?
-        if !environment.inFile.isEmpty {
-            let file = spool.path(.tmp, ".env.\(release).\(context.task).\(UInt32.random(in: 0...UInt32.max)).tmp").string
-            guard write(environment.fileContents, to: file) else {
-                return Self.notStarted("cannot write the container's env file: \(String(cString: strerror(errno)))")
-            }
-            envFile = file
+        let initProgram: ContainerInit
+        switch Self.initProgram {
+        case .success(let found): initProgram = found
+        case .failure(let missing): return Self.notStarted("\(missing)")
         }
-        defer { if let envFile { unlink(envFile) } }
-        var arguments = ["run", "--rm", "--name", name,
+        var arguments = ["run", "--rm", "--interactive", "--name", name,
                          "--label", "\(ContainerEngine.releaseLabel)=\(release)", "--label", "\(ContainerEngine.taskLabel)=\(context.task)",
                          "--label", "\(ContainerEngine.spoolLabel)=\(spool.root.string)",
                          "--workdir", workingDirectory, "--pull", "never"]
+        arguments += Self.privilegeArguments(settings.privileges)
         if let network = settings.network { arguments += ["--network", network] }
         for volume in settings.volumes { arguments += ["--volume", volume] }
         if let user = settings.containerUser ?? identity.map({ "\($0.uid):\($0.gid)" }) { arguments += ["--user", user] }
@@ -62,8 +62,19 @@ struct ContainerExecutor: TaskExecutor {
         // The cgroup the container goes under: the task's figures are read from it afterwards.
         let accounting = await ContainerAccounting.make(engine: engine, release: release, task: context.task)
         if let accounting { arguments += ["--cgroup-parent", accounting.cgroupParent] }
-        arguments += environment.arguments(envFile: envFile)
-        arguments += ["--", image] + command.arguments
+        arguments += initProgram.engineArguments
+        arguments += ["--", image, context.task]
+        // What the init reads from its stdin, through the engine: the command and environment.
+        let message = ContainerInit.message(argv: command.arguments, environment: context.environment)
+        var stdin: [Int32] = [-1, -1]
+        guard rc_pipe_cloexec(&stdin) == 0 else { return Self.notStarted("cannot make a pipe: \(String(cString: strerror(errno)))") }
+        // Our read end goes once the engine has ended: a write still waiting then fails.
+        defer { _ = close(stdin[0]) }
+        let feeder = stdin[1]
+        // Written on a thread of its own as the engine reads (a message may be larger than a
+        // pipe holds); an engine that fails before it reads it all makes the write fail, not
+        // the task (the engine's own message says why).
+        Task.detached { await BlockingCall.run { FileOutput.write(feeder, message); _ = close(feeder) } }
 
         processGuard?.register(container: name)
         defer { processGuard?.unregister(container: name) }
@@ -74,8 +85,9 @@ struct ContainerExecutor: TaskExecutor {
             options.createSession = true
             result = try await Subprocess.run(
                 .path(FilePath(program)), arguments: Arguments(arguments),
-                environment: .custom(environment.engineEnvironment(daemon: engine.environment).map { Array("\($0)\0".utf8) }),
-                platformOptions: options, input: .none, output: .sequence, error: .combinedWithOutput
+                environment: .custom(engine.environment.map { Array("\($0)\0".utf8) }),
+                platformOptions: options, input: .fileDescriptor(FileDescriptor(rawValue: stdin[0]), closeAfterSpawningProcess: false),
+                output: .sequence, error: .combinedWithOutput
             ) { execution in
                 await withTaskGroup(of: ContainerStop?.self) { race in
                     race.addTask {
@@ -128,6 +140,10 @@ struct ContainerExecutor: TaskExecutor {
         case nil: break
         }
         switch result.terminationStatus {
+        case .exited(let code) where (126...127).contains(code) && result.closureResult.tail.last?.hasPrefix(Self.initPrefix) == true:
+            // The init could not start the command (not found in the image, not executable).
+            let line = result.closureResult.tail.last!.dropFirst(Self.initPrefix.count)
+            return Self.notStarted(context.masking.apply(String(line)) + " (in the image)")
         case .exited(let code) where (125...127).contains(code) && result.closureResult.tail.contains(where: { $0.hasPrefix("Error: ") }):
             // The engine's own failure (it says `Error: …`), not the task's exit status.
             // The last lines of the output, which may hold what the task printed: masked.
@@ -138,15 +154,30 @@ struct ContainerExecutor: TaskExecutor {
         }
     }
 
+    /// The engine's options for what the container may do (see `ContainerPrivileges`).
+    static func privilegeArguments(_ privileges: ContainerPrivileges) -> [String] {
+        var arguments = ["--cap-drop", "all"]
+        for capability in privileges.capabilities { arguments += ["--cap-add", capability] }
+        if privileges.noNewPrivileges { arguments += ["--security-opt", "no-new-privileges"] }
+        if privileges.readOnlyRoot { arguments += ["--read-only"] }
+        return arguments
+    }
+
     /// The engine's options for a task's limits: memory (with as much swap: none beyond it),
-    /// CPU share, processes.
+    /// CPU share (as the exact quota per period: the engine's `--cpus` would round it),
+    /// processes.
     static func limitArguments(_ limits: ResourceLimits) -> [String] {
         var arguments: [String] = []
         if let bytes = limits.memoryBytes { arguments += ["--memory", "\(bytes)b", "--memory-swap", "\(bytes)b"] }
-        if let cpus = limits.cpus { arguments += ["--cpus", ResourceLimits.describe(cpus: cpus)] }
+        if let quota = limits.cpuQuotaMicros {
+            arguments += ["--cpu-period", "\(ResourceLimits.cpuPeriodMicros)", "--cpu-quota", "\(quota)"]
+        }
         if let pids = limits.pids { arguments += ["--pids-limit", "\(pids)"] }
         return arguments
     }
+
+    /// How `releasectl-init` begins the line that says why it could not start a command.
+    static let initPrefix = "\(ContainerInit.name): "
 
     /// A task whose container could not be started, and why.
     private static func notStarted(_ why: String) -> TaskOutcome { TaskOutcome(ending: .notStarted("could not start: " + why)) }
@@ -156,15 +187,6 @@ struct ContainerExecutor: TaskExecutor {
     /// The PATH of an environment (`KEY=value`).
     static func path(of environment: [String]) -> String {
         environment.first { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? TaskEnvironment.defaultPath
-    }
-
-    /// Writes a file only this process's user can read (0600, never an existing file).
-    private func write(_ bytes: [UInt8], to path: String) -> Bool {
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        _ = fchmod(fd, 0o600)
-        return FileOutput.write(fd, bytes)
     }
 }
 

@@ -108,7 +108,8 @@ enum FileManagerLite {
 extension ResourceLimitsC {
     init(_ limits: ResourceLimits) {
         memoryMax = limits.memoryBytes.map { UInt64($0) } ?? 0
-        cpuQuotaUsec = limits.cpus.map { UInt64(($0 * 1_000_000).rounded()) } ?? 0
+        // systemd's CPUQuotaPerSecUSec is per second; it writes quota × period / 1 s per period.
+        cpuQuotaUsec = limits.cpuQuotaMicros.map { UInt64($0) * UInt64(1_000_000 / ResourceLimits.cpuPeriodMicros) } ?? 0
         tasksMax = limits.pids.map { UInt64($0) } ?? 0
     }
 }

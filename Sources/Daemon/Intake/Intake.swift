@@ -127,13 +127,8 @@ struct Intake: Sendable {
         }
     }
 
-    /// An image release: its app files read from the image (see `ImageIntake`), its
-    /// environment checked to reach the container by name.
+    /// An image release: its app files read from the image (see `ImageIntake`).
     func admitImage(_ request: ReleaseRequest, identity: TaskIdentity?, file: FileIdentity) throws(RejectReason) -> Admission {
-        let env = TaskEnvironment.make(request: request, task: "", home: "/", directory: "/")
-        if let problem = ContainerEnvironment(env, daemonEnvironment: engine.environment).problem {
-            throw RejectReason(.env, problem)
-        }
         var result = try ImageIntake.validate(request, engine: engine, policy: policy, registry: registry, credentials: identity?.credentials)
         try applyLimits(&result.validation, app: request.app, host: false)
         return Admission(request: request, validation: result.validation, identity: identity, file: file, image: result.image,

@@ -57,12 +57,18 @@ public struct DaemonConfig: Sendable, Equatable {
         public var containerUser: String?
         /// For image releases: when to pull the image.
         public var pull: PullPolicy = .missing
+        /// For image releases: what its containers may do beyond the least (by default nothing).
+        public var privileges = ContainerPrivileges()
         /// `[limits]` with `[apps.<name>.limits]` over it (nil: the app has none of its own).
         public var limits: LimitPolicy?
         public init(user: String? = nil, serialKey: String? = nil) {
             self.user = user
             self.serialKey = serialKey
         }
+
+        /// The keys of an `[apps.<name>]` table.
+        public static let keys = ["user", "serial-key", "network", "volumes", "container-user", "pull", "no-new-privileges",
+                                  "capabilities", "read-only-root", "limits"]
     }
 
     /// When an image release pulls its image.
@@ -184,8 +190,20 @@ public struct DaemonConfig: Sendable, Equatable {
                             let value = try string("apps.\(name).pull", t[k]!)
                             guard let pull = PullPolicy(rawValue: value) else { throw fail("[apps.\(name)] pull must be missing, always or never, not \(Masking.preview(value))") }
                             settings.pull = pull
+                        case "no-new-privileges", "read-only-root":
+                            guard case .boolean(let on) = t[k]! else { throw fail("[apps.\(name)] \(k) must be true or false") }
+                            if k == "no-new-privileges" { settings.privileges.noNewPrivileges = on } else { settings.privileges.readOnlyRoot = on }
+                        case "capabilities":
+                            let names = try strings("apps.\(name).capabilities", t[k]!)
+                            settings.privileges.capabilities = []
+                            for given in names {
+                                guard let capability = ContainerPrivileges.capability(given) else {
+                                    throw fail("[apps.\(name)] capabilities: \(Masking.preview(given)) is not a Linux capability (such as NET_BIND_SERVICE)")
+                                }
+                                if !settings.privileges.capabilities.contains(capability) { settings.privileges.capabilities.append(capability) }
+                            }
                         default:
-                            throw fail("unknown key \(Masking.preview(k)) in [apps.\(name)] (known: user, serial-key, network, volumes, container-user, pull, limits)")
+                            throw fail("unknown key \(Masking.preview(k)) in [apps.\(name)] (known: \(AppSettings.keys.joined(separator: ", ")))")
                         }
                     }
                     if let limits = t["limits"] {

@@ -1,5 +1,11 @@
 /// Resource limits for a task: memory, CPU, processes. Nil means unlimited (or: not said here,
 /// when limits are being combined).
+///
+/// A CPU share is enforced as CPU time per period (the kernel's CFS bandwidth control, which
+/// the engines and systemd both write): `cpuQuotaMicros` of every `cpuPeriodMicros`, rounded
+/// down, so that what is enforced is never more than asked, nor more than a ceiling the value
+/// is under. The kernel enforces no less than 1 ms per period, so a share under
+/// `minimumCPUs` is refused rather than loosened.
 public struct ResourceLimits: Sendable, Equatable {
     /// The most memory, in bytes.
     public var memoryBytes: Int64?
@@ -13,6 +19,26 @@ public struct ResourceLimits: Sendable, Equatable {
         self.cpus = cpus
         self.pids = pids
     }
+
+    /// The period CPU time is shared in: 100 ms, the kernel's and the engines' default.
+    public static let cpuPeriodMicros: Int64 = 100_000
+    /// The least CPU time per period the kernel takes as a quota (1 ms).
+    public static let minimumCPUQuotaMicros: Int64 = 1_000
+    /// The least CPU share that can be enforced: 0.01 cores.
+    public static let minimumCPUs = Double(minimumCPUQuotaMicros) / Double(cpuPeriodMicros)
+
+    /// The CPU time per `cpuPeriodMicros` that enforces a share of `cpus` cores: rounded down
+    /// to the microsecond (a product within a millionth of a microsecond of a whole number is
+    /// that number, so 0.29 is 29000 and not 28999). Monotonic, so a share under a ceiling is
+    /// never enforced over the ceiling's own quota.
+    public static func cpuQuotaMicros(cpus: Double) -> Int64 {
+        let exact = cpus * Double(cpuPeriodMicros)
+        let nearest = exact.rounded()
+        return Int64(abs(exact - nearest) < 1e-6 ? nearest : exact.rounded(.down))
+    }
+
+    /// The CPU time per period that enforces `cpus`, nil when it is not set.
+    public var cpuQuotaMicros: Int64? { cpus.map(Self.cpuQuotaMicros(cpus:)) }
 
     /// No limit at all.
     public var isEmpty: Bool { memoryBytes == nil && cpus == nil && pids == nil }
@@ -41,6 +67,9 @@ public struct ResourceLimits: Sendable, Equatable {
             default: nil
             }
             guard let number, number.isFinite, number > 0, number <= 4096 else { throw fail("cpus must be a number of cores above 0, such as 1.5") }
+            guard number >= Self.minimumCPUs else {
+                throw fail("cpus \(Self.describe(cpus: number)) is under the least share the kernel enforces, \(Self.describe(cpus: Self.minimumCPUs)) (1 ms of CPU time in each 100 ms)")
+            }
             cpus = number
         case "pids":
             guard let n = value.integer, n >= 1, n <= 4_194_304 else { throw fail("pids must be a whole number of processes, at least 1") }
@@ -107,12 +136,10 @@ extension ResourceLimits {
         }
     }
 
-    /// A CPU share for people: `1`, `1.5`, `0.25`.
+    /// A CPU share for people, as written: `1`, `1.5`, `0.0100001` (never rounded: a limit
+    /// shown must be the limit asked for).
     public static func describe(cpus: Double) -> String {
-        if cpus == cpus.rounded() { return String(Int64(cpus)) }
-        var text = String(cpus)
-        if text.count > 6 { text = String(format1: cpus) }
-        return text
+        cpus == cpus.rounded() && abs(cpus) < 1e15 ? String(Int64(cpus)) : String(cpus)
     }
 
     /// Whether the limit `key` of self is above the same limit of `ceiling` (false when

@@ -9,6 +9,10 @@ public struct ReleaseRequest: Sendable, Equatable {
     public static let maximumFileSize = 1 << 20
     /// The most variables a request's env may hold.
     public static let maximumEnvCount = 1000
+    /// The longest variable (`NAME=value`, in bytes) a program can be started with: the
+    /// kernel's limit on one string of a new program's environment (MAX_ARG_STRLEN, 128 KiB
+    /// with its NUL), for host and image tasks alike.
+    public static let maximumVariableBytes = 128 * 1024 - 1
 
     public var id: ReleaseID
     public var app: String
@@ -140,6 +144,10 @@ public struct ReleaseRequest: Sendable, Equatable {
                     throw RejectReason(.env, "\"env\".\(key) must be a string, not \(v.kind)")
                 }
                 if s.utf8.contains(0) { throw RejectReason(.env, "\"env\".\(key) contains a NUL byte") }
+                let bytes = key.utf8.count + 1 + s.utf8.count
+                guard bytes <= maximumVariableBytes else {
+                    throw RejectReason(.env, "\"env\".\(key) is \(bytes) bytes as NAME=value; no program can be started with a variable over \(maximumVariableBytes) bytes (the kernel's limit)")
+                }
                 env[key] = s
             }
         case let other?: throw RejectReason(.schema, "\"env\" must be an object of strings, not \(other.kind)")

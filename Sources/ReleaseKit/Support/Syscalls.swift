@@ -52,6 +52,12 @@ enum Syscalls {
         try retrying { path.withPlatformString { Glibc.open($0, flags | O_CLOEXEC, mode) } }
     }
 
+    /// Opens again the inode an `O_PATH` descriptor holds, with `flags` (and O_CLOEXEC),
+    /// through its magic link in /proc (the calling thread's file credentials apply).
+    static func reopen(_ fd: Int32, _ flags: Int32) throws(Errno) -> Int32 {
+        try retrying { Glibc.open("/proc/self/fd/\(fd)", flags | O_CLOEXEC) }
+    }
+
     static func fstat(_ fd: Int32) throws(Errno) -> Glibc.stat {
         var st = Glibc.stat()
         try retrying { Glibc.fstat(fd, &st) }

@@ -13,7 +13,8 @@ import SystemPackage
 /// directory (an absolute link means the image's own path, never the host's). Magic links
 /// (`/proc/self/fd/…`) are never followed. Where `openat2` is missing (Linux before 5.6) each
 /// component is walked by hand with `O_NOFOLLOW`, by the same rules. Only regular files are
-/// read, without blocking (a FIFO cannot stall the daemon), and no more than a limit. A file
+/// opened and read (a device, FIFO or socket is looked at through an `O_PATH` descriptor,
+/// never opened), without blocking, and no more than a limit. A file
 /// that cannot be used is a `RejectReason` naming it — and quoting nothing of what a link
 /// pointed at.
 public final class AppDirectory: Sendable {
@@ -100,24 +101,31 @@ public final class AppDirectory: Sendable {
     /// The bytes of the regular file `name` (relative), nil when it does not exist; a
     /// rejection with `code` when it exists but cannot be used: a link leading out, not a
     /// regular file, unreadable, or over `limit` bytes.
+    ///
+    /// The name is first resolved to an `O_PATH` descriptor, which opens nothing (a device's
+    /// driver, a FIFO's writer, a socket never see it), and only once that is known to be a
+    /// regular file is that very inode opened for reading, through `/proc/self/fd`.
     public func read(_ name: String, limit: Int, code: RejectReason.Code) throws(RejectReason) -> [UInt8]? {
         let shown = display(name)
-        let fd: Int32
-        do { fd = try open(name, O_RDONLY | O_NONBLOCK | O_NOCTTY) } catch {
+        let pathFD: Int32
+        do { pathFD = try open(name, RC_O_PATH) } catch {
             if error == .noSuchFileOrDirectory || error == .notDirectory {
                 seen.withLock { $0[name] = .some(nil) }
                 return nil
             }
             throw problem(error, shown: shown, code: code)
         }
-        defer { Syscalls.close(fd) }
+        defer { Syscalls.close(pathFD) }
         let st: stat
-        do { st = try Syscalls.fstat(fd) } catch { throw RejectReason(code, "cannot read \(shown): \(error)") }
+        do { st = try Syscalls.fstat(pathFD) } catch { throw RejectReason(code, "cannot read \(shown): \(error)") }
         seen.withLock { $0[name] = FileIdentity(st) }
         guard st.st_mode & S_IFMT == S_IFREG else { throw RejectReason(code, "\(shown) is not a regular file") }
         guard st.st_size <= limit else {
             throw RejectReason(code, "\(shown) is \(st.st_size) bytes, over the limit of \(limit / 1024) KiB")
         }
+        let fd: Int32
+        do { fd = try Syscalls.reopen(pathFD, O_RDONLY | O_NONBLOCK | O_NOCTTY) } catch { throw problem(error, shown: shown, code: code) }
+        defer { Syscalls.close(fd) }
         do { return try Syscalls.read(fd, limit: limit) } catch { throw RejectReason(code, "cannot read \(shown): \(error)") }
     }
 

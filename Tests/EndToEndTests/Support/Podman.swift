@@ -51,8 +51,13 @@ struct TestImage {
     let reference: String
     let id: String
 
-    /// `files`: path in the image (no leading slash) → contents; `links`: path → target.
-    static func build(files: [String: String], links: [String: String] = [:], workdir: String = "/app") async throws -> TestImage {
+    /// `files`: path in the image (no leading slash) → contents; `links`: path → target;
+    /// `copies`: path → a host file copied in; `modes`: path → mode (set-uid bits included,
+    /// the owner root); `nodes`: path → a device or FIFO (`mknod`'s mode, device number);
+    /// `labels`: the image's labels.
+    static func build(files: [String: String], links: [String: String] = [:], copies: [String: String] = [:],
+                      modes: [String: mode_t] = [:], nodes: [String: (mode: mode_t, device: dev_t)] = [:],
+                      labels: [String: String] = [:], workdir: String = "/app") async throws -> TestImage {
         try Podman.check()
         let work = TempDir("releasectl-image")
         defer { work.remove() }
@@ -66,21 +71,35 @@ struct TestImage {
         for applet in applets.lines where !applet.isEmpty && applet != "busybox" {
             try fm.createSymbolicLink(atPath: root + "/bin/" + applet, withDestinationPath: "busybox")
         }
+        func parent(_ path: String) throws {
+            try fm.createDirectory(atPath: ((root + "/" + path) as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        }
         for (path, contents) in files {
-            let full = root + "/" + path
-            try fm.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            try contents.write(toFile: full, atomically: false, encoding: .utf8)
+            try parent(path)
+            try contents.write(toFile: root + "/" + path, atomically: false, encoding: .utf8)
         }
         for (path, target) in links {
-            let full = root + "/" + path
-            try fm.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            try fm.createSymbolicLink(atPath: full, withDestinationPath: target)
+            try parent(path)
+            try fm.createSymbolicLink(atPath: root + "/" + path, withDestinationPath: target)
+        }
+        for (path, source) in copies {
+            try parent(path)
+            try fm.copyItem(atPath: source, toPath: root + "/" + path)
+        }
+        for (path, node) in nodes {
+            try parent(path)
+            guard mknod(root + "/" + path, node.mode, node.device) == 0 else { throw HarnessError("mknod \(path): \(errno)") }
+        }
+        for (path, mode) in modes {
+            guard chown(root + "/" + path, 0, 0) == 0, chmod(root + "/" + path, mode) == 0 else { throw HarnessError("chmod \(path): \(errno)") }
         }
         let tar = work.file("image.tar")
         let packed = try await runProgram("/bin/tar", ["-C", root, "-cf", tar, "."])
         guard packed.status == 0 else { throw HarnessError("tar: \(packed)") }
         let reference = "localhost/releasectl-test-\(UInt32.random(in: 0...UInt32.max)):v1"
-        let imported = try await Podman.run(["import", "--change", "WORKDIR=\(workdir)", tar, reference])
+        var changes = ["--change", "WORKDIR=\(workdir)"]
+        for (label, value) in labels.sorted(by: { $0.key < $1.key }) { changes += ["--change", "LABEL \(label)=\(value)"] }
+        let imported = try await Podman.run(["import"] + changes + [tar, reference])
         guard imported.status == 0 else { throw HarnessError("podman import: \(imported)") }
         let inspected = try await Podman.run(["image", "inspect", "--format", "{{.Id}}", reference])
         guard inspected.status == 0, let id = inspected.lines.first, !id.isEmpty else { throw HarnessError("podman image inspect: \(inspected)") }

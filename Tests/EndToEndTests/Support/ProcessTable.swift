@@ -15,6 +15,22 @@ enum ProcessTable {
         return result
     }
 
+    /// Pids whose environment holds the entry `entry` (`NAME=value`, exactly).
+    static func pids(withEnvironmentContaining entry: String) -> [Int32] {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
+        let wanted = Array(entry.utf8)
+        return entries.compactMap { name -> Int32? in
+            guard let pid = Int32(name), pid != getpid(),
+                  let data = FileManager.default.contents(atPath: "/proc/\(name)/environ") else { return nil }
+            return Array(data).split(separator: 0).contains { Array($0) == wanted } ? pid : nil
+        }
+    }
+
+    /// A process's command line, its arguments joined by spaces.
+    static func commandLine(of pid: Int32) -> String {
+        String(decoding: (FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") ?? Data()).map { $0 == 0 ? 32 : $0 }, as: UTF8.self)
+    }
+
     static func isZombie(_ pid: Int32) -> Bool {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
               let close = stat.lastIndex(of: ")") else { return true }

@@ -41,6 +41,7 @@ struct Submit: RunnableCommand {
         guard Syntax.isValidAppName(app) else {
             throw ValidationError("--app \(Masking.preview(app)) is not a valid app name ([a-z0-9][a-z0-9-]{0,62})")
         }
+        if let deployKey, let problem = ReleaseRequest.deployKeyProblem(deployKey, app: app) { throw ValidationError("--deploy-key \(problem)") }
         guard Syntax.isValidReleaseLabel(release) else {
             throw ValidationError("--release must be 1 to 128 printable characters")
         }

@@ -297,4 +297,64 @@ struct ClusterTests {
         await c.cleanUp()
         await pg.remove()
     }
+
+    @Test("a deploy key is one app's: another app's request with it is rejected naming the key and its app, never follows it, and its cancel touches nothing of the other app's run")
+    func deployKeyIsOneApps() async throws {
+        let pg = try await TestPostgres.start()
+        let work = TempDir()
+        let billingRuns = work.file("billing-runs"), shopRuns = work.file("shop-runs")
+        let billing = try AppFixture(commands: ["migrate": "echo billing-migrated >> \(billingRuns); echo started; sleep 3; echo billing migrated"])
+        let shop = try AppFixture(commands: ["migrate": "echo shop-migrated >> \(shopRuns); echo shop migrated"])
+        defer { work.remove(); billing.remove(); shop.remove() }
+        let db = try await pg.createDatabase()
+        let a = try await Self.node(pg, db, "a", in: work), b = try await Self.node(pg, db, "b", in: work)
+
+        // billing's deploy runs on a; shop's PaaS user names billing's key on b.
+        let running = try await Self.submit(a, app: "billing", dir: billing.path, key: "ci-77", wait: false)
+        let billingID = running.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try await eventually("billing's migration to start", timeout: .seconds(30)) {
+            ((try? String(contentsOfFile: "\(a.spoolPath)/logs/\(billingID).log", encoding: .utf8)) ?? "").contains("\n       started\n")
+        }
+        let hijack = try await Self.submit(b, app: "shop", dir: shop.path, key: "ci-77")
+        #expect(hijack.status == 2, "\(hijack)")
+        #expect(hijack.stdout.contains("deploy key \"ci-77\" belongs to app billing in the cluster; a release of shop cannot use it"), "\(hijack)")
+        #expect(!hijack.stdout.contains("billing migrated"), "shop's caller followed billing's run: \(hijack)")
+        let record = try #require(try b.record(hijack.lines[0]))
+        #expect(record.state == .rejected && record.reasonCode == "deploy-key")
+        // Its cancel (of a release that is already over) reaches nothing of billing's.
+        let cancel = try await b.ctl(["cancel", hijack.lines[0]])
+        #expect(cancel.status != 0, "\(cancel)")
+        let done = try await a.waitForRecord(billingID, timeout: .seconds(30))
+        #expect(done.state == .succeeded, "billing's run was disturbed: \(done)")
+        #expect(Self.lines(billingRuns) == ["billing-migrated"])
+
+        // The other way round: shop takes a key first; billing's request with it is rejected
+        // and shop's tasks (not billing's) ran under it.
+        let first = try await Self.submit(b, app: "shop", dir: shop.path, key: "ci-88")
+        #expect(first.status == 0, "\(first)")
+        let second = try await Self.submit(a, app: "billing", dir: billing.path, key: "ci-88")
+        #expect(second.status == 2, "\(second)")
+        #expect(second.stdout.contains("deploy key \"ci-88\" belongs to app shop in the cluster; a release of billing cannot use it"), "\(second)")
+        #expect(Self.lines(billingRuns) == ["billing-migrated"], "billing ran under shop's key")
+        #expect(Self.lines(shopRuns) == ["shop-migrated"])
+
+        // A key of another app's default form is refused before anything is spooled, and by
+        // the daemon when written by hand; billing's own release of that label then runs.
+        let squat = try await Self.submit(b, app: "shop", dir: shop.path, key: "billing/v1")
+        #expect(squat.status == 2, "\(squat)")
+        #expect(squat.stderr.contains("--deploy-key \"billing/v1\" has the form of app billing's own keys (billing/<release>); a release of shop cannot use it"), "\(squat)")
+        let raw = ReleaseRequest(id: ReleaseID.generate(), app: "shop", release: "v1", directory: shop.path,
+                                 env: ["RUN_MIGRATIONS_DURING_RELEASE": "true"], deployKey: "billing/v1")
+        try b.drop(name: "\(raw.id).json", contents: Data(raw.encoded()))
+        let rawRecord = try await b.waitForRecord(raw.id.rawValue)
+        #expect(rawRecord.state == .rejected && rawRecord.reasonCode == "deploy-key", "\(rawRecord)")
+        let own = try await a.ctl(["submit", "--app", "billing", "--release", "v1", "--dir", billing.path, "--env", "RUN_MIGRATIONS_DURING_RELEASE=true", "--wait"])
+        #expect(own.status == 0, "\(own)")
+        #expect(own.stdout.contains("billing migrated"), "\(own)")
+        #expect(Self.lines(billingRuns) == ["billing-migrated", "billing-migrated"])
+        #expect(Self.lines(shopRuns) == ["shop-migrated"])
+        await a.cleanUp()
+        await b.cleanUp()
+        await pg.remove()
+    }
 }

@@ -40,7 +40,8 @@ extension ClusterCoordinator {
                 if control.reason == .cancelled && !cancelSent {
                     try await database.run { conn in
                         try await conn.query("""
-                            UPDATE releasectl_deploys SET cancel_requested = true WHERE deploy_key = \(key) AND state IN ('queued', 'running')
+                            UPDATE releasectl_deploys SET cancel_requested = true
+                            WHERE deploy_key = \(key) AND app = \(release.app) AND state IN ('queued', 'running')
                             """, logger: self.logger).count()
                     }
                     cancelSent = true
@@ -48,7 +49,7 @@ extension ClusterCoordinator {
                 let (keyState, runner, recordText): (String, String?, String?) = try await database.run { conn in
                     var row: (String, String?, String?) = ("queued", nil, nil)
                     for try await r in try await conn.query(
-                        "SELECT state, node, record FROM releasectl_deploys WHERE deploy_key = \(key)", logger: self.logger
+                        "SELECT state, node, record FROM releasectl_deploys WHERE deploy_key = \(key) AND app = \(release.app)", logger: self.logger
                     ).decode((String, String?, String?).self) { row = r }
                     return row
                 }

@@ -174,13 +174,14 @@ final class ClusterCoordinator: Coordinator {
     }
 
     /// Registers admitted releases one after another, in order; what cannot be written
-    /// (the database is away) is tried again, still in order.
+    /// (the database is away) is tried again, still in order. A release whose key is another
+    /// app's is left for `acquire` to reject.
     func registerAdmitted() async {
         while !Task.isCancelled {
             let seen = registrations.generation
             while let next = state.withLock({ $0.toRegister.first }) {
                 do {
-                    try await register(next)
+                    _ = try await register(next)
                     state.withLock { s in if s.toRegister.first?.id == next.id { s.toRegister.removeFirst() } }
                 } catch {
                     try? await Task.sleep(for: .seconds(1))
@@ -190,17 +191,31 @@ final class ClusterCoordinator: Coordinator {
         }
     }
 
-    func register(_ release: ReleaseQueue.Entry) async throws {
-        let node = settings.node, key = release.deployKey, id = release.id.rawValue
-        try await database.run { conn in
+    /// Registers a release's deploy key (for its app, when the key is new) and this node's
+    /// request of it. Returns the app the key belongs to: when that is not the release's app,
+    /// nothing of this node is registered under the key — it is never followed, cancelled or
+    /// counted as this node's.
+    func register(_ release: ReleaseQueue.Entry) async throws -> String {
+        let node = settings.node, key = release.deployKey, id = release.id.rawValue, app = release.app
+        return try await database.run { conn in
             try await conn.query("""
-                INSERT INTO releasectl_deploys (deploy_key, app, release, serial_key) VALUES (\(key), \(release.app), \(release.release), \(release.serialKey))
+                INSERT INTO releasectl_deploys (deploy_key, app, release, serial_key) VALUES (\(key), \(app), \(release.release), \(release.serialKey))
                 ON CONFLICT (deploy_key) DO NOTHING
                 """, logger: self.logger).count()
+            var owner = app
+            for try await o in try await conn.query("SELECT app FROM releasectl_deploys WHERE deploy_key = \(key)", logger: self.logger)
+                .decode(String.self) { owner = o }
+            guard owner == app else { return owner }
             try await conn.query("""
                 INSERT INTO releasectl_requests (node, request_id, deploy_key) VALUES (\(node), \(id), \(key)) ON CONFLICT DO NOTHING
                 """, logger: self.logger).count()
+            return owner
         }
+    }
+
+    /// Why a release cannot use its deploy key, held by another app.
+    static func keyTaken(_ release: ReleaseQueue.Entry, owner: String) -> RejectReason {
+        RejectReason(.deployKey, "deploy key \(Masking.preview(release.deployKey)) belongs to app \(owner) in the cluster; a release of \(release.app) cannot use it (a deploy key is one app's: use a key of \(release.app)'s own, such as \(release.app)-<pipeline id>)")
     }
 
     func acquire(_ release: ReleaseQueue.Entry, control: ReleaseControl) async -> CoordinatorGrant {
@@ -208,7 +223,8 @@ final class ClusterCoordinator: Coordinator {
         let node = settings.node, key = release.deployKey, id = release.id.rawValue, lease = leaseMs
         let stale = leaseMs * 3
         do {
-            try await register(release)
+            let owner = try await register(release)
+            guard owner == release.app else { return .reject(Self.keyTaken(release, owner: owner)) }
             let sent = ContinuousClock.now
             // One statement: the key, if it is the first waiting one of its serial key and
             // none of that serial key runs. The unique index turns a concurrent second claim
@@ -220,7 +236,7 @@ final class ClusterCoordinator: Coordinator {
                         UPDATE releasectl_deploys d
                         SET state = 'running', node = \(node), run_id = \(id), started_at = now(),
                             lease_until = now() + \(lease) * interval '1 millisecond'
-                        WHERE d.deploy_key = \(key) AND d.state = 'queued'
+                        WHERE d.deploy_key = \(key) AND d.app = \(release.app) AND d.state = 'queued'
                           AND NOT EXISTS (SELECT 1 FROM releasectl_deploys r WHERE r.serial_key = d.serial_key AND r.state = 'running')
                           AND NOT EXISTS (
                             SELECT 1 FROM releasectl_deploys e
@@ -303,10 +319,12 @@ final class ClusterCoordinator: Coordinator {
                 try await conn.query("SELECT pg_notify('releasectl', \(key))", logger: self.logger).count()
             }
             if !ranHere, record.cluster == nil, record.state == .cancelled {
-                // Cancelled here before it started: the deploy is cancelled on every node.
-                try await conn.query(
-                    "UPDATE releasectl_deploys SET cancel_requested = true WHERE deploy_key = \(key) AND state IN ('queued', 'running')",
-                    logger: self.logger).count()
+                // Cancelled here before it started: the deploy is cancelled on every node
+                // (only ever the app's own: a key another app holds was never this node's).
+                try await conn.query("""
+                    UPDATE releasectl_deploys SET cancel_requested = true
+                    WHERE deploy_key = \(key) AND app = \(release.app) AND state IN ('queued', 'running')
+                    """, logger: self.logger).count()
             }
             try await conn.query("DELETE FROM releasectl_requests WHERE node = \(node) AND request_id = \(id)", logger: self.logger).count()
         }

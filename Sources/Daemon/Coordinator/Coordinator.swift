@@ -36,6 +36,9 @@ enum CoordinatorGrant: Sendable, Equatable {
     case wait(reason: String, first: String? = nil)
     /// Its deploy key runs or ran on that node: follow it there, run nothing.
     case follow(node: String)
+    /// It cannot be accepted after all (its deploy key is another app's): rejected, run
+    /// nothing, follow nothing.
+    case reject(RejectReason)
 }
 
 /// How a followed release ended, as the cluster recorded it.

@@ -186,6 +186,17 @@ actor Scheduler {
         }
     }
 
+    /// The coordinator refused a release let start (its deploy key is another app's): it is
+    /// rejected as intake would have, and nothing of it runs.
+    func reject(_ job: Job, reason: RejectReason) {
+        let id = job.entry.id
+        started[id] = nil
+        queue.ended(id)
+        file(SpoolName("\(id).json"), owner: nil, reason: reason, partial: .init(), request: job.admission.request)
+        dispatch()
+        resumeIdleWaiters()
+    }
+
     /// Something the coordinator waits on changed: try again what waits.
     func nudge() {
         retryScheduled = false

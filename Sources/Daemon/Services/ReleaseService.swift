@@ -58,6 +58,9 @@ struct ReleaseService: Service {
         case .follow(let node):
             await follow(job, runningOn: node)
             return
+        case .reject(let reason):
+            await scheduler.reject(job, reason: reason)
+            return
         case .run:
             break
         }

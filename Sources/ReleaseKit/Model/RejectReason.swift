@@ -35,6 +35,8 @@ public struct RejectReason: Error, Sendable, Hashable, CustomStringConvertible {
         public static let image = Code(rawValue: "image")
         /// A limit release.toml asks for is over the operator's ceiling, or cannot be enforced.
         public static let limits = Code(rawValue: "limits")
+        /// The deploy key is another app's.
+        public static let deployKey = Code(rawValue: "deploy-key")
     }
 
     public var code: Code

@@ -69,6 +69,17 @@ public struct ReleaseRequest: Sendable, Equatable {
     /// The deploy key of a request that names none: `app/release`.
     public static func defaultDeployKey(app: String, release: String) -> String { "\(app)/\(release)" }
 
+    /// Why `key` cannot be a deploy key of `app`, or nil. A deploy key belongs to one app; a
+    /// key of the default form (`<app>/<release>`) belongs to the app it names, so no other
+    /// app can take an app's default keys before it (the cluster refuses a key another app
+    /// already holds, whatever its form).
+    public static func deployKeyProblem(_ key: String, app: String) -> String? {
+        guard let slash = key.firstIndex(of: "/") else { return nil }
+        let owner = String(key[..<slash])
+        guard Syntax.isValidAppName(owner), owner != app else { return nil }
+        return "\(Masking.preview(key)) has the form of app \(owner)'s own keys (\(owner)/<release>); a release of \(app) cannot use it"
+    }
+
     /// Decodes and checks a request file's bytes. `partial` receives what could be read even
     /// when the request is rejected.
     public static func decode(_ bytes: [UInt8], partial: inout Partial) throws(RejectReason) -> ReleaseRequest {
@@ -182,6 +193,7 @@ public struct ReleaseRequest: Sendable, Equatable {
             guard Syntax.isValidReleaseLabel(s) else {
                 throw RejectReason(.schema, "\"deployKey\" \(Masking.preview(s)) must be 1 to 128 printable characters")
             }
+            if let problem = deployKeyProblem(s, app: app) { throw RejectReason(.deployKey, "\"deployKey\" \(problem)") }
             deployKey = s
         }
         return ReleaseRequest(id: id, app: app, release: release, directory: directory, image: image, env: env,

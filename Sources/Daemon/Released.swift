@@ -58,6 +58,7 @@ struct Released: AsyncParsableCommand {
         if let maxParallel { c.maxParallel = maxParallel }
         if let metricsFile { c.metricsFile = metricsFile }
         if allowRootTasks { c.allowRootTasks = true }
+        try ConfigCheck.refuse(c)
         return c
     }
 
@@ -88,6 +89,7 @@ struct Released: AsyncParsableCommand {
             do { clusterPassword = try cluster.readPassword() } catch { throw fatal("configuration error: \(error)") }
         }
         let logger = rootLogger
+        for warning in ConfigCheck.warnings(daemonConfig) { logger.warning("\(warning)") }
         let spoolOption = spool ?? daemonConfig.spool
         let spool = Spool.resolve(option: spoolOption)
         do { try spool.create() } catch {
@@ -227,6 +229,7 @@ struct Released: AsyncParsableCommand {
                 if config.spool.map({ Spool.resolve(option: $0).root != spool.root }) ?? false {
                     logger.warning("the spool cannot change on reload; restart the daemon to use \(config.spool!)")
                 }
+                for warning in ConfigCheck.warnings(config) { logger.warning("\(warning)") }
                 configBox.value = config
                 await scheduler.apply(config)
             },

@@ -314,6 +314,12 @@ struct ContainerSettingsTests {
         Case(toml: "[apps.shop]\nvolumes = [\"/srv:/data,rbind\"]\n", problem: "[apps.shop] volumes: \"/srv:/data,rbind\" holds a comma or a control character"),
         Case(toml: "[apps.shop]\nvolumes = [\"/nonexistent-releasectl:/data\"]\n",
              problem: "[apps.shop] volumes: /nonexistent-releasectl: No such file or directory"),
+        Case(toml: "[apps.shop]\ncapabilities = [\"NET_BIND_SERVICE\", \"ALL\"]\n",
+             problem: "[apps.shop] capabilities: \"ALL\" is not a Linux capability (such as NET_BIND_SERVICE)"),
+        Case(toml: "[apps.shop]\ncapabilities = [\"CAP_SYS_ADMIN --privileged\"]\n",
+             problem: "[apps.shop] capabilities: \"CAP_SYS_ADMIN --privileged\" is not a Linux capability (such as NET_BIND_SERVICE)"),
+        Case(toml: "[apps.shop]\nno-new-privileges = \"no\"\n", problem: "[apps.shop] no-new-privileges must be true or false"),
+        Case(toml: "[apps.shop]\nread-only-root = 0\n", problem: "[apps.shop] read-only-root must be true or false"),
         Case(toml: "[apps.shop]\nimage = \"x\"\n", problem: "unknown key \"image\" in [apps.shop] (known: user, serial-key, network, volumes, container-user, pull, no-new-privileges, capabilities, read-only-root, limits)"),
     ]
 
@@ -344,5 +350,25 @@ struct ContainerSettingsTests {
                 "\(daemon.log)")
         #expect(daemon.isRunning)
         await daemon.cleanUp()
+    }
+
+    @Test("an app's no-new-privileges = false under a daemon that itself has no new privileges (the unit's NoNewPrivileges=yes) is said to have no effect, at start and on reload")
+    func noNewPrivilegesHasNoEffect() async throws {
+        let work = TempDir()
+        defer { work.remove() }
+        let path = work.file("released.toml")
+        try "[apps.lab]\nno-new-privileges = false\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let warning = "[apps.lab] no-new-privileges = false has no effect: released itself runs with no new privileges"
+        let daemon = try await DaemonProcess(arguments: ["--config", path], wrapper: ["/usr/bin/setpriv", "--no-new-privs", "--"])
+        #expect(daemon.log.contains(warning), "\(daemon.log)")
+        try "[apps.lab]\nno-new-privileges = false\n[apps.other]\nno-new-privileges = false\n".write(toFile: path, atomically: true, encoding: .utf8)
+        kill(daemon.pid, SIGHUP)
+        try await eventually("the reload") { daemon.log.contains("configuration reloaded") }
+        #expect(daemon.log.contains("[apps.other] no-new-privileges = false has no effect"), "\(daemon.log)")
+        await daemon.cleanUp()
+        // Without no_new_privs of its own, the setting does what it says: no warning.
+        let plain = try await DaemonProcess(arguments: ["--config", path])
+        #expect(!plain.log.contains("has no effect"), "\(plain.log)")
+        await plain.cleanUp()
     }
 }

@@ -5,8 +5,8 @@ import SystemPackage
 /// configuration): opened without blocking and without becoming a controlling terminal,
 /// regular files only, at most `limit` bytes (a /proc file's size says nothing, so the limit
 /// bounds the read, not a stat).
-enum SmallFile {
-    static func read(_ path: FilePath, limit: Int) throws(Errno) -> [UInt8] {
+public enum SmallFile {
+    public static func read(_ path: FilePath, limit: Int) throws(Errno) -> [UInt8] {
         let fd = try Syscalls.open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY)
         defer { Syscalls.close(fd) }
         guard try Syscalls.fstat(fd).st_mode & S_IFMT == S_IFREG else { throw .invalidArgument }

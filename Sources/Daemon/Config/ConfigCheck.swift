@@ -1,0 +1,37 @@
+import ReleaseKit
+
+/// What a configuration means on this very daemon, beyond what the file itself can say:
+/// settings that cannot work here stop the daemon at start and are refused on reload (the
+/// old configuration kept); settings that have no effect here are warned about.
+enum ConfigCheck {
+    /// A configuration that cannot work here.
+    struct Refused: Error, CustomStringConvertible {
+        var problems: [String]
+        var description: String { problems.joined(separator: "; ") }
+    }
+
+    /// Throws `Refused` naming every setting that cannot work here.
+    static func refuse(_ config: DaemonConfig) throws(Refused) {
+        let problems = problems(config)
+        if !problems.isEmpty { throw Refused(problems: problems) }
+    }
+
+    /// The settings that cannot work here, each naming the values and what would work.
+    static func problems(_ config: DaemonConfig) -> [String] {
+        []
+    }
+
+    /// The settings that have no effect here.
+    static func warnings(_ config: DaemonConfig, noNewPrivileges: Bool = Self.noNewPrivileges) -> [String] {
+        guard noNewPrivileges else { return [] }
+        return config.apps.filter { !$0.value.privileges.noNewPrivileges }.keys.sorted().map { app in
+            "[apps.\(app)] no-new-privileges = false has no effect: released itself runs with no new privileges (the unit's NoNewPrivileges=yes), and so does every process it starts"
+        }
+    }
+
+    /// Whether this process runs with no_new_privs (`NoNewPrivs:` in /proc/self/status).
+    static var noNewPrivileges: Bool {
+        guard let status = try? SmallFile.read("/proc/self/status", limit: 16 << 10) else { return false }
+        return String(decoding: status, as: UTF8.self).split(separator: "\n").contains { $0.hasPrefix("NoNewPrivs:") && $0.hasSuffix("1") }
+    }
+}

@@ -4,8 +4,8 @@ import ReleaseKit
 import Testing
 
 /// Image releases with the real daemon and the real podman: tasks in fresh containers of the
-/// release's image, their files read from inside the image, the env by name only, and no
-/// container outliving its release.
+/// release's image, their files read from inside the image, the env through releasectl-init
+/// only, and no container outliving its release.
 @Suite("containers", .serialized)
 struct ContainerTests {
     static let gates = ["RUN_MIGRATIONS_DURING_RELEASE": "true", "SEED_DB_DURING_RELEASE": "true", "CLEAR_CACHE_DURING_RELEASE": "true"]
@@ -44,7 +44,7 @@ struct ContainerTests {
         (try? String(contentsOfFile: "\(daemon.spoolPath)/logs/\(id).log", encoding: .utf8)) ?? ""
     }
 
-    @Test("three gated tasks run in the image, from its release.toml, output streamed, the env by name only, the image id recorded")
+    @Test("three gated tasks run in the image, from its release.toml, output streamed, the env through the init alone, the image id recorded")
     func threeTasks() async throws {
         let work = TempDir(), shared = TempDir()
         let secret = "tok-\(UInt64.random(in: 1 << 40...1 << 50))"
@@ -69,8 +69,8 @@ struct ContainerTests {
         #expect(try await Podman.containers(release: id) == [name])
         let labels = try await Podman.run(["inspect", "--format", "{{index .Config.Labels \"io.releasectl.task\"}}", name])
         #expect(labels.lines.first == "migrate", "\(labels)")
-        // The secret reaches the container by name: no process has it in its command line
-        // (while the engine's own command line, which names the container, is there).
+        // The secret reaches the container through the init's stdin: no process has it in its
+        // command line (while the engine's own command line, which names the container, is there).
         #expect(!ProcessTable.pids(withCommandLineContaining: name).isEmpty, "the engine's process is not in /proc: the scan below proves nothing")
         #expect(ProcessTable.pids(withCommandLineContaining: secret).isEmpty, "the secret is in a process's argv")
 
@@ -87,7 +87,7 @@ struct ContainerTests {
         #expect(log.contains("migrating in /app as 0"), "the image's working directory, its own user (allow-root-tasks): \(log)")
         #expect(log.contains("token \(String(secret.reversed()))"), "the value arrived exactly")
         #expect(log.contains("proxy=http://proxy.internal:3128 marker=unset conf=unset notify=unset"),
-                "a name the engine reads arrives through the env file; the daemon's own variables never reach the container: \(log)")
+                "a name the engine reads arrives as any other; the daemon's own variables never reach the container: \(log)")
         #expect(log.contains("finished") && log.contains("seeding") && log.contains("clearing"))
         #expect(!log.contains(secret))
         #expect(try await Podman.containers(release: id).isEmpty, "a container outlived its task")

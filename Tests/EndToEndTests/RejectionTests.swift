@@ -214,11 +214,19 @@ struct RejectionTests {
         let app = try AppFixture()
         defer { app.remove() }
         try await withRunningDaemon { daemon in
+            // Padded in variables of at most 120 KiB each (one variable of a program's
+            // environment is at most 128 KiB: a longer one is rejected for its own reason).
             func padded(_ id: String, to size: Int) -> Data {
-                let base = rawRequest(id: id, directory: app.path, changes: ["env": ["PADDING": ""]])
+                let names = (0..<10).map { "PADDING\($0)" }
+                let base = rawRequest(id: id, directory: app.path, changes: ["env": Dictionary(uniqueKeysWithValues: names.map { ($0, "") })])
                 var bytes = Array(base)
-                let at = bytes.firstRange(of: Array(#""PADDING":"""#.utf8))!.upperBound - 1
-                bytes.insert(contentsOf: [UInt8](repeating: UInt8(ascii: "x"), count: size - base.count), at: at)
+                var missing = size - base.count
+                for name in names where missing > 0 {
+                    let at = bytes.firstRange(of: Array("\"\(name)\":\"\"".utf8))!.upperBound - 1
+                    let count = min(missing, 120 << 10)
+                    bytes.insert(contentsOf: [UInt8](repeating: UInt8(ascii: "x"), count: count), at: at)
+                    missing -= count
+                }
                 #expect(bytes.count == size)
                 return Data(bytes)
             }

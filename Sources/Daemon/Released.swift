@@ -140,7 +140,9 @@ struct Released: AsyncParsableCommand {
             processGuard = nil
         }
 
-        let recovered = spool.recover()
+        // In a cluster a release whose tasks had ended is left pending: the cluster may have
+        // taken its outcome, so the coordinator settles it with what the cluster says.
+        let recovered = spool.recover(keepingPending: daemonConfig.cluster != nil)
         for record in recovered.interrupted {
             logger.warning("release interrupted: \(record.app ?? "?") \(record.release ?? "?") was running when the daemon stopped",
                            metadata: .release(record, messageID: MessageID.releaseInterrupted))
@@ -167,7 +169,11 @@ struct Released: AsyncParsableCommand {
         var clusterCoordinator: ClusterCoordinator?
         if let cluster = daemonConfig.cluster {
             let made = ClusterCoordinator(settings: cluster, password: clusterPassword, spool: spool, killGrace: daemonConfig.killGrace,
-                                          logger: logger)
+                                          processGuard: processGuard, pending: recovered.pending, logger: logger)
+            for record in recovered.pending {
+                logger.warning("\(record.app ?? "?") \(record.release ?? "?"): its tasks had ended when the daemon stopped; its outcome is settled with the cluster once the database answers",
+                               metadata: ["release.id": "\(record.id)"])
+            }
             do { try await made.start() } catch {
                 throw fatal("the cluster database \(cluster.host):\(cluster.port)/\(cluster.database) refused this node: \(error)", errno: EACCES)
             }
@@ -206,6 +212,7 @@ struct Released: AsyncParsableCommand {
         for record in recovered.interrupted { await scheduler.count(record) }
 
         clusterCoordinator?.onChange { await scheduler.nudge() }
+        clusterCoordinator?.onSettled { await scheduler.count($0) }
         let configBox = ConfigBox(daemonConfig)
         let running = RunningTasks()
         let release = ReleaseService(

@@ -229,12 +229,13 @@ struct ClusterTests {
                                      database: db)
         let sweptAt = try #require(Double(swept), "the deploy is not interrupted in the database: \(swept)")
         #expect(taskEnded.timeIntervalSince1970 < sweptAt, "the task ended at \(taskEnded.timeIntervalSince1970), the lease ran out at \(sweptAt)")
+        // The cut-off node's own caller is told what the cluster holds, once it can reach it.
+        try await netns.restore()
         let own = try await first.value
         #expect(own.status == 3, "\(own)")
         let record = try #require(try cut.record(own.lines[0]))
         #expect(record.state == .interrupted)
         #expect(cut.log.contains("the lease could not be renewed in time; ending its tasks before it runs out"), "\(cut.log)")
-        try await netns.restore()
         for n in [cut, b, c] { await n.cleanUp() }
         await netns.remove()
         await pg.remove()
@@ -355,6 +356,137 @@ struct ClusterTests {
         #expect(Self.lines(shopRuns) == ["shop-migrated"])
         await a.cleanUp()
         await b.cleanUp()
+        await pg.remove()
+    }
+
+    /// The timestamps (ns) of a trace's lines `<kind> <name> <ns>`, by name.
+    static func times(_ trace: String) -> [String: [Int64]] {
+        var result: [String: [Int64]] = [:]
+        for line in lines(trace) {
+            let parts = line.split(separator: " ")
+            guard parts.count == 3, let ns = Int64(parts[2]) else { continue }
+            result[String(parts[1]), default: []].append(ns)
+        }
+        return result
+    }
+
+    @Test("the running node's daemon stopped (SIGSTOP) past its lease: its migration ends before the lease runs out, by the task's own clock; the next release of the serial key starts only after; every caller of each key is told the same")
+    func stalledDaemon() async throws {
+        let pg = try await TestPostgres.start()
+        let work = TempDir()
+        let trace = work.file("trace")
+        // a1 migrates for 10 s, saying so every 50 ms; a2 shares its serial key.
+        let a1 = try AppFixture(commands: ["migrate": "echo migrating; i=0; while [ $i -lt 200 ]; do echo \"tick a1 $(date +%s%N)\" >> \(trace); sleep 0.05; i=$((i+1)); done"])
+        let a2 = try AppFixture(commands: ["migrate": "echo \"start a2 $(date +%s%N)\" >> \(trace); echo a2 migrated"])
+        defer { work.remove(); a1.remove(); a2.remove() }
+        let db = try await pg.createDatabase()
+        let shared = "[apps.a1]\nserial-key = \"db\"\n[apps.a2]\nserial-key = \"db\"\n"
+        var nodes: [DaemonProcess] = []
+        for name in ["a", "b", "c"] { nodes.append(try await Self.node(pg, db, name, in: work, lease: "3s", extra: shared)) }
+        let first = nodes.map { n in Task { try await Self.submit(n, app: "a1", dir: a1.path, key: "k-a1") } }
+        try await eventually("a1's migration to start", timeout: .seconds(30)) { Self.times(trace)["a1"] != nil }
+        let runner = try #require(Self.runner(nodes))
+        let second = nodes.map { n in Task { try await Self.submit(n, app: "a2", dir: a2.path, key: "k-a2") } }
+        // The runner's daemon stops for 8 s (its guard and its task do not): past the 3 s lease.
+        kill(runner.pid, SIGSTOP)
+        try await Task.sleep(for: .seconds(8))
+        kill(runner.pid, SIGCONT)
+        for (i, f) in first.enumerated() {
+            let r = try await f.value
+            #expect(r.status == 3, "node \(i), the runner's own caller included: \(r)")
+            #expect(try nodes[i].record(r.lines[0])?.state == .interrupted)
+        }
+        for (i, f) in second.enumerated() {
+            let r = try await f.value
+            #expect(r.status == 0, "node \(i): \(r)")
+        }
+        let times = Self.times(trace)
+        let lastTick = try #require(times["a1"]?.max()), a2Start = try #require(times["a2"]?.min())
+        #expect(lastTick < a2Start, "a1's migration was still running \(Double(lastTick - a2Start) / 1e9) s into a2's")
+        #expect(times["a1"]!.count < 120, "a1's migration ran on for \(times["a1"]!.count) ticks of its 200")
+        let swept = try await pg.sql("SELECT (extract(epoch FROM finished_at) * 1e9)::bigint FROM releasectl_deploys WHERE deploy_key = 'k-a1'", database: db)
+        let sweptAt = try #require(Int64(swept.trimmingCharacters(in: .whitespacesAndNewlines)), "\(swept)")
+        #expect(lastTick < sweptAt, "a1's migration outlived its lease by \(Double(lastTick - sweptAt) / 1e9) s")
+        #expect(runner.log.contains("released: process guard: release ") && runner.log.contains("reached its lease deadline without a renewal from the daemon"),
+                "the guard, not the stopped daemon, ended the task: \(runner.log)")
+        for n in nodes { await n.cleanUp() }
+        await pg.remove()
+    }
+
+    @Test("a release that succeeded on a node cut off before the cluster took the outcome is interrupted for every caller, the runner's own included; its record says the migration ran", .enabled(if: NetworkNamespace.isAvailable, "needs root and iproute2"))
+    func outcomeNotTaken() async throws {
+        let pg = try await TestPostgres.start()
+        let netns = try await NetworkNamespace()
+        let work = TempDir()
+        let ended = work.file("ended"), go = work.file("go")
+        let app = try AppFixture(commands: ["migrate": "echo migrating; touch \(ended); while [ ! -e \(go) ]; do sleep 0.02; done; echo migrated"])
+        defer { work.remove(); app.remove() }
+        let db = try await pg.createDatabase()
+        let cut = try await Self.node(pg, db, "cut", in: work, lease: "3s", host: netns.hostAddress, wrapper: netns.exec)
+        let b = try await Self.node(pg, db, "b", in: work, lease: "3s"), c = try await Self.node(pg, db, "c", in: work, lease: "3s")
+        let own = Task { try await Self.submit(cut, dir: app.path, key: "deploy-t") }
+        try await eventually("the task to reach its end", timeout: .seconds(30)) { FileManager.default.fileExists(atPath: ended) }
+        #expect(Self.runner([cut, b, c]) === cut)
+        let followers = [b, c].map { n in Task { try await Self.submit(n, dir: app.path, key: "deploy-t") } }
+        try await eventually("the followers to follow", timeout: .seconds(15)) {
+            [b, c].allSatisfy { $0.log.contains("runs on node cut; following it") }
+        }
+        // Cut off as the task succeeds: the outcome cannot reach the cluster before the lease ends.
+        try await netns.cut()
+        FileManager.default.createFile(atPath: go, contents: nil)
+        for f in followers {
+            let r = try await f.value
+            #expect(r.status == 3, "\(r)")
+        }
+        try await eventually("the cut-off node to have the outcome pending", timeout: .seconds(15)) {
+            cut.log.contains("waiting for the cluster database to take the outcome")
+        }
+        try await netns.restore()
+        let r = try await own.value
+        #expect(r.status == 3, "the runner's caller is told what every other caller was: \(r)")
+        #expect(r.stdout.contains("migrated"), "\(r)")
+        let record = try #require(try cut.record(r.lines[0]))
+        #expect(record.state == .interrupted)
+        #expect(record.tasks.first { $0.name == "migrate" }?.state == .succeeded, "the record says the migration ran: \(record)")
+        #expect(record.reason?.contains("its tasks ran here and ended (succeeded), but the cluster could not take the outcome before this node's lease ran out") == true,
+                "\(record.reason ?? "")")
+        let stored = try await pg.sql("SELECT state || ' ' || (record IS NOT NULL) FROM releasectl_deploys WHERE deploy_key = 'deploy-t'", database: db)
+        #expect(stored.trimmingCharacters(in: .whitespacesAndNewlines) == "interrupted true", "the cluster keeps what the tasks did: \(stored)")
+        // A node that asks later is told the same, with the tasks.
+        let late = try await Self.node(pg, db, "d", in: work, lease: "3s")
+        let again = try await Self.submit(late, dir: app.path, key: "deploy-t")
+        #expect(again.status == 3, "\(again)")
+        #expect(try late.record(again.lines[0])?.tasks.first { $0.name == "migrate" }?.state == .succeeded)
+        for n in [cut, b, c, late] { await n.cleanUp() }
+        await netns.remove()
+        await pg.remove()
+    }
+
+    @Test("a lease the kill grace cannot fit stops the daemon at start, and is refused on reload, naming both values and what would work")
+    func leaseTooShort() async throws {
+        let pg = try await TestPostgres.start()
+        let work = TempDir()
+        defer { work.remove() }
+        let db = try await pg.createDatabase()
+        let path = work.file("released-short.toml")
+        try (try pg.clusterTOML(database: db, node: "short", lease: "3s", host: "127.0.0.1", in: work, password: TestPostgres.password))
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        let short = try await DaemonProcess(arguments: ["--config", path], waitReady: false)
+        try await eventually("released to exit", timeout: .seconds(30)) { !short.isRunning }
+        #expect(short.process.terminationStatus == 1)
+        #expect(short.log.contains("[cluster] lease = \"3s\" cannot hold with kill-grace = \"10s\": a running release must be able to miss a renewal (one every 1s)"), "\(short.log)")
+        #expect(short.log.contains("set lease to at least 18s, or a longer lease") || short.log.contains("set lease to at least 18s, or kill-grace to at most"), "\(short.log)")
+        await short.cleanUp()
+
+        let good = try await Self.node(pg, db, "good", in: work, lease: "6s")
+        let file = work.file("released-good.toml")
+        let text = try String(contentsOfFile: file, encoding: .utf8).replacingOccurrences(of: "kill-grace = \"1s\"", with: "kill-grace = \"5s\"")
+        try text.write(toFile: file, atomically: true, encoding: .utf8)
+        kill(good.pid, SIGHUP)
+        try await eventually("the reload to be refused") { good.log.contains("configuration not reloaded, keeping the old one") }
+        #expect(good.log.contains("[cluster] lease = \"6s\" cannot hold with kill-grace = \"5s\""), "\(good.log)")
+        #expect(good.isRunning)
+        await good.cleanUp()
         await pg.remove()
     }
 }

@@ -46,4 +46,30 @@ struct ClusterSettingsTests {
         #expect(throws: DaemonConfig.ConfigError.self) { try Self.cluster(body) }
         do { _ = try Self.cluster(body) } catch { #expect(error.problem == problem) }
     }
+
+    @Test("a lease must hold a missed renewal, the kill grace, the margin and a round trip; when it cannot, the lease and the grace it suggests both work")
+    func leaseAndKillGrace() throws {
+        func problem(_ lease: Duration, _ grace: Duration) -> String? {
+            var settings = try! #require(try Self.cluster("url = \"postgres://rc@db/rc\"\n"))
+            settings.lease = lease
+            return settings.problem(killGrace: grace)
+        }
+        #expect(problem(.seconds(3), .seconds(1)) == nil, "the tests' lease and grace")
+        #expect(problem(.seconds(30), .seconds(10)) == nil, "the defaults")
+        #expect(problem(.seconds(3), .seconds(10)) == "[cluster] lease = \"3s\" cannot hold with kill-grace = \"10s\": a running release must be able to miss a renewal (one every 1s) and still end its tasks (SIGTERM, the kill grace, SIGKILL) before its lease runs out, with 500ms to spare and 500ms for a round trip; set lease to at least 18s, or kill-grace to at most 1s")
+        var generator = SeededGenerator(seed: 31)
+        for _ in 0..<2000 {
+            let lease = Duration.milliseconds(Int64.random(in: 3000...120_000, using: &generator))
+            let grace = Duration.milliseconds(Int64.random(in: 1...60_000, using: &generator))
+            let margin = min(.seconds(1), lease / 6)
+            let holds = lease * 2 / 3 >= grace + margin * 2
+            #expect((problem(lease, grace) == nil) == holds, "lease \(lease), grace \(grace)")
+            guard !holds else { continue }
+            // What it suggests works.
+            let least = grace < .seconds(2) ? grace * 3 : (grace + .seconds(2)) * 3 / 2
+            #expect(problem(max(least, .seconds(3)), grace) == nil, "the least lease for grace \(grace)")
+            let most = lease * 2 / 3 - margin * 2
+            if most > .zero { #expect(problem(lease, most) == nil, "the most grace for lease \(lease)") }
+        }
+    }
 }

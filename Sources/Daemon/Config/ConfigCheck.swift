@@ -1,3 +1,4 @@
+import Glibc
 import ReleaseKit
 
 /// What a configuration means on this very daemon, beyond what the file itself can say:
@@ -16,9 +17,19 @@ enum ConfigCheck {
         if !problems.isEmpty { throw Refused(problems: problems) }
     }
 
-    /// The settings that cannot work here, each naming the values and what would work.
-    static func problems(_ config: DaemonConfig) -> [String] {
-        []
+    /// The settings that cannot work here, each naming the values and what would work: in a
+    /// cluster, a service watchdog (`WATCHDOG_USEC`, the unit's `WatchdogSec=`) longer than the
+    /// lease — a daemon hung that long is restarted only after its releases' leases ran out.
+    /// (A lease the kill grace cannot fit is the file's own problem: `DaemonConfig.parse`.)
+    static func problems(_ config: DaemonConfig, watchdog: Duration? = Self.watchdog) -> [String] {
+        guard let cluster = config.cluster, let watchdog, watchdog > cluster.lease else { return [] }
+        return ["the unit's watchdog (WatchdogSec=\(DurationParser.format(watchdog))) is longer than [cluster] lease = \"\(DurationParser.format(cluster.lease))\": a hung daemon would be restarted only after its releases' leases ran out; set WatchdogSec= to at most the lease"]
+    }
+
+    /// The service watchdog systemd set for this daemon (`WATCHDOG_USEC`), if any.
+    static var watchdog: Duration? {
+        guard let text = getenv("WATCHDOG_USEC").map({ String(cString: $0) }), let usec = Int64(text), usec > 0 else { return nil }
+        return .microseconds(usec)
     }
 
     /// The settings that have no effect here.

@@ -8,14 +8,16 @@ import ReleaseKit
 /// every node; and the snapshot `releasectl cluster status` shows.
 extension ClusterCoordinator {
     /// Extends the lease of this node's run `id` of `key` by a whole lease from the database's
-    /// `now()`: whether a cancel was asked for, or nil when the run is no longer this node's.
+    /// `now()`, if it has not run out yet (a renewal that reaches the database late, after a
+    /// partition or a stall, revives nothing): whether a cancel was asked for, or nil when the
+    /// run is no longer this node's or its lease ran out.
     func renew(_ key: String, id: String) async throws -> Bool? {
         let node = settings.node, lease = leaseMs
         return try await database.run { conn in
             var cancel: Bool?
             for try await c in try await conn.query("""
                 UPDATE releasectl_deploys SET lease_until = now() + \(lease) * interval '1 millisecond'
-                WHERE deploy_key = \(key) AND node = \(node) AND run_id = \(id) AND state = 'running'
+                WHERE deploy_key = \(key) AND node = \(node) AND run_id = \(id) AND state = 'running' AND lease_until >= now()
                 RETURNING cancel_requested
                 """, logger: self.logger).decode(Bool.self) { cancel = c }
             return cancel
@@ -27,22 +29,40 @@ extension ClusterCoordinator {
             let sent = ContinuousClock.now
             let cancel = try await renew(key, id: held.entry.id.rawValue)
             guard let cancel else {
-                logger.error("\(key): another node ended this node's lease; stopping its tasks")
+                logger.error("\(key): this node's lease ran out or another node ended it; stopping its tasks")
                 held.control.stop(.leaseLost)
                 continue
             }
             state.withLock { $0.running[key]?.renewedAt = sent }
+            fence(held.entry, control: held.control, renewedAt: sent)
             if cancel { held.control.stop(.cancelled) }
         }
+    }
+
+    var leaseMargin: Duration { settings.leaseMargin }
+
+    /// When the daemon stops a release whose lease was last renewed at `renewedAt` (SIGTERM;
+    /// SIGKILL a kill grace later), so that its tasks have ended before the lease runs out.
+    func stopTime(renewedAt: ContinuousClock.Instant) -> ContinuousClock.Instant {
+        renewedAt + settings.lease - killGrace - leaseMargin
+    }
+
+    /// Moves a running release's fences on from a renewal sent at `renewedAt`: no task of it
+    /// starts after its stop time, and past half the margin before the lease runs out the
+    /// process guard ends its processes itself — also when this daemon is stopped, stalled or
+    /// starved and cannot.
+    func fence(_ release: ReleaseQueue.Entry, control: ReleaseControl, renewedAt: ContinuousClock.Instant) {
+        control.setFence(stopTime(renewedAt: renewedAt))
+        let guardDeadline = renewedAt + settings.lease - leaseMargin / 2
+        processGuard?.fence(release: release.id.rawValue, within: guardDeadline - .now)
     }
 
     /// Stops a release whose lease this node could not renew, so that its tasks have ended
     /// (SIGTERM, the kill grace, SIGKILL) before the lease runs out.
     func watchDeadlines() {
-        let margin = min(Duration.seconds(1), settings.lease / 6)
         let now = ContinuousClock.now
         for (key, held) in state.withLock({ $0.running }) where held.control.reason == nil {
-            if now >= held.renewedAt + settings.lease - killGrace - margin {
+            if now >= stopTime(renewedAt: held.renewedAt) {
                 logger.error("\(key): the lease could not be renewed in time; ending its tasks before it runs out")
                 held.control.stop(.leaseLost)
             }

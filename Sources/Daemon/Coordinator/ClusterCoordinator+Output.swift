@@ -11,10 +11,12 @@ extension ClusterCoordinator {
         state.withLock { $0.output[release.deployKey, default: []].append(contentsOf: bytes) }
     }
 
-    /// Writes the output gathered so far, one row per key, and wakes the followers.
-    func flushOutput() async {
+    /// Writes the output gathered so far, one row per key, and wakes the followers; returns
+    /// whether all of it was written.
+    @discardableResult
+    func flushOutput() async -> Bool {
         let batches = state.withLock { s -> [String: [UInt8]] in defer { s.output = [:] }; return s.output }
-        guard !batches.isEmpty else { return }
+        guard !batches.isEmpty else { return true }
         do {
             try await database.run { conn in
                 for (key, bytes) in batches {
@@ -26,7 +28,9 @@ extension ClusterCoordinator {
         } catch {
             // Kept for the next flush, in order.
             state.withLock { s in for (key, bytes) in batches { s.output[key] = bytes + (s.output[key] ?? []) } }
+            return false
         }
+        return true
     }
 
     func follow(_ release: ReleaseQueue.Entry, write: @escaping @Sendable ([UInt8]) -> Void, control: ReleaseControl) async -> FollowedOutcome? {

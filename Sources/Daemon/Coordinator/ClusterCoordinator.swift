@@ -12,11 +12,17 @@ import Synchronization
 ///   waiting one of its serial key (by first submission, among keys some live node holds) and
 ///   none of that serial key runs; a partial unique index (one `running` row per serial key)
 ///   makes a second concurrent claim fail in the database itself.
-/// - Lease: the running node renews it every third of `lease`, with the database's `now()`.
-///   When it has not renewed in time it stops its release (SIGTERM, SIGKILL after the kill
-///   grace) early enough that its tasks have ended before the lease runs out. Every node
-///   sweeps: a running key whose lease ran out is `interrupted` for the whole cluster. Nothing
-///   goes back to `queued`: at most once.
+/// - Lease: the running node renews it every third of `lease`, with the database's `now()`,
+///   and only while it has not run out (a renewal that reaches the database late extends
+///   nothing). When it has not renewed in time it stops its release (SIGTERM, SIGKILL after
+///   the kill grace) early enough that its tasks have ended before the lease runs out; the
+///   process guard holds the same deadline and ends them itself if the daemon cannot (stopped,
+///   stalled, starved). Every node sweeps: a running key whose lease ran out is `interrupted`
+///   for the whole cluster. Nothing goes back to `queued`: at most once.
+/// - Outcome: a release's tasks ended, its outcome is made durable here as pending, then
+///   committed to the key only while its lease holds; what the cluster took — that outcome,
+///   or `interrupted` when the lease ran out first — is what this node records and its caller
+///   is told, as every follower is. A pending outcome left by a crash is settled at start.
 /// - Followers: another node with a request of a running or finished key copies its output
 ///   (written by the running node in chunks, announced with NOTIFY, polled as a fallback) into
 ///   its own log and ends with the same state.
@@ -27,6 +33,8 @@ final class ClusterCoordinator: Coordinator {
     let spool: Spool
     let logger: Logger
     let killGrace: Duration
+    /// Holds each running release's fence deadline, and acts on it if the daemon cannot.
+    let processGuard: ProcessGuard?
     let changes = ChangeSignal()
     let registrations = ChangeSignal()
     let state = Mutex(State())
@@ -44,6 +52,11 @@ final class ClusterCoordinator: Coordinator {
         var toRegister: [ReleaseQueue.Entry] = []
         /// Told when the cluster changed (a key ended): the scheduler dispatches again.
         var onChange: (@Sendable () async -> Void)?
+        /// Releases recovery left pending (their outcome not known to be committed), settled
+        /// once the database answers.
+        var pending: [ReleaseRecord] = []
+        /// Told of each pending release settled at start (its record now in `done/`).
+        var onSettled: (@Sendable (ReleaseRecord) async -> Void)?
     }
 
     struct Lease {
@@ -55,16 +68,23 @@ final class ClusterCoordinator: Coordinator {
 
     var node: String? { settings.node }
 
-    init(settings: ClusterSettings, password: String?, spool: Spool, killGrace: Duration, logger: Logger) {
+    /// `pending`: the releases recovery left pending (`Spool.Recovery.pending`).
+    init(settings: ClusterSettings, password: String?, spool: Spool, killGrace: Duration, processGuard: ProcessGuard?,
+         pending: [ReleaseRecord] = [], logger: Logger) {
         self.settings = settings
         self.spool = spool
         self.killGrace = killGrace
+        self.processGuard = processGuard
         self.logger = logger
         database = ClusterDatabase(settings: settings, password: password, logger: logger)
+        state.withLock { $0.pending = pending }
     }
 
     /// The scheduler's wake-up for a changed cluster.
     func onChange(_ body: @escaping @Sendable () async -> Void) { state.withLock { $0.onChange = body } }
+
+    /// Told of each release left pending by a crash once it is settled.
+    func onSettled(_ body: @escaping @Sendable (ReleaseRecord) async -> Void) { state.withLock { $0.onSettled = body } }
 
     var leaseMs: Int64 { settings.lease.milliseconds }
 
@@ -135,10 +155,17 @@ final class ClusterCoordinator: Coordinator {
         }
     }
 
-    /// What this node left running when it last stopped: a release whose record is in
-    /// `done/` gets that record in the cluster; any other was interrupted.
+    /// What this node left running when it last stopped: a release left pending (its tasks
+    /// had ended) is settled with what the cluster took; one whose record is in `done/` gets
+    /// that record in the cluster; any other was interrupted.
     func reconcile() async throws {
         let node = settings.node
+        for record in state.withLock({ $0.pending }) {
+            let settled = try await settle(record)
+            try finishPending(settled)
+            state.withLock { s in s.pending.removeAll { $0.id == record.id } }
+            if let onSettled = state.withLock({ $0.onSettled }) { await onSettled(settled) }
+        }
         let left: [(String, String)] = try await database.run { conn in
             var rows: [(String, String)] = []
             for try await (key, run) in try await conn.query(
@@ -149,9 +176,14 @@ final class ClusterCoordinator: Coordinator {
         let running = state.withLock { Set($0.running.keys) }
         for (key, run) in left where !running.contains(key) {
             if let record = spool.record(in: .done, id: run) {
-                let entry = ReleaseQueue.Entry(id: ReleaseID(run)!, serialKey: "", app: record.app ?? "", release: record.release ?? "",
-                                               deployKey: key)
-                try await finish(entry, record: record)
+                try await database.run { conn in
+                    try await conn.query("""
+                        UPDATE releasectl_deploys SET state = \(record.state.rawValue), record = \(String(decoding: record.encoded(), as: UTF8.self)),
+                            finished_at = now(), lease_until = NULL
+                        WHERE deploy_key = \(key) AND node = \(node) AND run_id = \(run) AND state = 'running'
+                        """, logger: self.logger).count()
+                    try await conn.query("SELECT pg_notify('releasectl', \(key))", logger: self.logger).count()
+                }
             } else {
                 try await database.run { conn in
                     try await conn.query("""
@@ -164,6 +196,14 @@ final class ClusterCoordinator: Coordinator {
             }
         }
         state.withLock { $0.reconciled = true }
+    }
+
+    /// Records a settled pending release in `done/` (its progress record left whole until
+    /// the request moved: see `Spool.finish(_:inPlace:)`).
+    private func finishPending(_ record: ReleaseRecord) throws {
+        try spool.finish(record, inPlace: false)
+        logger.notice("\(record.app ?? "?") \(record.release ?? "?"): its outcome, pending when this node last stopped, is \(record.state.rawValue) in the cluster",
+                      metadata: ["release.id": "\(record.id)"])
     }
 
     // MARK: Coordinator
@@ -253,6 +293,7 @@ final class ClusterCoordinator: Coordinator {
             }
             if let cancelled = claimed {
                 state.withLock { $0.running[key] = Lease(entry: release, control: control, renewedAt: sent) }
+                fence(release, control: control, renewedAt: sent)
                 if cancelled { control.stop(.cancelled) }
                 return .run
             }
@@ -285,6 +326,7 @@ final class ClusterCoordinator: Coordinator {
                 let renewed = ContinuousClock.now
                 guard let cancelled = try await renew(key, id: id) else { return .wait(reason: "settling what this node left running") }
                 state.withLock { $0.running[key] = Lease(entry: release, control: control, renewedAt: renewed) }
+                fence(release, control: control, renewedAt: renewed)
                 if cancelled { control.stop(.cancelled) }
                 return .run
             default: return .follow(node: runner ?? "an unknown node")
@@ -303,21 +345,13 @@ final class ClusterCoordinator: Coordinator {
         }
     }
 
-    /// Writes a release's end: the key's final state and record when it ran here (its output
-    /// first), and this node's request of it gone either way.
+    /// Writes what is left of a release's end once its record is in `done/`: a cancel before
+    /// it started goes to the whole deploy, and this node's request of the key is gone. (The
+    /// outcome of a release that ran here was committed before: `commit`.)
     func finish(_ release: ReleaseQueue.Entry, record: ReleaseRecord) async throws {
         let node = settings.node, key = release.deployKey, id = release.id.rawValue
-        let ranHere = state.withLock { $0.running[key]?.entry.id == release.id } || record.cluster?.ranOn == node
-        if ranHere { await flushOutput() }
-        let text = String(decoding: record.encoded(), as: UTF8.self)
+        let ranHere = record.cluster?.ranOn == node
         try await database.run { conn in
-            if ranHere {
-                try await conn.query("""
-                    UPDATE releasectl_deploys SET state = \(record.state.rawValue), record = \(text), finished_at = now(), lease_until = NULL
-                    WHERE deploy_key = \(key) AND node = \(node) AND run_id = \(id) AND state = 'running'
-                    """, logger: self.logger).count()
-                try await conn.query("SELECT pg_notify('releasectl', \(key))", logger: self.logger).count()
-            }
             if !ranHere, record.cluster == nil, record.state == .cancelled {
                 // Cancelled here before it started: the deploy is cancelled on every node
                 // (only ever the app's own: a key another app holds was never this node's).
@@ -331,5 +365,4 @@ final class ClusterCoordinator: Coordinator {
         state.withLock { s in if s.running[key]?.entry.id == release.id { s.running[key] = nil } }
         if let onChange = state.withLock({ $0.onChange }) { await onChange() }
     }
-
 }

@@ -21,6 +21,12 @@ protocol Coordinator: Sendable {
     /// Follows a release whose deploy key runs or ran on another node: its output into
     /// `write` until it ends. Nil when this daemon stops first (the request stays waiting).
     func follow(_ release: ReleaseQueue.Entry, write: @escaping @Sendable ([UInt8]) -> Void, control: ReleaseControl) async -> FollowedOutcome?
+    /// The tasks of a release that ran here have ended with `record` (durable in `running/`
+    /// as pending, in a cluster): returns the outcome to record and tell the release's caller —
+    /// what the coordination committed, which every other node's caller is told too. Nil when
+    /// the daemon stops before it could know (the release stays pending in `running/`, and is
+    /// settled at the next start).
+    func commit(_ release: ReleaseQueue.Entry, record: ReleaseRecord, control: ReleaseControl) async -> ReleaseRecord?
     /// A release ended with this record, durable in `done/`: run here, followed, or taken out
     /// of the queue without either (a cancel while it waited).
     func ended(_ release: ReleaseQueue.Entry, record: ReleaseRecord) async

@@ -10,5 +10,6 @@ struct LocalCoordinator: Coordinator {
     func follow(_ release: ReleaseQueue.Entry, write: @escaping @Sendable ([UInt8]) -> Void, control: ReleaseControl) async -> FollowedOutcome? {
         nil
     }
+    func commit(_ release: ReleaseQueue.Entry, record: ReleaseRecord, control: ReleaseControl) async -> ReleaseRecord? { record }
     func ended(_ release: ReleaseQueue.Entry, record: ReleaseRecord) async {}
 }

@@ -42,6 +42,8 @@ struct ContainerExecutor: TaskExecutor {
     func run(_ command: Command, for context: TaskContext, log: ReleaseLog, control: ReleaseControl) async -> TaskOutcome {
         let release = context.request.id.rawValue
         let name = Self.containerName(release: release, task: context.task)
+        // Past the release's fence (a cluster lease it may no longer hold) nothing starts.
+        if let reason = control.checkFence() { return TaskOutcome(ending: .stopped(reason)) }
         guard let program = ExecutableLookup.find(engine.executable, path: Self.path(of: engine.environment)) ?? absolute(engine.executable) else {
             return Self.notStarted("the container engine \(engine.executable) is not installed (container-engine in released.toml)")
         }
@@ -76,7 +78,7 @@ struct ContainerExecutor: TaskExecutor {
         // the task (the engine's own message says why).
         Task.detached { await BlockingCall.run { FileOutput.write(feeder, message); _ = close(feeder) } }
 
-        processGuard?.register(container: name)
+        processGuard?.register(container: name, release: release)
         defer { processGuard?.unregister(container: name) }
         let target = ContainerTarget(engine: engine, name: name)
         let result: ExecutionResult<(stop: ContainerStop?, tail: [String]), SequenceOutput, CombinedErrorOutput>

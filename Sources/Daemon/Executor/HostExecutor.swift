@@ -54,6 +54,8 @@ struct HostExecutor: TaskExecutor {
     }
 
     func run(_ command: Command, for context: TaskContext, log: ReleaseLog, control: ReleaseControl) async -> TaskOutcome {
+        // Past the release's fence (a cluster lease it may no longer hold) nothing starts.
+        if let reason = control.checkFence() { return TaskOutcome(ending: .stopped(reason)) }
         let argv = command.arguments
         guard let program = argv.first else { return TaskOutcome(ending: .notStarted("empty command")) }
         let executable: FilePath
@@ -122,13 +124,13 @@ struct HostExecutor: TaskExecutor {
         let group = ProcessGroupTarget(group: leader.pid)
         let spawned = ContinuousClock.now
         let user = identity?.uid
-        processGuard?.register(processGroup: leader.pid)
-        if let user { processGuard?.register(user: user) }
+        processGuard?.register(processGroup: leader.pid, release: release)
+        if let user { processGuard?.register(user: user, release: release) }
         running.insert(group: leader.pid, release: release)
         defer {
             running.remove(group: leader.pid)
             processGuard?.unregister(processGroup: leader.pid)
-            if let user { processGuard?.unregister(user: user) }
+            if let user { processGuard?.unregister(user: user, release: release) }
         }
         let watched: ProcessMonitor.Watched
         do throws(Errno) {

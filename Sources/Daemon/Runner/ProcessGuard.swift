@@ -19,6 +19,14 @@ import SystemPackage
 /// of that user started since its first task did. `PR_SET_PDEATHSIG` on the direct child alone would not do: a shell may fork its
 /// last command instead of exec-ing it. Under systemd the service's cgroup does the same job.
 ///
+/// The guard also fences a cluster's releases without the daemon: with each lease renewal the
+/// daemon tells it the release's deadline (a little before the lease can run out, on the
+/// boot-time clock); if the deadline passes before the next one comes — the daemon stopped
+/// (SIGSTOP), stalled, starved or cut off and unable to end the tasks itself — the guard ends
+/// that release's processes and containers on its own, and keeps ending any that appear until
+/// the daemon forgets the release. Which release each group, user and container belongs to is
+/// kept in `GuardRegistry`.
+///
 /// The guard holds the spool lock's guard byte (as fd 3) until it has done all this, so the
 /// next daemon on the spool starts no task before (see `SpoolLock`).
 public final class ProcessGuard: Sendable {
@@ -69,8 +77,8 @@ public final class ProcessGuard: Sendable {
         public var description: String { "cannot start the process guard: \(String(cString: strerror(errno)))" }
     }
 
-    /// Registers a task's process group.
-    public func register(processGroup: pid_t) { send("+\(processGroup)\n") }
+    /// Registers a task's process group, of release `id`.
+    public func register(processGroup: pid_t, release id: String) { send("+\(processGroup) \(id)\n") }
 
     /// Forgets a process group once it is empty.
     public func unregister(processGroup: pid_t) { send("-\(processGroup)\n") }
@@ -78,24 +86,34 @@ public final class ProcessGuard: Sendable {
     /// Registers a release before any of its tasks starts.
     public func register(release id: String) { send("R\(id)\n") }
 
-    /// Forgets a release once it ended.
+    /// Forgets a release once it ended (and its fence deadline with it).
     public func unregister(release id: String) { send("r\(id)\n") }
 
-    /// Registers an app user's task: when the daemon dies, every process of that user started
-    /// since is killed too (one that left its group and cleared its environment included).
-    public func register(user uid: uid_t) { send("U\(uid)\n") }
+    /// Registers an app user's task of release `id`: when the daemon dies, every process of
+    /// that user started since is killed too (one that left its group and cleared its
+    /// environment included).
+    public func register(user uid: uid_t, release id: String) { send("U\(uid) \(id)\n") }
 
     /// Forgets an app user's task once it ended.
-    public func unregister(user uid: uid_t) { send("u\(uid)\n") }
+    public func unregister(user uid: uid_t, release id: String) { send("u\(uid) \(id)\n") }
 
-    /// Registers a task's container: when the daemon dies, it is removed through the engine.
-    public func register(container name: String) { send("C\(name)\n") }
+    /// Registers a task's container, of release `id`: when the daemon dies, it is removed
+    /// through the engine.
+    public func register(container name: String, release id: String) { send("C\(name) \(id)\n") }
 
     /// Forgets a container once its task ended.
     public func unregister(container name: String) { send("c\(name)\n") }
 
     /// Names the container engine (a path) that removes containers when the daemon dies.
     public func use(engine: String) { send("E\(engine)\n") }
+
+    /// The time by which release `id`'s processes must have ended unless told a later one:
+    /// `within` from now. Past it, the guard ends them itself.
+    public func fence(release id: String, within: Duration) {
+        let (seconds, attoseconds) = within.components
+        let deadline = Self.bootClockNanoseconds() + max(0, seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        send("F\(id) \(deadline)\n")
+    }
 
     private func send(_ line: String) {
         FileOutput.write(writeFD, line)
@@ -110,64 +128,75 @@ public final class ProcessGuard: Sendable {
         signal(SIGTERM, SIG_IGN)
         signal(SIGHUP, SIG_IGN)
         signal(SIGPIPE, SIG_IGN)
-        var groups = Set<pid_t>()
-        var releases = Set<String>()
-        // App users with tasks running: how many, and since when (clock ticks since boot).
-        var users: [uid_t: (count: Int, since: UInt64)] = [:]
-        var containers = Set<String>()
-        var engine: String?
+        var registry = GuardRegistry()
         var pending: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
-            let n = buffer.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            pending.append(contentsOf: buffer[0..<n])
-            while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                let line = String(decoding: pending[..<newline], as: UTF8.self)
-                pending.removeSubrange(...newline)
-                guard let op = line.first else { continue }
-                let argument = String(line.dropFirst())
-                switch op {
-                case "R": releases.insert(argument)
-                case "r": releases.remove(argument)
-                case "C": containers.insert(argument)
-                case "c": containers.remove(argument)
-                case "E": engine = argument
-                case "U", "u":
-                    guard let uid = uid_t(argument), uid != 0 else { continue }
-                    if op == "U" {
-                        let entry = users[uid] ?? (0, ticksSinceBoot())
-                        users[uid] = (entry.count + 1, entry.since)
-                    } else if let entry = users[uid] {
-                        users[uid] = entry.count > 1 ? (entry.count - 1, entry.since) : nil
-                    }
-                case "+", "-":
-                    guard let group = pid_t(argument), group > 1 else { continue }
-                    if op == "+" { groups.insert(group) } else { groups.remove(group) }
-                default: continue
+            // Wait for the daemon's next line, or for the earliest fence deadline; while a
+            // release is fenced, look for its processes again every 50 ms.
+            let now = bootClockNanoseconds()
+            var timeout: Int32 = -1
+            if let next = registry.nextDeadline { timeout = Int32(clamping: max(0, (next - now + 999_999) / 1_000_000)) }
+            if registry.hasFenced { timeout = timeout < 0 ? 50 : min(timeout, 50) }
+            var fds = [pollfd(fd: 0, events: Int16(POLLIN), revents: 0)]
+            let ready = poll(&fds, 1, timeout)
+            if ready < 0 && errno != EINTR { break }
+            if ready > 0 {
+                let n = buffer.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                pending.append(contentsOf: buffer[0..<n])
+                while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                    let line = String(decoding: pending[..<newline], as: UTF8.self)
+                    pending.removeSubrange(...newline)
+                    registry.apply(line, now: ticksSinceBoot())
                 }
             }
+            for id in registry.due(now: bootClockNanoseconds()) {
+                FileOutput.write(STDERR_FILENO, "released: process guard: release \(id) reached its lease deadline without a renewal from the daemon; ending its tasks\n")
+            }
+            for id in registry.fenced.sorted() { end(release: id, registry) }
         }
         // The daemon is gone: nothing it started may stay.
-        for group in groups {
+        for group in registry.allGroups {
             kill(-group, SIGKILL)
         }
-        if let engine, !containers.isEmpty {
-            var environment: [String] = []
-            var entry = environ
-            while let e = entry.pointee { environment.append(String(cString: e)); entry += 1 }
-            _ = EngineCommand.run(engine, ["rm", "--force", "--time", "0"] + containers.sorted(),
-                                  environment: ContainerEngine.engineEnvironment(environment))
-        }
+        removeContainers(registry.allContainers, registry)
         // Looked for again after a moment: a task the daemon had just forked when it died is
         // not yet running its program (its environment is still the daemon's, its group not
         // registered) and is found once it has.
         for pause in [0, 20_000, 100_000, 400_000] as [useconds_t] {
             usleep(pause)
-            endLeftovers(releases: releases, users: users)
+            endLeftovers(releases: registry.releases, users: registry.userSince)
         }
         exit(0)
+    }
+
+    /// Ends what a fenced release has running: its groups, its processes (by `RELEASE_ID`),
+    /// its app users' processes started since (when no other live release has that user) and
+    /// its containers.
+    private static func end(release id: String, _ registry: GuardRegistry) {
+        for group in registry.groups(of: id) { kill(-group, SIGKILL) }
+        endLeftovers(releases: [id], users: registry.usersToSweep(for: id))
+        removeContainers(registry.containers(of: id), registry)
+    }
+
+    /// Removes containers through the engine, at once.
+    private static func removeContainers(_ names: [String], _ registry: GuardRegistry) {
+        guard let engine = registry.engine, !names.isEmpty else { return }
+        var environment: [String] = []
+        var entry = environ
+        while let e = entry.pointee { environment.append(String(cString: e)); entry += 1 }
+        _ = EngineCommand.run(engine, ["rm", "--force", "--time", "0"] + names.sorted(),
+                              environment: ContainerEngine.engineEnvironment(environment))
+    }
+
+    /// Nanoseconds on the boot-time clock (it goes on counting while the machine sleeps, so a
+    /// deadline that passed during a suspend has passed).
+    static func bootClockNanoseconds() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_BOOTTIME, &ts)
+        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
     }
 
     /// Ends every process of the releases (SIGKILL, again until none is left, for at most
@@ -203,7 +232,7 @@ public final class ProcessGuard: Sendable {
     }
 
     /// Clock ticks since boot, the unit of a process's start time in /proc/<pid>/stat.
-    private static func ticksSinceBoot() -> UInt64 {
+    static func ticksSinceBoot() -> UInt64 {
         var ts = timespec()
         clock_gettime(CLOCK_BOOTTIME, &ts)
         let hz = UInt64(max(sysconf(Int32(_SC_CLK_TCK)), 1))

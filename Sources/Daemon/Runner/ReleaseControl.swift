@@ -10,6 +10,7 @@ public final class ReleaseControl: Sendable {
         var reason: StopReason?
         var observers: [Int: Observer] = [:]
         var nextToken = 0
+        var fence: ContinuousClock.Instant?
     }
 
     private let state = Mutex(State())
@@ -28,6 +29,21 @@ public final class ReleaseControl: Sendable {
             return Array(s.observers.values)
         }
         for o in observers { o(reason) }
+    }
+
+    /// Sets the time past which no task of the release may start (a cluster lease's, moved
+    /// on with each renewal: see `ClusterCoordinator`).
+    public func setFence(_ instant: ContinuousClock.Instant) {
+        state.withLock { $0.fence = instant }
+    }
+
+    /// Stops the release (`leaseLost`) when its fence has passed — checked before each task
+    /// starts, so a daemon that was stopped past its lease starts nothing on waking, whatever
+    /// it has not yet noticed. Returns the reason the release is stopped for, if it is.
+    @discardableResult
+    public func checkFence(now: ContinuousClock.Instant = .now) -> StopReason? {
+        if let fence = state.withLock({ $0.fence }), now >= fence { stop(.leaseLost) }
+        return reason
     }
 
     /// Calls `observer` once, with the reason, when the release is stopped — at once, on this

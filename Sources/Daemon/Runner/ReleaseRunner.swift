@@ -75,7 +75,7 @@ struct ReleaseRunner: Sendable {
 
         let home = admission.identity?.home ?? TaskIdentity.home(of: getuid())
         var count = 0
-        while case .run(let index) = progress.next(stop: control.reason, now: Date()) {
+        while case .run(let index) = progress.next(stop: control.checkFence(), now: Date()) {
             let step = progress.step(index)
             count += 1
             await onProgress(step.name, count, names.count)

@@ -87,8 +87,15 @@ struct ReleaseService: Service {
             runner.node = node
             runner.cluster = ClusterInfo(deployKey: entry.deployKey, ranOn: node)
         }
-        let record = await runner.run(job.admission, control: job.control)
-        await commit(record) { [spool = context.spool] in try spool.finish($0) }
+        let ran = await runner.run(job.admission, control: job.control)
+        // What the coordination took is the outcome recorded and told (in a cluster, the
+        // same for every node's caller); nil: the daemon stops first, the release stays pending.
+        guard let record = await context.coordinator.commit(job.entry, record: ran, control: job.control) else {
+            await scheduler.finished(id, record: nil)
+            return
+        }
+        let inPlace = context.coordinator.node == nil
+        await makeDurable(record) { [spool = context.spool] in try spool.finish($0, inPlace: inPlace) }
         await context.coordinator.ended(job.entry, record: record)
         await scheduler.finished(id, record: record)
     }
@@ -128,7 +135,7 @@ struct ReleaseService: Service {
         log.note("release \(record.state.rawValue) on node \(outcome.ranOn)" + (record.reason.map { ": \($0)" } ?? ""),
                  level: record.state == .succeeded ? Logger.Level.notice : Logger.Level.warning,
                  metadata: ["release.state": "\(record.state.rawValue)"])
-        await commit(record) { [spool = context.spool] in try spool.finishQueued($0) }
+        await makeDurable(record) { [spool = context.spool] in try spool.finishQueued($0) }
         await context.coordinator.ended(job.entry, record: record)
         await scheduler.finished(id, record: record)
     }
@@ -167,7 +174,7 @@ struct ReleaseService: Service {
     /// to ten minutes — the key's next release waits meanwhile, so the order holds; after that
     /// the request stays where it is (`running/`: the next start records it `interrupted`;
     /// `incoming/`: the next start follows it again).
-    private func commit(_ record: ReleaseRecord,
+    private func makeDurable(_ record: ReleaseRecord,
                         _ transition: (ReleaseRecord) throws -> Void) async {
         var delay = Duration.seconds(1)
         let clock = ContinuousClock()

@@ -24,6 +24,25 @@ public struct ClusterSettings: Sendable, Equatable {
     /// The shortest lease: a third of it must leave room for a round trip and the kill grace.
     public static let minimumLease = Duration.seconds(3)
 
+    /// How long before its lease runs out a release's tasks must have ended (room for the kill
+    /// to land and for clocks' rates to differ a little), and the time allowed for one round
+    /// trip to the database: a sixth of the lease, at most 1 s.
+    public var leaseMargin: Duration { min(.seconds(1), lease / 6) }
+
+    /// Why this lease cannot work with `killGrace`, or nil. A running release must be able to
+    /// miss one renewal (they come every third of the lease) and still end its tasks —
+    /// SIGTERM, the kill grace, SIGKILL — before the lease runs out, with `leaseMargin` to
+    /// spare and a round trip: two thirds of the lease must hold the kill grace and twice the
+    /// margin. Said with the values and what would work.
+    public func problem(killGrace: Duration) -> String? {
+        guard lease * 2 / 3 < killGrace + leaseMargin * 2 else { return nil }
+        // The least lease for this grace: 3 × grace while a sixth of it is under 1 s, else 1.5 × (grace + 2 s).
+        let least = max(Self.minimumLease, killGrace < .seconds(2) ? killGrace * 3 : (killGrace + .seconds(2)) * 3 / 2)
+        let most = lease * 2 / 3 - leaseMargin * 2
+        let grace = most > .zero ? "kill-grace to at most \(DurationParser.format(most))" : "a longer lease"
+        return "[cluster] lease = \"\(DurationParser.format(lease))\" cannot hold with kill-grace = \"\(DurationParser.format(killGrace))\": a running release must be able to miss a renewal (one every \(DurationParser.format(lease / 3))) and still end its tasks (SIGTERM, the kill grace, SIGKILL) before its lease runs out, with \(DurationParser.format(leaseMargin)) to spare and \(DurationParser.format(leaseMargin)) for a round trip; set lease to at least \(DurationParser.format(least)), or \(grace)"
+    }
+
     /// Reads `[cluster]`; `fail` makes the error.
     static func parse(_ table: TOML.Table, fail: (String) -> DaemonConfig.ConfigError) throws(DaemonConfig.ConfigError) -> ClusterSettings {
         var url: String?, passwordFile: String?, node: String?, lease = Duration.seconds(30)

@@ -222,6 +222,7 @@ public struct DaemonConfig: Sendable, Equatable {
             try policy.read(limits, table: "[apps.\(name).limits]", fail: fail)
             c.apps[name]!.limits = policy
         }
+        if let problem = c.cluster?.problem(killGrace: c.killGrace) { throw fail(problem) }
         return c
     }
 

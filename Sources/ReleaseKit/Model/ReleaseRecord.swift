@@ -14,6 +14,9 @@ public enum ReleaseState: String, Codable, Sendable, CaseIterable {
         case .queued, .running: 4
         }
     }
+
+    /// Whether the release has ended (every state but `queued` and `running`).
+    public var isFinal: Bool { self != .queued && self != .running }
 }
 
 /// The state of one task of a release.

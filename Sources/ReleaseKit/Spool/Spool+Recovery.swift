@@ -11,6 +11,9 @@ extension Spool {
         /// Releases whose `interrupted` record could not be written (they stay in `running/`
         /// and are tried again at the next start).
         public var failed: [(id: String, error: SpoolError)] = []
+        /// With `keepingPending`: releases whose tasks had ended, their outcome pending in the
+        /// cluster (`recordPending`), left in `running/` for the coordinator to settle.
+        public var pending: [ReleaseRecord] = []
     }
 
     /// Puts the spool in order at start, before anything new runs.
@@ -23,7 +26,12 @@ extension Spool {
     /// moved beside it. Progress records whose request is gone, and cancel markers of releases
     /// that ended, are removed. Every crash point
     /// of every transition (`CrashPoint`) ends here in exactly one final state.
-    public func recover(now: Date = Date()) -> Recovery {
+    ///
+    /// `keepingPending` (a node of a cluster): a release whose progress record holds a final
+    /// state had finished its tasks and was having its outcome committed by the cluster, which
+    /// may have taken it: it is left where it is, in `pending`, for the coordinator to settle
+    /// with what the cluster says.
+    public func recover(now: Date = Date(), keepingPending: Bool = false) -> Recovery {
         var outcome = Recovery()
         for id in requestIDs(in: .running) {
             let name = SpoolName("\(id).json")
@@ -34,8 +42,12 @@ extension Spool {
                 outcome.completed += 1
                 continue
             }
-            let record = Self.interrupted(id: id, progress: record(in: .running, id: id),
-                                          request: readRequest(.running, id), now: now)
+            let progress = record(in: .running, id: id)
+            if keepingPending, let progress, progress.state.isFinal {
+                outcome.pending.append(progress)
+                continue
+            }
+            let record = Self.interrupted(id: id, progress: progress, request: readRequest(.running, id), now: now)
             do {
                 try writeAtomically(record.encoded(), to: .done, name: "\(id).record.json")
                 try stop(at: .recoveryRecordWritten)

@@ -68,12 +68,16 @@ extension Spool {
     /// that cut the rewrite short finds a release that was running (recovery says interrupted,
     /// as before its record was written). Without a progress record to rewrite, a new file is
     /// made the usual way.
-    public func finish(_ record: ReleaseRecord) throws(SpoolError) {
+    ///
+    /// `inPlace: false` writes the record as a new file instead, leaving the progress record
+    /// whole until the request has moved: for a release whose outcome is pending in a cluster
+    /// (`recordPending`), which a torn rewrite must never turn into "was running".
+    public func finish(_ record: ReleaseRecord, inPlace: Bool = true) throws(SpoolError) {
         let id = record.id
         let name = "\(id).record.json"
         let bytes = record.encoded()
         var inDone = false
-        if (try? rewriteProgress(name, bytes, durable: true)) != nil {
+        if inPlace, (try? rewriteProgress(name, bytes, durable: true)) != nil {
             try stop(at: .finishRecordRewritten)
             inDone = (try? Syscalls.rename(cPath(.running, name), cPath(.done, name))) != nil
         }
@@ -85,6 +89,15 @@ extension Spool {
         try move(SpoolName("\(id).json"), from: .running, to: .done, as: "\(id).json", replace: true)
         try stop(at: .finishRequestMoved)
         remove(.cancel, id)
+    }
+
+    /// Makes the outcome of a release whose tasks have ended durable as its progress record
+    /// (`running/<id>.record.json`, a final state in it; written whole, fsynced), before a
+    /// cluster is asked to commit it: a crash from here on leaves a release recovery does not
+    /// call interrupted by itself (`recover(keepingPending:)`), since the cluster may already
+    /// have taken its outcome; the cluster's coordinator settles it.
+    public func recordPending(_ record: ReleaseRecord) throws(SpoolError) {
+        try writeAtomically(record.encoded(), to: .running, name: "\(record.id).record.json")
     }
 
     /// Files a request that cannot be accepted: its record into `rejected/<stem>.record.json`,

@@ -18,26 +18,33 @@ public struct ContainerEngine: Sendable {
     /// The label naming the spool (several daemons may share an engine).
     public static let spoolLabel = "io.releasectl.spool"
 
-    /// `environment`: the daemon's; what it has from its service manager (the notify socket,
-    /// passed sockets, the watchdog) stays with the daemon: the engine would otherwise hand
-    /// the notify socket on to the container.
+    /// `environment`: the daemon's, of which the engine gets only what configures an engine
+    /// (`engineEnvironment`).
     public init(executable: String, environment: [String]) {
         self.executable = executable
         self.environment = Self.engineEnvironment(environment)
     }
 
-    /// The service manager's interface to the daemon, never passed on.
-    static let serviceManagerNames: Set<String> = [
-        "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "WATCHDOG_PID", "WATCHDOG_USEC", "MAINPID",
-    ]
-
-    /// The daemon's environment (`KEY=value`) without the service manager's variables.
+    /// What of the daemon's environment the engine runs with: the names that configure an
+    /// engine and the programs it starts — its configuration files (`CONTAINERS_*`,
+    /// `REGISTRY_AUTH_FILE`, `STORAGE_DRIVER`, `STORAGE_OPTS`), where it keeps state (`HOME`,
+    /// `TMPDIR`, `XDG_RUNTIME_DIR`, `XDG_CONFIG_HOME`, `XDG_DATA_HOME`), how it reaches
+    /// registries (proxies, `SSL_CERT_FILE`, `SSL_CERT_DIR`), `PATH`, `LANG`, `LC_ALL`, `TZ`.
+    /// Nothing else: not the service manager's variables (the engine would hand the notify
+    /// socket on to its containers), not the loader's, and never anything of a request's.
     public static func engineEnvironment(_ daemon: [String]) -> [String] {
         daemon.filter { entry in
             let name = entry.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? entry
-            return !serviceManagerNames.contains(name)
+            return engineNames.contains(name) || name.hasPrefix("CONTAINERS_")
         }
     }
+
+    /// The names of `engineEnvironment` (besides `CONTAINERS_*`).
+    static let engineNames: Set<String> = [
+        "PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "XDG_DATA_HOME",
+        "REGISTRY_AUTH_FILE", "STORAGE_DRIVER", "STORAGE_OPTS", "SSL_CERT_FILE", "SSL_CERT_DIR",
+        "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+    ]
 
     /// An image as the engine has it.
     public struct Image: Sendable, Equatable {

@@ -12,10 +12,10 @@ import Testing
 /// that is not a regular file is never opened. docs/security.md names each of these.
 @Suite("image releases against hostile tenants", .serialized)
 struct ImageSecurityTests {
-    /// A root daemon on a spool the PaaS user reaches, app `shop` run as rctl-app1.
+    /// A root daemon on a spool the PaaS user reaches, app `shop` run as rctl-app3 (the suite's own user).
     static func daemon(_ shared: SharedSpool, _ extra: String = "") async throws -> DaemonProcess {
-        let app1 = try TestUser.app1()
-        let config = try shared.config("kill-grace = \"1s\"\nshutdown-grace = \"2s\"\n[apps.shop]\nuser = \"\(app1.name)\"\n" + extra)
+        let app3 = try TestUser.app3()
+        let config = try shared.config("kill-grace = \"1s\"\nshutdown-grace = \"2s\"\n[apps.shop]\nuser = \"\(app3.name)\"\n" + extra)
         return try await DaemonProcess(arguments: ["--config", config], environment: Podman.environment, spool: shared.dir,
                                        allowRootTasks: false)
     }
@@ -200,7 +200,7 @@ struct ImageSecurityTests {
 
     @Test("a set-uid root program in the image stays the app's uid: no capability, the volume's root-only file unread, nothing root-owned or set-uid left on it; only an app the operator opted out escalates")
     func setUIDInImage() async throws {
-        let app1 = try TestUser.app1()
+        let app3 = try TestUser.app3()
         let shared = try SharedSpool(), volume = TempDir(), build = TempDir()
         defer { shared.remove(); volume.remove(); build.remove() }
         chmod(volume.path, 0o777)
@@ -229,18 +229,18 @@ struct ImageSecurityTests {
             """, to: build.file("sbb"), flags: ["-static", "-O1"])
         let image = try await TestImage.build(files: ["app/release.toml": "[tasks.migrate]\ncommand = [\"/bin/sbb\"]\n"],
                                               copies: ["bin/sbb": build.file("sbb")], modes: ["bin/sbb": 0o4755])
-        let app1Config = "[apps.lab]\nuser = \"\(app1.name)\"\nno-new-privileges = false\nvolumes = [\"\(volume.path):/shared\"]\n"
-        let daemon = try await Self.daemon(shared, "volumes = [\"\(volume.path):/shared\"]\n" + app1Config)
+        let labConfig = "[apps.lab]\nuser = \"\(app3.name)\"\nno-new-privileges = false\nvolumes = [\"\(volume.path):/shared\"]\n"
+        let daemon = try await Self.daemon(shared, "volumes = [\"\(volume.path):/shared\"]\n" + labConfig)
         let r = try await Self.submit(daemon, image: image.reference, env: ["RUN_MIGRATIONS_DURING_RELEASE": "true"])
         #expect(r.status == 0, "\(r)")
-        #expect(r.stdout.contains("escalated uid=\(app1.uid) euid=\(app1.uid) setuid=-1"), "the set-uid bit gave root: \(r)")
+        #expect(r.stdout.contains("escalated uid=\(app3.uid) euid=\(app3.uid) setuid=-1"), "the set-uid bit gave root: \(r)")
         #expect(r.stdout.contains("CapEff:\t0000000000000000"), "the task holds capabilities: \(r)")
         #expect(r.stdout.contains("read failed: Permission denied"), "\(r)")
         #expect(!r.stdout.contains(secret))
         for name in (try? FileManager.default.contentsOfDirectory(atPath: volume.path)) ?? [] where name != "root-only" {
             var st = stat()
             #expect(lstat(volume.file(name), &st) == 0)
-            #expect(st.st_uid == app1.uid, "\(name) on the volume is owned by uid \(st.st_uid)")
+            #expect(st.st_uid == app3.uid, "\(name) on the volume is owned by uid \(st.st_uid)")
             #expect(st.st_mode & S_ISUID == 0 || st.st_uid != 0, "a set-uid root file was left on the volume: \(name)")
         }
         try? FileManager.default.removeItem(atPath: volume.file("rootshell"))
@@ -262,7 +262,7 @@ struct ImageSecurityTests {
 
     @Test("the image's root is read-only (tmpfs /tmp and the volumes stay writable); read-only-root = false and capabilities relax it for one app")
     func readOnlyRoot() async throws {
-        let app2 = try TestUser.app2()
+        let app3 = try TestUser.app3()
         let shared = try SharedSpool()
         defer { shared.remove() }
         let image = try await TestImage.build(files: ["app/release.toml": """
@@ -271,7 +271,7 @@ struct ImageSecurityTests {
             """], modes: ["app": 0o777])
         let daemon = try await Self.daemon(shared, """
             [apps.lab]
-            user = "\(app2.name)"
+            user = "\(app3.name)"
             read-only-root = false
             capabilities = ["net_bind_service", "CAP_KILL"]
             """)
@@ -318,7 +318,7 @@ struct ImageSecurityTests {
         let migrate = try #require(try daemon.record(shop.lines[0])?.tasks.first { $0.name == "migrate" })
         #expect(try #require(migrate.cpuMs) < 300, "2 s of a busy loop at 0.01 cores used \(migrate.cpuMs!) ms of CPU")
 
-        let wideUser = try TestUser.app1()
+        let wideUser = try TestUser.app3()
         try await daemon.stop()
         let config = try shared.config("kill-grace = \"1s\"\n[apps.wide]\nuser = \"\(wideUser.name)\"\n[apps.wide.limits]\nmax-cpus = \(cores)\n")
         let again = try await DaemonProcess(arguments: ["--config", config], environment: Podman.environment, spool: shared.dir, allowRootTasks: false)

@@ -28,12 +28,22 @@ class Server:
         with open(f"{folder}/data/pg_hba.conf", "w") as f:
             f.write("local all all trust\nhost all postgres 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 scram-sha-256\n")
         self.port = rng.randrange(20000, 45000)
-        subprocess.run(self.as_owner + [f"{self.bin}/pg_ctl", "-D", f"{folder}/data", "-l", f"{folder}/log", "-w", "start", "-o",
-                                        f"-p {self.port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off "
-                                        "-c synchronous_commit=off -c max_connections=200"],
-                       cwd="/", check=True, stdout=subprocess.DEVNULL)
+        self.start()
         self.password = uuid.uuid4().hex
         self.sql(f"CREATE ROLE releasectl LOGIN PASSWORD '{self.password}'")
+
+    def start(self):
+        subprocess.run(self.as_owner + [f"{self.bin}/pg_ctl", "-D", f"{self.dir}/data", "-l", f"{self.dir}/log", "-w", "start", "-o",
+                                        f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
+                                        "-c synchronous_commit=off -c max_connections=200"],
+                       cwd="/", check=True, stdout=subprocess.DEVNULL)
+
+    def restart(self, mode="fast"):
+        """Stops the server (`fast`: its sessions ended cleanly; `immediate`: as a crash) and
+        starts it again on the same port."""
+        subprocess.run(self.as_owner + [f"{self.bin}/pg_ctl", "-D", f"{self.dir}/data", "-m", mode, "-w", "stop"], cwd="/",
+                       stdout=subprocess.DEVNULL)
+        self.start()
 
     def sql(self, statement, db="postgres"):
         return subprocess.run([f"{self.bin}/psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", self.dir, "-p", str(self.port),
@@ -42,13 +52,14 @@ class Server:
     def create_database(self, name):
         self.sql(f"CREATE DATABASE {name} OWNER releasectl")
 
-    def cluster_toml(self, database, node, folder, lease="30s"):
-        """released.toml's [cluster] for a node, its password in a file in `folder`."""
+    def cluster_toml(self, database, node, folder, lease="30s", port=None):
+        """released.toml's [cluster] for a node, its password in a file in `folder`; `port`:
+        where the node reaches the server (a proxy's), else the server's own."""
         path = os.path.join(folder, f"password-{node}")
         with open(path, "w") as f:
             f.write(self.password + "\n")
         os.chmod(path, 0o600)
-        return (f'[cluster]\nurl = "postgres://releasectl@127.0.0.1:{self.port}/{database}?sslmode=disable"\n'
+        return (f'[cluster]\nurl = "postgres://releasectl@127.0.0.1:{port or self.port}/{database}?sslmode=disable"\n'
                 f'password-file = "{path}"\nnode = "{node}"\nlease = "{lease}"\n')
 
     def stop(self):

@@ -19,6 +19,9 @@ struct TestUser: Sendable {
     static func paas() throws -> TestUser { try named("rctl-paas") }
     static func app1() throws -> TestUser { try named("rctl-app1") }
     static func app2() throws -> TestUser { try named("rctl-app2") }
+    /// The image security tests' own app user: a task's end ends its user's processes started
+    /// since, so suites that run at once must not share one.
+    static func app3() throws -> TestUser { try named("rctl-app3") }
 
     static func spoolGroup() throws -> gid_t {
         guard let gid = UserDatabase.groupID(named: "rctl-spool") else { throw HarnessError("no group rctl-spool: run script/test-users as root") }

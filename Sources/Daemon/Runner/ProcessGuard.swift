@@ -129,6 +129,8 @@ public final class ProcessGuard: Sendable {
         signal(SIGHUP, SIG_IGN)
         signal(SIGPIPE, SIG_IGN)
         var registry = GuardRegistry()
+        // Containers of fenced releases already removed (each is removed once).
+        var removed = Set<String>()
         var pending: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
@@ -155,7 +157,11 @@ public final class ProcessGuard: Sendable {
             for id in registry.due(now: bootClockNanoseconds()) {
                 FileOutput.write(STDERR_FILENO, "released: process guard: release \(id) reached its lease deadline without a renewal from the daemon; ending its tasks\n")
             }
-            for id in registry.fenced.sorted() { end(release: id, registry) }
+            for id in registry.fenced.sorted() {
+                let containers = registry.containers(of: id).filter { !removed.contains($0) }
+                end(release: id, registry, containers: containers)
+                removed.formUnion(containers)
+            }
         }
         // The daemon is gone: nothing it started may stay.
         for group in registry.allGroups {
@@ -174,11 +180,11 @@ public final class ProcessGuard: Sendable {
 
     /// Ends what a fenced release has running: its groups, its processes (by `RELEASE_ID`),
     /// its app users' processes started since (when no other live release has that user) and
-    /// its containers.
-    private static func end(release id: String, _ registry: GuardRegistry) {
+    /// `containers`, its containers not removed yet.
+    private static func end(release id: String, _ registry: GuardRegistry, containers: [String]) {
         for group in registry.groups(of: id) { kill(-group, SIGKILL) }
         endLeftovers(releases: [id], users: registry.usersToSweep(for: id))
-        removeContainers(registry.containers(of: id), registry)
+        removeContainers(containers, registry)
     }
 
     /// Removes containers through the engine, at once.

@@ -12,7 +12,13 @@ def bin_dir():
 
 
 class Server:
-    def __init__(self, folder, rng=random):
+    def __init__(self, folder, rng=random, durable=False):
+        """`durable`: a commit is in the server's WAL (written, if not fsynced) before it is
+        acknowledged (`synchronous_commit = on`, PostgreSQL's default), so that a server killed
+        and restarted keeps every transaction it acknowledged — what the cluster relies on, and
+        what a chaos run that restarts the server must have. Without it commits are faster and a
+        crashed server may lose the last ones."""
+        self.durable = durable
         self.bin = bin_dir()
         if not self.bin:
             raise SystemExit("PostgreSQL is not installed (apt-get install postgresql)")
@@ -35,7 +41,7 @@ class Server:
     def start(self):
         subprocess.run(self.as_owner + [f"{self.bin}/pg_ctl", "-D", f"{self.dir}/data", "-l", f"{self.dir}/log", "-w", "start", "-o",
                                         f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
-                                        "-c synchronous_commit=off -c max_connections=200"],
+                                        + ("" if self.durable else "-c synchronous_commit=off ") + "-c max_connections=200"],
                        cwd="/", check=True, stdout=subprocess.DEVNULL)
 
     def restart(self, mode="fast"):

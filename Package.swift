@@ -76,8 +76,10 @@ let package = Package(
         // Transient units over sd-bus (its message building is variadic C): a task's slice
         // and scope, with its limits.
         .target(name: "CSystemdBus", dependencies: ["CSystemd"], path: "Sources/CSystemdBus"),
-        .executableTarget(
-            name: "released",
+        // The daemon: all of it a library (so its logic is testable as a module), with a thin
+        // executable.
+        .target(
+            name: "ReleaseDaemon",
             dependencies: [
                 "ReleaseKit", "ReleasePlugins", "ReleaseWatcher", "ReleaseContainers", "CSystemd", "CSystemdBus", "CLinuxSyscalls",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -91,6 +93,7 @@ let package = Package(
             ],
             path: "Sources/Daemon"
         ),
+        .executableTarget(name: "released", dependencies: ["ReleaseDaemon"], path: "Sources/released"),
         .executableTarget(
             name: "releasectl",
             dependencies: [
@@ -115,10 +118,11 @@ let package = Package(
             name: "ReleasePluginsTests",
             dependencies: ["ReleaseKit", "ReleasePlugins"]
         ),
-        // The daemon's pure logic (status text, journal writer, metrics, run-as encoding).
+        // The daemon's logic (scheduler, guard registry, status text, journal writer, metrics,
+        // run-as encoding), without a daemon.
         .testTarget(
             name: "DaemonTests",
-            dependencies: ["released", "ReleaseKit"]
+            dependencies: ["ReleaseDaemon", "ReleaseKit"]
         ),
         .testTarget(
             name: "EndToEndTests",

@@ -1,5 +1,5 @@
 import Testing
-@testable import released
+@testable import ReleaseDaemon
 
 /// The process guard's registry: what belongs to which release, and when a release's fence
 /// deadline has passed.

@@ -2,7 +2,7 @@ import Glibc
 import ReleaseWatcher
 import Synchronization
 import Testing
-@testable import released
+@testable import ReleaseDaemon
 
 /// The queues the daemon's slow system calls run on: order, back-pressure, and a flush that
 /// waits for the last entry to be *sent*, not merely taken.

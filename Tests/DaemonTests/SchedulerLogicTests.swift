@@ -2,7 +2,7 @@ import Glibc
 import ReleaseKit
 import SystemPackage
 import Testing
-@testable import released
+@testable import ReleaseDaemon
 
 /// The scheduler's pure parts: arrivals taken round-robin by submitter, rejections bounded per
 /// submitter, the status line, names made safe.

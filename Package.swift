@@ -40,10 +40,18 @@ let package = Package(
         // Linux system calls Swift cannot reach through glibc (openat2, per-thread credentials,
         // renameat2, pidfds), each a one-line C wrapper behind ReleaseKit's Syscalls.
         .target(name: "CLinuxSyscalls", path: "Sources/CLinuxSyscalls"),
+        // The one syscall shim every module uses (descriptors, listings, small files, EINTR),
+        // whole writes, the quoting of untrusted input in messages, and the threads blocking
+        // calls run on.
+        .target(
+            name: "ReleaseSupport",
+            dependencies: ["CLinuxSyscalls", .product(name: "SystemPackage", package: "swift-system")],
+            path: "Sources/Support"
+        ),
         .target(
             name: "ReleaseKit",
             dependencies: [
-                "CLinuxSyscalls",
+                "CLinuxSyscalls", "ReleaseSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
@@ -51,7 +59,7 @@ let package = Package(
         .target(
             name: "ReleasePlugins",
             dependencies: [
-                "ReleaseKit",
+                "ReleaseKit", "ReleaseSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -63,12 +71,12 @@ let package = Package(
         // environment split that keeps every value out of argv, image intake.
         .target(
             name: "ReleaseContainers",
-            dependencies: ["ReleaseKit", "CLinuxSyscalls"],
+            dependencies: ["ReleaseKit", "ReleaseSupport", "CLinuxSyscalls"],
             path: "Sources/Containers"
         ),
         .target(
             name: "ReleaseWatcher",
-            dependencies: [.product(name: "SystemPackage", package: "swift-system")],
+            dependencies: ["ReleaseSupport", .product(name: "SystemPackage", package: "swift-system")],
             path: "Sources/Watcher"
         ),
         .systemLibrary(name: "CSystemd", path: "Sources/CSystemd", pkgConfig: "libsystemd",
@@ -81,7 +89,8 @@ let package = Package(
         .target(
             name: "ReleaseDaemon",
             dependencies: [
-                "ReleaseKit", "ReleasePlugins", "ReleaseWatcher", "ReleaseContainers", "CSystemd", "CSystemdBus", "CLinuxSyscalls",
+                "ReleaseKit", "ReleaseSupport", "ReleasePlugins", "ReleaseWatcher", "ReleaseContainers", "CSystemd", "CSystemdBus",
+                "CLinuxSyscalls",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -97,7 +106,7 @@ let package = Package(
         .executableTarget(
             name: "releasectl",
             dependencies: [
-                "ReleaseKit", "ReleasePlugins", "ReleaseWatcher", "ReleaseContainers",
+                "ReleaseKit", "ReleaseSupport", "ReleasePlugins", "ReleaseWatcher", "ReleaseContainers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
@@ -107,27 +116,27 @@ let package = Package(
         // -sanitize=fuzzer -DFUZZING); a normal build gets a seeded random driver instead.
         .executableTarget(
             name: "ReleaseFuzz",
-            dependencies: ["ReleaseKit"],
+            dependencies: ["ReleaseKit", "ReleaseSupport"],
             path: "Fuzz/ReleaseFuzz"
         ),
         .testTarget(
             name: "ReleaseKitTests",
-            dependencies: ["ReleaseKit"]
+            dependencies: ["ReleaseKit", "ReleaseSupport"]
         ),
         .testTarget(
             name: "ReleasePluginsTests",
-            dependencies: ["ReleaseKit", "ReleasePlugins"]
+            dependencies: ["ReleaseKit", "ReleaseSupport", "ReleasePlugins"]
         ),
         // The daemon's logic (scheduler, guard registry, status text, journal writer, metrics,
         // run-as encoding), without a daemon.
         .testTarget(
             name: "DaemonTests",
-            dependencies: ["ReleaseDaemon", "ReleaseKit"]
+            dependencies: ["ReleaseDaemon", "ReleaseKit", "ReleaseSupport"]
         ),
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "ReleaseKit", "CLinuxSyscalls",
+                "ReleaseKit", "ReleaseSupport", "CLinuxSyscalls",
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "NIOCore", package: "swift-nio"),

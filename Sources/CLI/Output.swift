@@ -1,5 +1,6 @@
 import Glibc
 import ReleaseKit
+import ReleaseSupport
 
 /// Writing to stdout and stderr with write(2) (the C `stdout` global is not safe to touch from
 /// Swift 6 concurrent code).

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
 import ReleaseKit
+import ReleaseSupport
 
 /// The `released` executable's entry (`Sources/released/main.swift` calls it): two private
 /// modes of the same program — the process guard (`--process-guard`) and the helper that

@@ -1,4 +1,5 @@
 import Glibc
+import ReleaseSupport
 import SystemPackage
 
 /// Watches folders with inotify: files renamed into them (`IN_MOVED_TO`) or written and closed

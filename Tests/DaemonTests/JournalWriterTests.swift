@@ -1,8 +1,9 @@
 import Glibc
+@testable import ReleaseDaemon
+import ReleaseSupport
 import ReleaseWatcher
 import Synchronization
 import Testing
-@testable import ReleaseDaemon
 
 /// The queues the daemon's slow system calls run on: order, back-pressure, and a flush that
 /// waits for the last entry to be *sent*, not merely taken.

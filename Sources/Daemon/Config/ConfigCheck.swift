@@ -1,5 +1,6 @@
 import Glibc
 import ReleaseKit
+import ReleaseSupport
 
 /// What a configuration means on this very daemon, beyond what the file itself can say:
 /// settings that cannot work here stop the daemon at start and are refused on reload (the

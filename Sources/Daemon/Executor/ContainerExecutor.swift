@@ -2,6 +2,7 @@ import CLinuxSyscalls
 import Glibc
 import ReleaseContainers
 import ReleaseKit
+import ReleaseSupport
 import ReleaseWatcher
 import Subprocess
 import Synchronization

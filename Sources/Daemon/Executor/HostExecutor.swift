@@ -1,5 +1,6 @@
 import Glibc
 import ReleaseKit
+import ReleaseSupport
 import ReleaseWatcher
 import SystemPackage
 

@@ -1,6 +1,7 @@
 import CLinuxSyscalls
 import Glibc
 import ReleaseKit
+import ReleaseSupport
 import ReleaseWatcher
 import Synchronization
 

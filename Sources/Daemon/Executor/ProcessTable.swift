@@ -1,4 +1,6 @@
 import Glibc
+import ReleaseSupport
+import SystemPackage
 import ReleaseKit
 
 /// Processes and process groups as /proc shows them: the one reader of /proc, for the task
@@ -60,12 +62,18 @@ enum ProcessTable {
 
     /// Every process in /proc, or nil when it cannot be read.
     static func allPIDs() -> [pid_t]? {
-        guard let dir = opendir("/proc") else { return nil }
-        defer { closedir(dir) }
         var pids: [pid_t] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
-            if let first = name.utf8.first, first >= 48, first <= 57, let pid = pid_t(name) { pids.append(pid) }
+        do throws(Errno) {
+            try Syscalls.forEachEntry(Array("/proc".utf8CString)) { name in
+                var pid: pid_t = 0
+                for byte in name {
+                    guard byte >= 48, byte <= 57, pid < pid_t.max / 10 else { return }
+                    pid = pid * 10 + pid_t(byte - 48)
+                }
+                pids.append(pid)
+            }
+        } catch {
+            return nil
         }
         return pids
     }
@@ -109,16 +117,12 @@ enum ProcessTable {
         var chunk: [UInt8] = []  // made at the first process that can be read
         return (candidates ?? allPIDs() ?? []).filter { pid in
             guard pid > 1, pid != getpid() else { return false }
-            let fd = open("/proc/\(pid)/environ", O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { return false }
-            defer { close(fd) }
+            guard let fd = try? Syscalls.open(FilePath("/proc/\(pid)/environ"), O_RDONLY) else { return false }
+            defer { Syscalls.close(fd) }
             if chunk.isEmpty { chunk = [UInt8](repeating: 0, count: 64 * 1024) }
             // The whole environment (it can be larger than one read; exec bounds it to a few MiB).
             var environment: [UInt8] = []
-            while environment.count < 16 << 20 {
-                let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { break }
+            while environment.count < 16 << 20, let n = try? Syscalls.readSome(fd, into: &chunk), n > 0 {
                 environment += chunk[0..<n]
             }
             // Variables are NUL-separated; a match must be a whole variable.
@@ -153,10 +157,6 @@ enum ProcessTable {
 
     /// The start of a small file, one read into `buffer`; nil when unreadable or empty.
     private static func readSmall(_ path: String, into buffer: inout [UInt8]) -> ArraySlice<UInt8>? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        return n > 0 ? buffer[0..<n] : nil
+        Syscalls.readStart(path, into: &buffer)
     }
 }

@@ -1,6 +1,7 @@
 import CLinuxSyscalls
 import Glibc
 import ReleaseKit
+import ReleaseSupport
 import ReleaseWatcher
 import SystemPackage
 
@@ -32,7 +33,7 @@ struct SpawnedProcess: Sendable {
             _ = close(out[0])
             if stdin[1] >= 0 { _ = close(stdin[1]) }
         }
-        let opened = input ? rc_pipe_cloexec(&stdin) : { stdin[0] = open("/dev/null", O_RDONLY | O_CLOEXEC); return stdin[0] }()
+        let opened = input ? rc_pipe_cloexec(&stdin) : { stdin[0] = (try? Syscalls.open(FilePath("/dev/null"), O_RDONLY)) ?? -1; return stdin[0] }()
         guard opened >= 0 else {
             let error = Errno(rawValue: errno)
             _ = close(out[1])

@@ -1,4 +1,5 @@
 import Glibc
+import ReleaseSupport
 import ReleaseKit
 import SystemPackage
 
@@ -53,7 +54,7 @@ struct TaskCgroup: Sendable {
         if Self.unified {
             roots = [Self.root]
         } else {
-            roots = ((try? FileManagerLite.entries(Self.root)) ?? []).compactMap { name in
+            roots = ((try? TaskCgroup.entries(Self.root)) ?? []).compactMap { name in
                 var st = stat()
                 let p = Self.root + "/" + name
                 return lstat(p, &st) == 0 && st.st_mode & S_IFMT == S_IFDIR ? p : nil
@@ -64,7 +65,7 @@ struct TaskCgroup: Sendable {
     }
 
     private static func removeTree(_ dir: String) {
-        for name in (try? FileManagerLite.entries(dir)) ?? [] {
+        for name in (try? TaskCgroup.entries(dir)) ?? [] {
             var st = stat()
             if lstat(dir + "/" + name, &st) == 0, st.st_mode & S_IFMT == S_IFDIR { removeTree(dir + "/" + name) }
         }
@@ -72,12 +73,8 @@ struct TaskCgroup: Sendable {
     }
 
     private static func read(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
         var buffer = [UInt8](repeating: 0, count: 4096)
-        let n = Glibc.read(fd, &buffer, buffer.count)
-        return n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self) : nil
+        return Syscalls.readStart(path, into: &buffer).map { String(decoding: $0, as: UTF8.self) }
     }
 
     /// `key N` in a flat-keyed file.
@@ -91,25 +88,18 @@ struct TaskCgroup: Sendable {
     }
 }
 
-/// Folder listing without Foundation.
-enum FileManagerLite {
-    static func entries(_ path: String) throws -> [String] {
-        guard let dir = opendir(path) else { throw Errno(rawValue: errno) }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafePointer(to: entry.pointee.d_name) { String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self)) }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names
-    }
-}
-
 extension ResourceLimitsC {
     init(_ limits: ResourceLimits) {
         memoryMax = limits.memoryBytes.map { UInt64($0) } ?? 0
         // systemd's CPUQuotaPerSecUSec is per second; it writes quota × period / 1 s per period.
         cpuQuotaUsec = limits.cpuQuotaMicros.map { UInt64($0) * UInt64(1_000_000 / ResourceLimits.cpuPeriodMicros) } ?? 0
         tasksMax = limits.pids.map { UInt64($0) } ?? 0
+    }
+}
+
+extension TaskCgroup {
+    /// The names in a folder (a cgroup's children).
+    static func entries(_ path: String) throws(Errno) -> [String] {
+        try Syscalls.listDirectory(Array(path.utf8CString)).map { String(decoding: $0, as: UTF8.self) }
     }
 }

@@ -2,6 +2,7 @@ import FoundationEssentials
 import Glibc
 import Logging
 import ReleaseKit
+import ReleaseSupport
 
 /// A swift-log handler writing one readable line per entry to stderr:
 /// `13:00:01.234 info  shop v42 migrate | Migrating to CreateProducts`.

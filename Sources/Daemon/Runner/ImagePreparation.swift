@@ -1,6 +1,7 @@
 import Glibc
 import ReleaseContainers
 import ReleaseKit
+import ReleaseSupport
 import ReleaseWatcher
 import Subprocess
 import SystemPackage

@@ -1,4 +1,5 @@
 import ReleaseKit
+import ReleaseSupport
 import ReleaseWatcher
 
 extension Masking {

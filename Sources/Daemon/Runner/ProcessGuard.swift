@@ -1,7 +1,8 @@
 import Glibc
+import Logging
 import ReleaseContainers
 import ReleaseKit
-import Logging
+import ReleaseSupport
 import Synchronization
 import SystemPackage
 

@@ -1,6 +1,7 @@
 import Glibc
 import Logging
 import ReleaseKit
+import ReleaseSupport
 import Synchronization
 
 /// The output of one release, in order: `logs/<id>.log` and the daemon's log (the journal

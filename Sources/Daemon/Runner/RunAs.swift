@@ -1,5 +1,7 @@
 import Glibc
 import ReleaseKit
+import SystemPackage
+import ReleaseSupport
 
 /// Starts a task as an app's user: `released --run-as UID GID GROUPS EXECUTABLE ARGV0 [ARG…]`
 /// (`- - -`: as the daemon's own user, for a task that goes into a systemd scope first).
@@ -67,8 +69,9 @@ enum RunAs {
         let argv = Array(args[6...])
         let environment = readEnvironment()
 
-        let null = open("/dev/null", O_RDONLY)
-        guard null >= 0, dup2(null, STDIN_FILENO) == STDIN_FILENO else { fail("run-as: cannot open /dev/null: \(lastError())") }
+        guard let null = try? Syscalls.open(FilePath("/dev/null"), O_RDONLY), dup2(null, STDIN_FILENO) == STDIN_FILENO else {
+            fail("run-as: cannot open /dev/null: \(lastError())")
+        }
         if null != STDIN_FILENO { close(null) }
 
         if !keepIDs {

@@ -1,5 +1,6 @@
 import Logging
 import ReleaseKit
+import ReleaseSupport
 import ReleaseWatcher
 import ServiceLifecycle
 

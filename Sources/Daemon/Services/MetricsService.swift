@@ -1,3 +1,4 @@
+import ReleaseSupport
 import ReleaseWatcher
 import ServiceLifecycle
 

@@ -1,6 +1,7 @@
 import Glibc
 import Logging
 import ReleaseKit
+import ReleaseSupport
 import ReleaseWatcher
 import ServiceLifecycle
 

@@ -1,6 +1,7 @@
 import CSystemdBus
 import Glibc
 import ReleaseKit
+import ReleaseSupport
 
 /// systemd as the manager of tasks' units: a transient slice per task (which keeps the task's
 /// figures after its processes are gone) and, for a host task, a transient scope in it with

@@ -1,5 +1,6 @@
 import CSystemd
 import Glibc
+import ReleaseSupport
 import ReleaseWatcher
 import Synchronization
 

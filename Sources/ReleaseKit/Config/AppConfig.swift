@@ -1,3 +1,4 @@
+import ReleaseSupport
 import SystemPackage
 
 /// An app's `release.toml`: per-task commands and timeouts.

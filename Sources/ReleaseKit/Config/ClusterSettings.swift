@@ -1,3 +1,5 @@
+import ReleaseSupport
+import SystemPackage
 import Glibc
 
 /// released.toml's `[cluster]`: the PostgreSQL database every node of a cluster coordinates
@@ -123,13 +125,12 @@ public struct ClusterSettings: Sendable, Equatable {
     /// Reads the password (its first line), or nil without a password-file.
     public func readPassword() throws(DaemonConfig.ConfigError) -> String? {
         guard let passwordFile else { return nil }
-        let fd = open(passwordFile, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
-        guard fd >= 0 else { throw DaemonConfig.ConfigError(path: passwordFile, problem: "cannot read the cluster password: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        let n = read(fd, &buffer, buffer.count)
-        guard n > 0 else { throw DaemonConfig.ConfigError(path: passwordFile, problem: "the cluster password file is empty") }
-        let text = String(decoding: buffer[0..<n], as: UTF8.self)
+        let bytes: [UInt8]
+        do throws(Errno) { bytes = try SmallFile.read(FilePath(passwordFile), limit: 4096) } catch {
+            throw DaemonConfig.ConfigError(path: passwordFile, problem: "cannot read the cluster password: \(error)")
+        }
+        guard !bytes.isEmpty else { throw DaemonConfig.ConfigError(path: passwordFile, problem: "the cluster password file is empty") }
+        let text = String(decoding: bytes, as: UTF8.self)
         return String(text.split(separator: "\n", omittingEmptySubsequences: false).first ?? "")
     }
 

@@ -1,4 +1,5 @@
 import Glibc
+import ReleaseSupport
 import SystemPackage
 
 /// The daemon's configuration: `/etc/releasectl/released.toml` or `--config FILE`, with

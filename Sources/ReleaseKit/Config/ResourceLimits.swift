@@ -1,3 +1,5 @@
+import ReleaseSupport
+
 /// Resource limits for a task: memory, CPU, processes. Nil means unlimited (or: not said here,
 /// when limits are being combined).
 ///

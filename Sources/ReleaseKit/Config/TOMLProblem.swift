@@ -1,3 +1,5 @@
+import ReleaseSupport
+
 /// What is wrong with a piece of a TOML document, before the parser adds the line it is on.
 ///
 /// The number, date and tree code report a `TOMLProblem`; `TOMLParser` turns it into a

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import ReleaseSupport
 /// Masks secret values of a request's env wherever they could show: task output, records,
 /// `--json`, the journal, the notify payload.
 ///

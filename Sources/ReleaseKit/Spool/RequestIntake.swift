@@ -1,5 +1,6 @@
 import FoundationEssentials
 import Glibc
+import ReleaseSupport
 import SystemPackage
 
 /// Who may drop requests and where apps may live; the daemon builds it from its config.

@@ -1,5 +1,6 @@
 import FoundationEssentials
 import Glibc
+import ReleaseSupport
 import SystemPackage
 
 extension Spool {

@@ -1,5 +1,6 @@
 import FoundationEssentials
 import Glibc
+import ReleaseSupport
 import SystemPackage
 
 /// A moment inside a transition after which the daemon may die, leaving the spool half-way:

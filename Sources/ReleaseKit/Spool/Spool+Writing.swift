@@ -1,4 +1,5 @@
 import Glibc
+import ReleaseSupport
 import SystemPackage
 
 extension Spool {

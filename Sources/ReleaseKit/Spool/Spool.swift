@@ -1,5 +1,6 @@
 import FoundationEssentials
 import Glibc
+import ReleaseSupport
 import SystemPackage
 
 /// The spool: the drop directory that `releasectl` writes requests into and `released` works

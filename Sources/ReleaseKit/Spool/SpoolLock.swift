@@ -1,4 +1,5 @@
 import Glibc
+import ReleaseSupport
 import SystemPackage
 
 /// The spool's `.lock`: an open-file-description write lock held by the running daemon for its

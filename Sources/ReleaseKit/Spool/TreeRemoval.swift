@@ -1,4 +1,5 @@
 import Glibc
+import ReleaseSupport
 
 /// Removes leftovers from a spool folder that others can write to (`tmp/`), as root, without
 /// ever being led outside it.
@@ -58,20 +59,8 @@ struct TreeRemoval {
     /// The names in a directory (without `.` and `..`, NUL-terminated, bytes as they are),
     /// read through a duplicate of `fd`.
     static func names(in fd: Int32) -> [[CChar]] {
-        let copy = dup(fd)
-        guard copy >= 0, let dir = fdopendir(copy) else {
-            if copy >= 0 { Syscalls.close(copy) }
-            return []
-        }
-        defer { closedir(dir) }
         var names: [[CChar]] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw -> [CChar] in
-                let chars = raw.bindMemory(to: CChar.self)
-                return Array(chars.prefix { $0 != 0 }) + [0]
-            }
-            if name != [46, 0] && name != [46, 46, 0] { names.append(name) }
-        }
+        try? Syscalls.forEachEntry(inDirectory: fd) { name in names.append(name.map { CChar(bitPattern: $0) } + [0]) }
         return names
     }
 }

@@ -1,5 +1,6 @@
 import CLinuxSyscalls
 import Glibc
+import ReleaseSupport
 import Synchronization
 import SystemPackage
 

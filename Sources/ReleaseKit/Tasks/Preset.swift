@@ -1,4 +1,5 @@
 import Glibc
+import ReleaseSupport
 import SystemPackage
 
 /// A framework preset: the framework an app directory is detected to use. When release.toml

@@ -1,3 +1,5 @@
+import ReleaseSupport
+
 /// What a release will do, worked out before anything runs: which tasks, why, with which
 /// command and limits. The daemon runs from it; `releasectl plan` prints it.
 public struct ReleasePlan: Sendable {

@@ -8,7 +8,7 @@ import PackageDescription
 // - swift-system: FilePath and Errno instead of raw strings and Int32s.
 // - swift-subprocess: spawns task processes in a session of their own and hands back their
 //   pidfd (an app user's ids are switched by the daemon's own run-as helper, not here).
-// (release.toml and released.toml are read by ReleaseKit's own TOML parser: TOMLKit 0.6.0's
+// (release.toml and released.toml are read by the project's own TOML parser, ReleaseTOML: TOMLKit 0.6.0's
 //  toml++ aborts on some malformed input and leaks on every table, unacceptable for files
 //  the daemon reads from untrusted app directories.)
 // - async-http-client: the notify task's webhooks (HTTPS, timeouts, redirects).
@@ -48,10 +48,12 @@ let package = Package(
             dependencies: ["CLinuxSyscalls", .product(name: "SystemPackage", package: "swift-system")],
             path: "Sources/Support"
         ),
+        // release.toml's and released.toml's parser: TOML 1.0.0 in full, for untrusted input.
+        .target(name: "ReleaseTOML", dependencies: ["ReleaseSupport"], path: "Sources/TOML"),
         .target(
             name: "ReleaseKit",
             dependencies: [
-                "CLinuxSyscalls", "ReleaseSupport",
+                "CLinuxSyscalls", "ReleaseSupport", "ReleaseTOML",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
@@ -116,12 +118,22 @@ let package = Package(
         // -sanitize=fuzzer -DFUZZING); a normal build gets a seeded random driver instead.
         .executableTarget(
             name: "ReleaseFuzz",
-            dependencies: ["ReleaseKit", "ReleaseSupport"],
+            dependencies: ["ReleaseKit", "ReleaseSupport", "ReleaseTOML"],
             path: "Fuzz/ReleaseFuzz"
         ),
+        .testTarget(name: "TOMLTests", dependencies: ["ReleaseTOML"]),
+        .testTarget(
+            name: "SupportTests",
+            dependencies: ["ReleaseSupport", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        .testTarget(
+            name: "WatcherTests",
+            dependencies: ["ReleaseWatcher", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        .testTarget(name: "ContainersTests", dependencies: ["ReleaseContainers"]),
         .testTarget(
             name: "ReleaseKitTests",
-            dependencies: ["ReleaseKit", "ReleaseSupport"]
+            dependencies: ["ReleaseKit", "ReleaseSupport", "ReleaseTOML"]
         ),
         .testTarget(
             name: "ReleasePluginsTests",

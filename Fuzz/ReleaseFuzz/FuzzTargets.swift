@@ -1,5 +1,6 @@
 import FoundationEssentials
 import ReleaseKit
+import ReleaseTOML
 
 /// The parsers that read untrusted input, exercised with arbitrary bytes. The first byte picks
 /// the parser; the rest is its input. Each run also checks a property that must hold, so a

@@ -1,4 +1,5 @@
 import ReleaseSupport
+import ReleaseTOML
 import SystemPackage
 
 /// An app's `release.toml`: per-task commands and timeouts.

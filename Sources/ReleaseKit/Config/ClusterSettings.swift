@@ -1,6 +1,7 @@
-import ReleaseSupport
-import SystemPackage
 import Glibc
+import ReleaseSupport
+import ReleaseTOML
+import SystemPackage
 
 /// released.toml's `[cluster]`: the PostgreSQL database every node of a cluster coordinates
 /// through, and this node's name and lease. The password is read from `password-file`, never

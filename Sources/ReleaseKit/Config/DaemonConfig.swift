@@ -1,5 +1,6 @@
 import Glibc
 import ReleaseSupport
+import ReleaseTOML
 import SystemPackage
 
 /// The daemon's configuration: `/etc/releasectl/released.toml` or `--config FILE`, with

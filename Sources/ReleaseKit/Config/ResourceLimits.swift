@@ -1,4 +1,5 @@
 import ReleaseSupport
+import ReleaseTOML
 
 /// Resource limits for a task: memory, CPU, processes. Nil means unlimited (or: not said here,
 /// when limits are being combined).

@@ -1,5 +1,5 @@
 import Testing
-@testable import ReleaseKit
+@testable import ReleaseTOML
 
 @Suite("TOML parser")
 struct TOMLTests {

@@ -1,5 +1,5 @@
 import Testing
-@testable import ReleaseKit
+@testable import ReleaseTOML
 
 /// TOML 1.0.0, "Comment", "Key/Value Pair" and "Keys".
 @Suite("TOML comments, key/value pairs and keys")

@@ -1,5 +1,5 @@
 import Testing
-@testable import ReleaseKit
+@testable import ReleaseTOML
 
 /// TOML 1.0.0, "Offset Date-Time", "Local Date-Time", "Local Date" and "Local Time" (RFC 3339
 /// with parts left out).

@@ -1,5 +1,5 @@
 import Testing
-@testable import ReleaseKit
+@testable import ReleaseTOML
 
 /// TOML 1.0.0, "String": basic, multi-line basic, literal and multi-line literal strings.
 @Suite("TOML strings")

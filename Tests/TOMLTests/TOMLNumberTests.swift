@@ -1,5 +1,5 @@
 import Testing
-@testable import ReleaseKit
+@testable import ReleaseTOML
 
 /// TOML 1.0.0, "Integer", "Float" and "Boolean".
 @Suite("TOML integers, floats and booleans")

@@ -1,5 +1,5 @@
 import Testing
-@testable import ReleaseKit
+@testable import ReleaseTOML
 
 /// TOML 1.0.0, "Array", "Table", "Inline Table" and "Array of Tables", and every way the
 /// specification forbids defining a key or a table twice.

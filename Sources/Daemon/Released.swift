@@ -245,7 +245,7 @@ struct Released: AsyncParsableCommand {
         var groupConfig = ServiceGroupConfiguration(
             services: [
                 .init(service: watchdog),
-                .init(service: ClusterService(coordinator: clusterCoordinator)),
+            ] + ClusterServices.all(clusterCoordinator).map { .init(service: $0) } + [
                 .init(service: signals),
                 .init(service: MetricsService(slot: metrics)),
                 .init(service: MaintenanceService(scheduler: scheduler, spool: spool, logger: logger)),
@@ -275,19 +275,5 @@ final class ConfigBox: Sendable {
     var value: DaemonConfig {
         get { storage.withLock { $0 } }
         set { storage.withLock { $0 = newValue } }
-    }
-}
-
-/// Runs the cluster coordinator's loops (heartbeat, leases, sweep, output, LISTEN) until the
-/// daemon stops; shut down after the releases (it renews their leases meanwhile).
-struct ClusterService: Service {
-    let coordinator: ClusterCoordinator?
-
-    func run() async throws {
-        guard let coordinator else {
-            try? await gracefulShutdown()
-            return
-        }
-        await cancelWhenGracefulShutdown { await coordinator.run() }
     }
 }

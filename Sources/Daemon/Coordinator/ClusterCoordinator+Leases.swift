@@ -17,7 +17,7 @@ extension ClusterCoordinator {
             var cancel: Bool?
             for try await c in try await conn.query("""
                 UPDATE releasectl_deploys SET lease_until = now() + \(lease) * interval '1 millisecond'
-                WHERE deploy_key = \(key) AND node = \(node) AND run_id = \(id) AND state = 'running' AND lease_until >= now()
+                WHERE deploy_key = \(key) AND node = \(node) AND run_id = \(id) AND state = \(DeployState.running) AND lease_until >= now()
                 RETURNING cancel_requested
                 """, logger: self.logger).decode(Bool.self) { cancel = c }
             return cancel
@@ -25,48 +25,53 @@ extension ClusterCoordinator {
     }
 
     func renewLeases() async throws {
-        for (key, held) in state.withLock({ $0.running }) {
+        for (key, held) in state.withLock({ $0.leases.held }) {
             let sent = ContinuousClock.now
             let cancel = try await renew(key, id: held.entry.id.rawValue)
-            guard let cancel else {
-                logger.error("\(key): this node's lease ran out or another node ended it; stopping its tasks")
-                held.control.stop(.leaseLost)
-                continue
-            }
-            state.withLock { $0.running[key]?.renewedAt = sent }
-            fence(held.entry, control: held.control, renewedAt: sent)
-            if cancel { held.control.stop(.cancelled) }
+            perform(state.withLock { s in cancel == nil ? s.leases.refused(key) : s.leases.renewed(key, sentAt: sent) })
+            if cancel == true { control(held.entry.id)?.stop(.cancelled) }
         }
     }
 
-    var leaseMargin: Duration { settings.leaseMargin }
-
-    /// When the daemon stops a release whose lease was last renewed at `renewedAt` (SIGTERM;
-    /// SIGKILL a kill grace later), so that its tasks have ended before the lease runs out.
-    func stopTime(renewedAt: ContinuousClock.Instant) -> ContinuousClock.Instant {
-        renewedAt + settings.lease - killGrace - leaseMargin
+    /// Holds a lease just claimed (at `claimedAt`) for the release `control` stops.
+    func hold(_ release: ReleaseQueue.Entry, control: ReleaseControl, claimedAt: ContinuousClock.Instant) {
+        perform(state.withLock { s in
+            s.controls[release.id] = control
+            return s.leases.claimed(release, at: claimedAt)
+        })
     }
 
-    /// Moves a running release's fences on from a renewal sent at `renewedAt`: no task of it
-    /// starts after its stop time, and past half the margin before the lease runs out the
-    /// process guard ends its processes itself — also when this daemon is stopped, stalled or
-    /// starved and cannot.
-    func fence(_ release: ReleaseQueue.Entry, control: ReleaseControl, renewedAt: ContinuousClock.Instant) {
-        control.setFence(stopTime(renewedAt: renewedAt))
-        let guardDeadline = renewedAt + settings.lease - leaseMargin / 2
-        processGuard?.fence(release: release.id.rawValue, within: guardDeadline - .now)
+    /// Lets a lease go (the release's outcome is settled).
+    func letGo(_ key: String, id: ReleaseID) {
+        state.withLock { s in
+            s.leases.ended(key, id: id)
+            if !s.leases.held.values.contains(where: { $0.entry.id == id }) { s.controls[id] = nil }
+        }
+    }
+
+    func control(_ id: ReleaseID) -> ReleaseControl? { state.withLock { $0.controls[id] } }
+
+    /// Does what the lease book decided: moves a release's fences on (no task starts after its
+    /// stop time; past its guard time the process guard ends its processes — also when this
+    /// daemon is stopped, stalled or starved and cannot), or stops it.
+    func perform(_ actions: [LeaseBook.Action]) {
+        for action in actions {
+            switch action {
+            case .fence(let id, let stopAt, let guardAt):
+                control(id)?.setFence(stopAt)
+                processGuard?.fence(release: id.rawValue, within: guardAt - .now)
+            case .stop(let id, let key, let refused):
+                logger.error(refused ? "\(key): this node's lease ran out or another node ended it; stopping its tasks"
+                                     : "\(key): the lease could not be renewed in time; ending its tasks before it runs out")
+                control(id)?.stop(.leaseLost)
+            }
+        }
     }
 
     /// Stops a release whose lease this node could not renew, so that its tasks have ended
     /// (SIGTERM, the kill grace, SIGKILL) before the lease runs out.
     func watchDeadlines() {
-        let now = ContinuousClock.now
-        for (key, held) in state.withLock({ $0.running }) where held.control.reason == nil {
-            if now >= stopTime(renewedAt: held.renewedAt) {
-                logger.error("\(key): the lease could not be renewed in time; ending its tasks before it runs out")
-                held.control.stop(.leaseLost)
-            }
-        }
+        perform(state.withLock { $0.leases.tick(now: .now) })
     }
 
     /// Any node: a running key whose lease ran out is interrupted for the whole cluster.
@@ -74,8 +79,8 @@ extension ClusterCoordinator {
         let swept: [(String, String?)] = try await database.run { conn in
             var rows: [(String, String?)] = []
             for try await r in try await conn.query("""
-                UPDATE releasectl_deploys SET state = 'interrupted', finished_at = now(), lease_until = NULL
-                WHERE state = 'running' AND lease_until < now()
+                UPDATE releasectl_deploys SET state = \(DeployState.interrupted), finished_at = now(), lease_until = NULL
+                WHERE state = \(DeployState.running) AND lease_until < now()
                 RETURNING deploy_key, node
                 """, logger: self.logger).decode((String, String?).self) { rows.append(r) }
             for (key, _) in rows { try await conn.query("SELECT pg_notify('releasectl', \(key))", logger: self.logger).count() }
@@ -100,7 +105,7 @@ extension ClusterCoordinator {
                 var running: [ClusterStatus.Running] = []
                 for try await (key, app, release, node, left) in try await conn.query("""
                     SELECT deploy_key, app, release, node, (extract(epoch FROM lease_until - now()) * 1000)::bigint
-                    FROM releasectl_deploys WHERE state = 'running' ORDER BY started_at
+                    FROM releasectl_deploys WHERE state = \(DeployState.running) ORDER BY started_at
                     """, logger: self.logger).decode((String, String, String, String, Int64).self) {
                     running.append(.init(deployKey: key, app: app, release: release, node: node, leaseLeftMs: left))
                 }
@@ -108,7 +113,7 @@ extension ClusterCoordinator {
                 for try await (key, app, release, serial, nodes) in try await conn.query("""
                     SELECT d.deploy_key, d.app, d.release, d.serial_key, coalesce(string_agg(q.node, ',' ORDER BY q.node), '')
                     FROM releasectl_deploys d LEFT JOIN releasectl_requests q ON q.deploy_key = d.deploy_key
-                    WHERE d.state = 'queued' GROUP BY d.deploy_key ORDER BY d.first_submitted LIMIT 200
+                    WHERE d.state = \(DeployState.queued) GROUP BY d.deploy_key ORDER BY d.first_submitted LIMIT 200
                     """, logger: self.logger).decode((String, String, String, String, String).self) {
                     waiting.append(.init(deployKey: key, app: app, release: release, serialKey: serial,
                                          nodes: nodes.split(separator: ",").map(String.init)))

@@ -29,7 +29,7 @@ extension ClusterCoordinator {
             // The output first: a follower that sees the end has all of it.
             if await flushOutput(), let settled = try? await settle(record) {
                 if waiting { logger.notice("\(release.deployKey): the cluster took the outcome of \(id): \(settled.state.rawValue)") }
-                state.withLock { s in if s.running[release.deployKey]?.entry.id == id { s.running[release.deployKey] = nil } }
+                letGo(release.deployKey, id: id)
                 return settled
             }
             if !waiting {
@@ -56,17 +56,17 @@ extension ClusterCoordinator {
         return try await database.run { conn in
             var taken = false
             for try await _ in try await conn.query("""
-                UPDATE releasectl_deploys SET state = \(record.state.rawValue), record = \(text), finished_at = now(), lease_until = NULL
-                WHERE deploy_key = \(key) AND node = \(node) AND run_id = \(id) AND state = 'running' AND lease_until >= now()
+                UPDATE releasectl_deploys SET state = \(DeployState(record.state)), record = \(text), finished_at = now(), lease_until = NULL
+                WHERE deploy_key = \(key) AND node = \(node) AND run_id = \(id) AND state = \(DeployState.running) AND lease_until >= now()
                 RETURNING 1
                 """, logger: self.logger).decode(Int.self) { taken = true }
             if !taken {
-                var row: (String, String?, String?)?
+                var row: (DeployState, String?, String?)?
                 for try await r in try await conn.query(
                     "SELECT state, node, run_id FROM releasectl_deploys WHERE deploy_key = \(key)", logger: self.logger
-                ).decode((String, String?, String?).self) { row = r }
+                ).decode((DeployState, String?, String?).self) { row = r }
                 let ours = row?.1 == node && row?.2 == id
-                if ours, let state = row.flatMap({ ReleaseState(rawValue: $0.0) }), state.isFinal, state != .interrupted {
+                if ours, let state = row?.0.releaseState, state != .interrupted {
                     // An earlier attempt took it (its answer was lost on the way back).
                     var committed = record
                     committed.state = state
@@ -74,10 +74,10 @@ extension ClusterCoordinator {
                 }
                 if ours {
                     try await conn.query("""
-                        UPDATE releasectl_deploys SET state = 'interrupted', record = \(interruptedText),
+                        UPDATE releasectl_deploys SET state = \(DeployState.interrupted), record = \(interruptedText),
                             finished_at = coalesce(finished_at, now()), lease_until = NULL
                         WHERE deploy_key = \(key) AND node = \(node) AND run_id = \(id)
-                          AND (state = 'running' OR (state = 'interrupted' AND record IS NULL))
+                          AND (state = \(DeployState.running) OR (state = \(DeployState.interrupted) AND record IS NULL))
                         """, logger: self.logger).count()
                 }
             }

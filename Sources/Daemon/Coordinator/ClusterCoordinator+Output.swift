@@ -45,16 +45,16 @@ extension ClusterCoordinator {
                     try await database.run { conn in
                         try await conn.query("""
                             UPDATE releasectl_deploys SET cancel_requested = true
-                            WHERE deploy_key = \(key) AND app = \(release.app) AND state IN ('queued', 'running')
+                            WHERE deploy_key = \(key) AND app = \(release.app) AND state IN (\(DeployState.queued), \(DeployState.running))
                             """, logger: self.logger).count()
                     }
                     cancelSent = true
                 }
-                let (keyState, runner, recordText): (String, String?, String?) = try await database.run { conn in
-                    var row: (String, String?, String?) = ("queued", nil, nil)
+                let (keyState, runner, recordText): (DeployState, String?, String?) = try await database.run { conn in
+                    var row: (DeployState, String?, String?) = (.queued, nil, nil)
                     for try await r in try await conn.query(
                         "SELECT state, node, record FROM releasectl_deploys WHERE deploy_key = \(key) AND app = \(release.app)", logger: self.logger
-                    ).decode((String, String?, String?).self) { row = r }
+                    ).decode((DeployState, String?, String?).self) { row = r }
                     return row
                 }
                 // Output after the state: a key that has ended has all its output written.
@@ -63,7 +63,7 @@ extension ClusterCoordinator {
                     if next == last { break }
                     last = next
                 }
-                if let final = ReleaseState(rawValue: keyState), final != .running, final != .queued {
+                if let final = keyState.releaseState {
                     let record = recordText.flatMap { try? ReleaseRecord.decode(Array($0.utf8)) }
                     let reason = record?.reason ?? (final == .interrupted ? "interrupted: node \(runner ?? "?") stopped renewing its lease" : nil)
                     return FollowedOutcome(record: record, state: final, ranOn: runner ?? "?", reason: reason)

@@ -37,11 +37,13 @@ final class ClusterCoordinator: Coordinator {
     let processGuard: ProcessGuard?
     let changes = ChangeSignal()
     let registrations = ChangeSignal()
-    let state = Mutex(State())
+    let state: Mutex<State>
 
     struct State {
-        /// Releases running here, by deploy key.
-        var running: [String: Lease] = [:]
+        /// The leases this node holds, by deploy key.
+        var leases: LeaseBook
+        /// The stop switches of the releases that hold them.
+        var controls: [ReleaseID: ReleaseControl] = [:]
         /// Output waiting to be written, by deploy key.
         var output: [String: [UInt8]] = [:]
         /// Ends not yet written to the database (it could not be reached).
@@ -59,13 +61,6 @@ final class ClusterCoordinator: Coordinator {
         var onSettled: (@Sendable (ReleaseRecord) async -> Void)?
     }
 
-    struct Lease {
-        var entry: ReleaseQueue.Entry
-        var control: ReleaseControl
-        /// When the last renewal that succeeded was sent (the lease lasts from then).
-        var renewedAt: ContinuousClock.Instant
-    }
-
     var node: String? { settings.node }
 
     /// `pending`: the releases recovery left pending (`Spool.Recovery.pending`).
@@ -77,7 +72,9 @@ final class ClusterCoordinator: Coordinator {
         self.processGuard = processGuard
         self.logger = logger
         database = ClusterDatabase(settings: settings, password: password, logger: logger)
-        state.withLock { $0.pending = pending }
+        var initial = State(leases: LeaseBook(lease: settings.lease, killGrace: killGrace, margin: settings.leaseMargin))
+        initial.pending = pending
+        state = Mutex(initial)
     }
 
     /// The scheduler's wake-up for a changed cluster.
@@ -101,31 +98,6 @@ final class ClusterCoordinator: Coordinator {
             try await reconcile()
         } catch let error as ClusterDatabase.Unreachable where !error.fatal {
             logger.warning("the cluster database cannot be reached yet (\(error)); nothing starts until it can")
-        }
-    }
-
-    /// Runs until cancelled: heartbeat, lease renewals and the deadline watch, the sweep of
-    /// expired leases, pending ends, output, LISTEN for changes, the status file.
-    func run() async {
-        await withDiscardingTaskGroup { group in
-            group.addTask { await self.listen() }
-            group.addTask { await self.registerAdmitted() }
-            group.addTask {
-                while !Task.isCancelled {
-                    await self.flushOutput()
-                    try? await Task.sleep(for: .milliseconds(100))
-                }
-            }
-            group.addTask {
-                while !Task.isCancelled {
-                    self.watchDeadlines()
-                    try? await Task.sleep(for: .milliseconds(200))
-                }
-            }
-            while !Task.isCancelled {
-                await self.tick()
-                try? await Task.sleep(for: self.settings.lease / 3)
-            }
         }
     }
 
@@ -169,26 +141,26 @@ final class ClusterCoordinator: Coordinator {
         let left: [(String, String)] = try await database.run { conn in
             var rows: [(String, String)] = []
             for try await (key, run) in try await conn.query(
-                "SELECT deploy_key, run_id FROM releasectl_deploys WHERE node = \(node) AND state = 'running'",
+                "SELECT deploy_key, run_id FROM releasectl_deploys WHERE node = \(node) AND state = \(DeployState.running)",
                 logger: self.logger).decode((String, String).self) { rows.append((key, run)) }
             return rows
         }
-        let running = state.withLock { Set($0.running.keys) }
+        let running = state.withLock { Set($0.leases.held.keys) }
         for (key, run) in left where !running.contains(key) {
             if let record = spool.record(in: .done, id: run) {
                 try await database.run { conn in
                     try await conn.query("""
-                        UPDATE releasectl_deploys SET state = \(record.state.rawValue), record = \(String(decoding: record.encoded(), as: UTF8.self)),
+                        UPDATE releasectl_deploys SET state = \(DeployState(record.state)), record = \(String(decoding: record.encoded(), as: UTF8.self)),
                             finished_at = now(), lease_until = NULL
-                        WHERE deploy_key = \(key) AND node = \(node) AND run_id = \(run) AND state = 'running'
+                        WHERE deploy_key = \(key) AND node = \(node) AND run_id = \(run) AND state = \(DeployState.running)
                         """, logger: self.logger).count()
                     try await conn.query("SELECT pg_notify('releasectl', \(key))", logger: self.logger).count()
                 }
             } else {
                 try await database.run { conn in
                     try await conn.query("""
-                        UPDATE releasectl_deploys SET state = 'interrupted', finished_at = now(), lease_until = NULL
-                        WHERE deploy_key = \(key) AND node = \(node) AND state = 'running'
+                        UPDATE releasectl_deploys SET state = \(DeployState.interrupted), finished_at = now(), lease_until = NULL
+                        WHERE deploy_key = \(key) AND node = \(node) AND state = \(DeployState.running)
                         """, logger: self.logger).count()
                     try await conn.query("SELECT pg_notify('releasectl', \(key))", logger: self.logger).count()
                 }
@@ -274,13 +246,13 @@ final class ClusterCoordinator: Coordinator {
                     var cancel: Bool?
                     for try await c in try await conn.query("""
                         UPDATE releasectl_deploys d
-                        SET state = 'running', node = \(node), run_id = \(id), started_at = now(),
+                        SET state = \(DeployState.running), node = \(node), run_id = \(id), started_at = now(),
                             lease_until = now() + \(lease) * interval '1 millisecond'
-                        WHERE d.deploy_key = \(key) AND d.app = \(release.app) AND d.state = 'queued'
-                          AND NOT EXISTS (SELECT 1 FROM releasectl_deploys r WHERE r.serial_key = d.serial_key AND r.state = 'running')
+                        WHERE d.deploy_key = \(key) AND d.app = \(release.app) AND d.state = \(DeployState.queued)
+                          AND NOT EXISTS (SELECT 1 FROM releasectl_deploys r WHERE r.serial_key = d.serial_key AND r.state = \(DeployState.running))
                           AND NOT EXISTS (
                             SELECT 1 FROM releasectl_deploys e
-                            WHERE e.serial_key = d.serial_key AND e.state = 'queued'
+                            WHERE e.serial_key = d.serial_key AND e.state = \(DeployState.queued)
                               AND (e.first_submitted, e.deploy_key) < (d.first_submitted, d.deploy_key)
                               AND EXISTS (SELECT 1 FROM releasectl_requests q JOIN releasectl_nodes n ON n.node = q.node
                                           WHERE q.deploy_key = e.deploy_key AND n.heartbeat > now() - \(stale) * interval '1 millisecond'))
@@ -292,22 +264,21 @@ final class ClusterCoordinator: Coordinator {
                 }
             }
             if let cancelled = claimed {
-                state.withLock { $0.running[key] = Lease(entry: release, control: control, renewedAt: sent) }
-                fence(release, control: control, renewedAt: sent)
+                hold(release, control: control, claimedAt: sent)
                 if cancelled { control.stop(.cancelled) }
                 return .run
             }
-            let (keyState, runner, serialKey, first): (String, String?, String, String?) = try await database.run { conn in
-                var row: (String, String?, String) = ("queued", nil, release.serialKey)
+            let (keyState, runner, serialKey, first): (DeployState, String?, String, String?) = try await database.run { conn in
+                var row: (DeployState, String?, String) = (.queued, nil, release.serialKey)
                 for try await r in try await conn.query(
                     "SELECT state, node, serial_key FROM releasectl_deploys WHERE deploy_key = \(key)", logger: self.logger
-                ).decode((String, String?, String).self) { row = r }
+                ).decode((DeployState, String?, String).self) { row = r }
                 // The key the cluster runs first (when this node has it too, it goes first here).
                 var first: String?
-                if row.0 == "queued" {
+                if row.0 == .queued {
                     for try await f in try await conn.query("""
                         SELECT e.deploy_key FROM releasectl_deploys e, releasectl_deploys d
-                        WHERE d.deploy_key = \(key) AND e.serial_key = d.serial_key AND e.state = 'queued'
+                        WHERE d.deploy_key = \(key) AND e.serial_key = d.serial_key AND e.state = \(DeployState.queued)
                           AND (e.first_submitted, e.deploy_key) < (d.first_submitted, d.deploy_key)
                           AND EXISTS (SELECT 1 FROM releasectl_requests q WHERE q.deploy_key = e.deploy_key AND q.node = \(node))
                         ORDER BY e.first_submitted, e.deploy_key LIMIT 1
@@ -316,17 +287,16 @@ final class ClusterCoordinator: Coordinator {
                 return (row.0, row.1, row.2, first)
             }
             switch keyState {
-            case "queued":
+            case .queued:
                 return .wait(reason: "an earlier deploy of serial key \(serialKey) runs or waits first in the cluster", first: first)
-            case "running" where runner == node:
+            case .running where runner == node:
                 // This very release's claim, whose answer was lost (the statement timed out
                 // after the database had done it): nothing of it ran yet, so it runs, its lease
                 // taken afresh. Anything else was left by this node's previous run
                 // (reconcile has not seen it yet).
                 let renewed = ContinuousClock.now
                 guard let cancelled = try await renew(key, id: id) else { return .wait(reason: "settling what this node left running") }
-                state.withLock { $0.running[key] = Lease(entry: release, control: control, renewedAt: renewed) }
-                fence(release, control: control, renewedAt: renewed)
+                hold(release, control: control, claimedAt: renewed)
                 if cancelled { control.stop(.cancelled) }
                 return .run
             default: return .follow(node: runner ?? "an unknown node")
@@ -357,12 +327,12 @@ final class ClusterCoordinator: Coordinator {
                 // (only ever the app's own: a key another app holds was never this node's).
                 try await conn.query("""
                     UPDATE releasectl_deploys SET cancel_requested = true
-                    WHERE deploy_key = \(key) AND app = \(release.app) AND state IN ('queued', 'running')
+                    WHERE deploy_key = \(key) AND app = \(release.app) AND state IN (\(DeployState.queued), \(DeployState.running))
                     """, logger: self.logger).count()
             }
             try await conn.query("DELETE FROM releasectl_requests WHERE node = \(node) AND request_id = \(id)", logger: self.logger).count()
         }
-        state.withLock { s in if s.running[key]?.entry.id == release.id { s.running[key] = nil } }
+        letGo(key, id: release.id)
         if let onChange = state.withLock({ $0.onChange }) { await onChange() }
     }
 }

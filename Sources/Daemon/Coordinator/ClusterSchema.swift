@@ -26,8 +26,8 @@ enum ClusterSchema {
             release text NOT NULL,
             serial_key text NOT NULL,
             first_submitted timestamptz NOT NULL DEFAULT now(),
-            state text NOT NULL DEFAULT 'queued'
-                CHECK (state IN ('queued', 'running', 'succeeded', 'failed', 'cancelled', 'interrupted')),
+            state text NOT NULL DEFAULT '\(DeployState.queued.rawValue)'
+                CHECK (state IN (\(DeployState.allCases.map { "'\($0.rawValue)'" }.joined(separator: ", ")))),
             node text,
             run_id text,
             lease_until timestamptz,
@@ -36,8 +36,8 @@ enum ClusterSchema {
             finished_at timestamptz,
             record text)
         """,
-        "CREATE UNIQUE INDEX IF NOT EXISTS releasectl_one_running ON releasectl_deploys (serial_key) WHERE state = 'running'",
-        "CREATE INDEX IF NOT EXISTS releasectl_waiting ON releasectl_deploys (serial_key, first_submitted) WHERE state = 'queued'",
+        "CREATE UNIQUE INDEX IF NOT EXISTS releasectl_one_running ON releasectl_deploys (serial_key) WHERE state = '\(DeployState.running.rawValue)'",
+        "CREATE INDEX IF NOT EXISTS releasectl_waiting ON releasectl_deploys (serial_key, first_submitted) WHERE state = '\(DeployState.queued.rawValue)'",
         """
         CREATE TABLE IF NOT EXISTS releasectl_requests (
             node text NOT NULL,

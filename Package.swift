@@ -6,8 +6,8 @@ import PackageDescription
 // - swift-log: one logging API; the daemon bootstraps a journal or console handler.
 // - swift-service-lifecycle: the daemon is a group of services with one graceful shutdown.
 // - swift-system: FilePath and Errno instead of raw strings and Int32s.
-// - swift-subprocess: spawns task processes in a session of their own and hands back their
-//   pidfd (an app user's ids are switched by the daemon's own run-as helper, not here).
+// - swift-subprocess: the end-to-end tests' way to run the binaries (the daemon and the CLI
+//   start their processes with ReleaseSupport's own spawner).
 // (release.toml and released.toml are read by the project's own TOML parser, ReleaseTOML: TOMLKit 0.6.0's
 //  toml++ aborts on some malformed input and leaks on every table, unacceptable for files
 //  the daemon reads from untrusted app directories.)
@@ -73,7 +73,7 @@ let package = Package(
         // environment split that keeps every value out of argv, image intake.
         .target(
             name: "ReleaseContainers",
-            dependencies: ["ReleaseKit", "ReleaseSupport", "CLinuxSyscalls"],
+            dependencies: ["ReleaseKit", "ReleaseSupport", .product(name: "SystemPackage", package: "swift-system")],
             path: "Sources/Containers"
         ),
         .target(
@@ -97,7 +97,6 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-                .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

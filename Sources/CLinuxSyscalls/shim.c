@@ -63,23 +63,25 @@ struct rc_kernel_sigaction {
 /* glibc's own real-time signals (SIGCANCEL, SIGSETXID), which its headers do not name. */
 enum { RC_SIGCANCEL = 32, RC_SIGSETXID = 33 };
 
-/* Closes every descriptor from 3 up: close_range(2), or one by one up to the limit on a kernel
-   without it (before 5.9). */
-static int rc_close_from_3(void) {
-    if (syscall(SYS_close_range, 3U, ~0U, 0U) == 0) return 0;
+
+/* Closes every descriptor from `first` up: close_range(2), or one by one up to the limit on a
+   kernel without it (before 5.9). */
+static int rc_close_from(int first) {
+    if (syscall(SYS_close_range, (unsigned)first, ~0U, 0U) == 0) return 0;
     if (errno != ENOSYS) return errno;
     struct rlimit limit;
     if (syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, NULL, &limit) < 0) return errno;
-    for (rlim_t fd = 3; fd < limit.rlim_cur; fd++) syscall(SYS_close, (int)fd);
+    for (rlim_t fd = (rlim_t)first; fd < limit.rlim_cur; fd++) syscall(SYS_close, (int)fd);
     return 0;
 }
 
-/* What the child of rc_spawn does between vfork and execve: only system calls, with every
+/* What the child of rc_spawn_fds does between vfork and execve: only system calls, with every
    signal blocked. Returns only on failure (the errno). Not inlined: it works in a frame of its
-   own below rc_spawn's, so it cannot overwrite rc_spawn's locals, which the parent uses when it
-   resumes (vfork: one stack for both). */
+   own below rc_spawn_fds's, so it cannot overwrite that one's locals, which the parent uses
+   when it resumes (vfork: one stack for both). `moved` is scratch space for `count` fds. */
 __attribute__((noinline)) static int rc_spawn_child(const char *path, char *const argv[], char *const envp[],
-                                                    const char *directory, int input, int output) {
+                                                    const char *directory, const int *fds, int count, int flags,
+                                                    int *moved) {
     /* No handler of the daemon's may run in the child, which shares its memory: every signal
        to its default, but glibc's own two (SIGCANCEL, SIGSETXID) ignored, as posix_spawn's
        POSIX_SPAWN_SETSIGDEF with a full set leaves them. */
@@ -90,21 +92,29 @@ __attribute__((noinline)) static int rc_spawn_child(const char *path, char *cons
         action.handler = (sig == RC_SIGCANCEL || sig == RC_SIGSETXID) ? SIG_IGN : SIG_DFL;
         syscall(SYS_rt_sigaction, sig, &action, NULL, sizeof(uint64_t));
     }
-    if (setsid() < 0) return errno;
-    /* Descriptors below 3 move up first, so that no dup2 below overwrites another's source. */
-    if (input < 3 && (input = fcntl(input, F_DUPFD, 3)) < 0) return errno;
-    if (output < 3 && (output = fcntl(output, F_DUPFD, 3)) < 0) return errno;
-    if (dup2(input, 0) < 0 || dup2(output, 1) < 0 || dup2(output, 2) < 0) return errno;
-    int closing = rc_close_from_3();
+    if ((flags & RC_SPAWN_SETSID) && setsid() < 0) return errno;
+    if ((flags & RC_SPAWN_SETPGROUP) && setpgid(0, 0) < 0) return errno;
+    /* Every source moves above the targets first, so that no dup2 below overwrites another's
+       source; then each lands on its target (dup2 clears close-on-exec there). */
+    for (int i = 0; i < count; i++) {
+        if ((moved[i] = fcntl(fds[i], F_DUPFD, count)) < 0) return errno;
+    }
+    for (int i = 0; i < count; i++) {
+        if (dup2(moved[i], i) < 0) return errno;
+    }
+    int closing = rc_close_from(count);
     if (closing != 0) return closing;
-    if (chdir(directory) < 0) return errno;
+    if (directory != NULL && chdir(directory) < 0) return errno;
     uint64_t none = 0;
     syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof none);
     execve(path, argv, envp);
     return errno;
 }
 
-int rc_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[], const char *directory, int input, int output) {
+int rc_spawn_fds(pid_t *pid, const char *path, char *const argv[], char *const envp[], const char *directory,
+                 const int *fds, int count, int flags) {
+    if (count < 0 || count > RC_SPAWN_MAX_FDS) return EINVAL;
+    int moved[RC_SPAWN_MAX_FDS];
     /* Every signal blocked (glibc's own too, which sigprocmask(3) leaves alone) until the child
        has set its dispositions; the parent's mask comes back once the child has exec'd. */
     uint64_t all = ~(uint64_t)0, saved = 0;
@@ -113,7 +123,7 @@ int rc_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[
     volatile int failure = 0;
     pid_t child = vfork();
     if (child == 0) {
-        failure = rc_spawn_child(path, argv, envp, directory, input, output);
+        failure = rc_spawn_child(path, argv, envp, directory, fds, count, flags, moved);
         _exit(127);
     }
     int forkError = child < 0 ? errno : 0;

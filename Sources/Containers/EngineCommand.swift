@@ -1,11 +1,12 @@
-import CLinuxSyscalls
 import Glibc
+import ReleaseKit
+import ReleaseSupport
+import SystemPackage
 
 /// Runs a container engine command to its end and gathers what it printed: for the short
 /// engine calls (inspect, mount, exists, kill, rm) made outside a task, from a plain thread
-/// (intake) or the process guard. Spawned with `posix_spawn` — no fork of this many-threaded
-/// process — with exactly the environment given, stdin from /dev/null, and both outputs read
-/// until they close (bounded: at most 1 MiB each is kept).
+/// (intake) or the process guard. Started by `Spawn` with exactly the environment given, stdin
+/// from /dev/null, and both outputs read until they close (bounded: at most 1 MiB each is kept).
 public enum EngineCommand {
     public struct Result: Sendable {
         public var status: Int32
@@ -26,35 +27,25 @@ public enum EngineCommand {
         }
     }
 
-    /// Runs `executable` with `arguments` (argv[0] is the executable) and `environment`
-    /// (`KEY=value` strings).
+    /// Runs `executable` (a path, or a name looked up in the environment's `PATH`) with
+    /// `arguments` (argv[0] is the executable) and `environment` (`KEY=value` strings).
     public static func run(_ executable: String, _ arguments: [String], environment: [String]) -> Result {
-        var out: [Int32] = [0, 0], err: [Int32] = [0, 0]
-        guard rc_pipe_cloexec(&out) == 0, rc_pipe_cloexec(&err) == 0 else {
-            return Result(status: 126, output: "", errorOutput: "cannot make a pipe: \(String(cString: strerror(errno)))")
+        let path = environment.first { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? TaskEnvironment.defaultPath
+        guard let program = executable.contains("/") ? executable : ExecutableLookup.find(executable, path: path) else {
+            return Result(status: 127, output: "", errorOutput: "cannot run \(executable): not found in PATH=\(path)")
         }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, out[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, err[1], 2)
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        let envp = environment.map { strdup($0) } + [nil]
-        defer { (argv + envp).forEach { free($0) } }
-        var pid: pid_t = 0
-        let rc = posix_spawnp(&pid, executable, &actions, nil, argv, envp)
-        close(out[1])
-        close(err[1])
-        defer { close(out[0]); close(err[0]) }
-        guard rc == 0 else {
-            return Result(status: 127, output: "", errorOutput: "cannot run \(executable): \(String(cString: strerror(rc)))")
+        let child: ChildProcess
+        do throws(Errno) {
+            child = try Spawn.start(FilePath(program), argv: [executable] + arguments, environment: environment,
+                                    output: .pipe, errors: .pipe, group: .inherit, pidfd: false)
+        } catch {
+            return Result(status: error == .noSuchFileOrDirectory ? 127 : 126, output: "", errorOutput: "cannot run \(executable): \(error)")
         }
-        let (output, errorOutput) = readBoth(out[0], err[0])
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        let code: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        return Result(status: code, output: String(decoding: output, as: UTF8.self), errorOutput: String(decoding: errorOutput, as: UTF8.self))
+        let (output, errorOutput) = readBoth(child.output!, child.errors!)
+        Syscalls.close(child.output!)
+        Syscalls.close(child.errors!)
+        return Result(status: child.wait().code, output: String(decoding: output, as: UTF8.self),
+                      errorOutput: String(decoding: errorOutput, as: UTF8.self))
     }
 
     /// Reads two pipes to their ends, whichever has data, keeping at most 1 MiB of each.

@@ -54,13 +54,20 @@ int rc_pidfd_send_signal(int pidfd, int signal);
 /// reaping it. `idtype` P_PIDFD (3) waits on a pidfd.
 int rc_waitid_usage(int idtype, int id, void *info, int options, void *usage);
 
+// rc_spawn_fds's flags, and how many descriptors a child may be given.
+#define RC_SPAWN_SETSID 1
+#define RC_SPAWN_SETPGROUP 2
+#define RC_SPAWN_MAX_FDS 16
+
 /// Spawns `path` (vfork and execve: no stack of its own to map and unmap, as posix_spawn(3)
-/// does, which in a many-threaded process costs every core a TLB flush) in a session and
-/// process group of its own (setsid), in `directory`, with every signal's default disposition
-/// and an empty signal mask, its stdin from `input`, stdout and stderr both to `output`, and no
-/// other descriptor open. Sets *pid; returns 0 or the errno of the spawn (the exec's included;
-/// a child that could not exec is reaped).
-int rc_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[], const char *directory, int input, int output);
+/// does, which in a many-threaded process costs every core a TLB flush) with every signal's
+/// default disposition and an empty signal mask; in a session of its own (RC_SPAWN_SETSID) or
+/// a process group of its own (RC_SPAWN_SETPGROUP), or the caller's; with descriptor i being
+/// a copy of fds[i] for i < count and no other descriptor open; in `directory` (NULL: the
+/// caller's). Sets *pid; returns 0 or the errno of the spawn (the exec's included; a child
+/// that could not exec is reaped).
+int rc_spawn_fds(pid_t *pid, const char *path, char *const argv[], char *const envp[], const char *directory,
+                 const int *fds, int count, int flags);
 
 // epoll's events and operations (sys/epoll.h is not in Swift's Glibc module).
 #define RC_EPOLLIN 0x001

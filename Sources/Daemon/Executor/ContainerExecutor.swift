@@ -4,7 +4,6 @@ import ReleaseContainers
 import ReleaseKit
 import ReleaseSupport
 import ReleaseWatcher
-import Subprocess
 import Synchronization
 import SystemPackage
 
@@ -69,61 +68,60 @@ struct ContainerExecutor: TaskExecutor {
         arguments += ["--", image, context.task]
         // What the init reads from its stdin, through the engine: the command and environment.
         let message = ContainerInit.message(argv: command.arguments, environment: context.environment)
-        var stdin: [Int32] = [-1, -1]
-        guard rc_pipe_cloexec(&stdin) == 0 else { return Self.notStarted("cannot make a pipe: \(String(cString: strerror(errno)))") }
-        // Our read end goes once the engine has ended: a write still waiting then fails.
-        defer { _ = close(stdin[0]) }
-        let feeder = stdin[1]
+        let engineProcess: SpawnedProcess
+        do throws(Errno) {
+            engineProcess = SpawnedProcess(try Spawn.start(FilePath(program), argv: [engine.executable] + arguments, environment: engine.environment,
+                                                           input: .pipe, output: .pipe, errors: .toOutput, group: .session))
+        } catch {
+            if let accounting { await BlockingCall.run { accounting.finish() } }
+            return Self.notStarted("cannot start the container engine: \(error)")
+        }
         // Written on a thread of its own as the engine reads (a message may be larger than a
         // pipe holds); an engine that fails before it reads it all makes the write fail, not
         // the task (the engine's own message says why).
+        let feeder = engineProcess.input!
         Task.detached { await BlockingCall.run { FileOutput.write(feeder, message); _ = close(feeder) } }
 
         processGuard?.register(container: name, release: release)
         defer { processGuard?.unregister(container: name) }
         let target = ContainerTarget(engine: engine, name: name)
-        let result: ExecutionResult<(stop: ContainerStop?, tail: [String]), SequenceOutput, CombinedErrorOutput>
-        do {
-            var options = PlatformOptions()
-            options.createSession = true
-            result = try await Subprocess.run(
-                .path(FilePath(program)), arguments: Arguments(arguments),
-                environment: .custom(engine.environment.map { Array("\($0)\0".utf8) }),
-                platformOptions: options, input: .fileDescriptor(FileDescriptor(rawValue: stdin[0]), closeAfterSpawningProcess: false),
-                output: .sequence, error: .combinedWithOutput
-            ) { execution in
-                await withTaskGroup(of: ContainerStop?.self) { race in
-                    race.addTask {
-                        guard let stop = await HostExecutor.stop(deadline: context.deadline, control: control) else { return nil }
-                        await Termination.end(target, grace: killGrace,
-                                              onTerm: { log.note("\(context.task): \(stop.why); stopping its container", level: .warning) },
-                                              onKill: { log.note("\(context.task): its container still runs after \(DurationParser.format(killGrace)); killing it", level: .warning) })
-                        return ContainerStop(stop)
-                    }
-                    var tail = OutputTail()
-                    do {
-                        for try await buffer in execution.standardOutput {
-                            buffer.withUnsafeBytes { bytes in
-                                log.output(bytes, task: context.task)
-                                tail.add(bytes)
-                            }
-                        }
-                    } catch {
-                        log.note("reading the output of \(context.task) failed: \(error)", level: .warning)
-                    }
-                    log.flush(task: context.task)
-                    race.cancelAll()
-                    var stop: ContainerStop?
-                    for await s in race where s != nil { stop = s }
-                    return (stop, tail.lines)
-                }
+        // The engine's output is the task's: into the release log as it comes, its last lines
+        // kept (they hold the engine's or the init's message when the task did not start).
+        let tail = Mutex(OutputTail())
+        let watched: ProcessMonitor.Watched
+        do throws(Errno) {
+            watched = try ProcessMonitor.shared.watch(pidfd: engineProcess.leader.pidfd, output: engineProcess.output) { bytes in
+                log.output(bytes, task: context.task)
+                tail.withLock { $0.add(bytes) }
             }
         } catch {
-            return Self.notStarted("cannot start the container engine: \(error)")
+            engineProcess.leader.send(SIGKILL)
+            _ = await BlockingCall.run { engineProcess.reap() }
+            await BlockingCall.run { engine.remove([name]) }
+            if let accounting { await BlockingCall.run { accounting.finish() } }
+            return Self.notStarted("cannot watch the container engine's output: \(error)")
         }
+        var stop: HostExecutor.Stop?
+        switch await ProcessMonitor.shared.wait(for: watched, until: context.deadline, control: control) {
+        case .exited: break
+        case .deadline: stop = .deadline
+        case .stopped(let reason): stop = .stopped(reason)
+        case .failed(let error):
+            log.note("\(context.task): the daemon can no longer watch the container engine (epoll_wait: \(error)); stopping its container", level: .critical)
+            stop = .stopped(.shutdown)
+        }
+        if let stop {
+            await Termination.end(target, grace: killGrace,
+                                  onTerm: { log.note("\(context.task): \(stop.why); stopping its container", level: .warning) },
+                                  onKill: { log.note("\(context.task): its container still runs after \(DurationParser.format(killGrace)); killing it", level: .warning) })
+            _ = await ProcessMonitor.shared.wait(for: watched, until: nil, control: nil)
+        }
+        log.flush(task: context.task)
+        let ended = await BlockingCall.run { engineProcess.reap() }
+        let lines = tail.withLock { $0.lines }
         // `run --rm` removes the container before it exits. When it was stopped, killed or
         // failed itself, the container may still be there: removed here.
-        let normalExit: Bool = if result.closureResult.stop == nil, case .exited(let code) = result.terminationStatus, code < 125 { true } else { false }
+        let normalExit: Bool = if stop == nil, case .success(.exited(let code)) = ended, code < 125 { true } else { false }
         if !normalExit, await BlockingCall.run({ engine.containerExists(name) }) { await BlockingCall.run { engine.remove([name]) } }
         var usage: TaskUsage?
         var oomKilled = false
@@ -131,29 +129,29 @@ struct ContainerExecutor: TaskExecutor {
             let (cpu, peak) = accounting.cgroup.usage()
             usage = TaskUsage(cpuMs: cpu, peakMemoryBytes: peak)
             // SIGKILL of the container's first process: exit status 137.
-            let killed: Bool = if case .exited(137) = result.terminationStatus { true } else { false }
-            oomKilled = result.closureResult.stop == nil && (killed || TaskCgroup.unified)
-                && accounting.cgroup.oomKilled(killed: killed, limit: context.limits.memoryBytes)
+            let killed: Bool = if case .success(.exited(137)) = ended { true } else { false }
+            oomKilled = stop == nil && (killed || TaskCgroup.unified) && accounting.cgroup.oomKilled(killed: killed, limit: context.limits.memoryBytes)
             await BlockingCall.run { accounting.finish() }
         }
         if oomKilled { return TaskOutcome(ending: .oomKilled(limit: context.limits.memoryBytes), usage: usage) }
-        switch result.closureResult.stop?.stop {
+        switch stop {
         case .stopped(let reason)?: return TaskOutcome(ending: .stopped(reason), usage: usage)
         case .deadline?: return TaskOutcome(ending: .timedOut, usage: usage)
         case nil: break
         }
-        switch result.terminationStatus {
-        case .exited(let code) where (126...127).contains(code) && result.closureResult.tail.last?.hasPrefix(Self.initPrefix) == true:
+        switch ended {
+        case .success(.exited(let code)) where (126...127).contains(code) && lines.last?.hasPrefix(Self.initPrefix) == true:
             // The init could not start the command (not found in the image, not executable).
-            let line = result.closureResult.tail.last!.dropFirst(Self.initPrefix.count)
+            let line = lines.last!.dropFirst(Self.initPrefix.count)
             return Self.notStarted(context.masking.apply(String(line)) + " (in the image)")
-        case .exited(let code) where (125...127).contains(code) && result.closureResult.tail.contains(where: { $0.hasPrefix("Error: ") }):
+        case .success(.exited(let code)) where (125...127).contains(code) && lines.contains(where: { $0.hasPrefix("Error: ") }):
             // The engine's own failure (it says `Error: …`), not the task's exit status.
             // The last lines of the output, which may hold what the task printed: masked.
-            let message = EngineCommand.Result(status: code, output: result.closureResult.tail.joined(separator: "\n"), errorOutput: "").message
+            let message = EngineCommand.Result(status: code, output: lines.joined(separator: "\n"), errorOutput: "").message
             return Self.notStarted("the container engine failed (exit \(code)): \(context.masking.apply(message))")
-        case .exited(let code): return TaskOutcome(ending: .exited(code), usage: usage)
-        case .signaled(let signal): return TaskOutcome(ending: .signaled(signal), usage: usage)
+        case .success(.exited(let code)): return TaskOutcome(ending: .exited(code), usage: usage)
+        case .success(.signaled(let signal)): return TaskOutcome(ending: .signaled(signal), usage: usage)
+        case .failure(let error): return TaskOutcome(ending: .notStarted("the container engine's exit status could not be read: \(error)"), usage: usage)
         }
     }
 
@@ -191,12 +189,6 @@ struct ContainerExecutor: TaskExecutor {
     static func path(of environment: [String]) -> String {
         environment.first { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? TaskEnvironment.defaultPath
     }
-}
-
-/// Why a container was ended before its task finished.
-struct ContainerStop: Sendable {
-    let stop: HostExecutor.Stop
-    init(_ stop: HostExecutor.Stop) { self.stop = stop }
 }
 
 /// A task's container, ended through the engine.

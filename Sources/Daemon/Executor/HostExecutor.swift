@@ -10,7 +10,7 @@ import SystemPackage
 /// into the release log. Its deadline and the release's stop end the whole group; what the
 /// task leaves behind when it exits — in its group, in groups of its own carrying its
 /// `RELEASE_ID`, or (for an app's user) any process of that user started since — is ended too,
-/// so nothing outlives its task. Started with vfork and execve (`rc_spawn`); its output, its
+/// so nothing outlives its task. Started by `Spawn` (vfork and execve); its output, its
 /// exit (through its pidfd) and its deadline are watched by the `ProcessMonitor`'s one thread.
 ///
 /// Under systemd each task runs in a transient scope of its own (with the task's limits:

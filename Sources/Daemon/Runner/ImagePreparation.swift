@@ -3,7 +3,7 @@ import ReleaseContainers
 import ReleaseKit
 import ReleaseSupport
 import ReleaseWatcher
-import Subprocess
+import Synchronization
 import SystemPackage
 
 /// Makes an image release's image ready before its first task: pulls it as the app's `pull`
@@ -52,28 +52,29 @@ struct ImagePreparation: Sendable {
                 ?? (engine.executable.hasPrefix("/") ? engine.executable : nil) else {
             return "the container engine \(engine.executable) is not installed"
         }
-        do {
-            let result = try await Subprocess.run(
-                .path(FilePath(program)), arguments: ["pull", "--", reference],
-                environment: .custom(engine.environment.map { Array("\($0)\0".utf8) }),
-                input: .none, output: .sequence, error: .combinedWithOutput
-            ) { execution in
-                var tail = OutputTail()
-                for try await buffer in execution.standardOutput {
-                    buffer.withUnsafeBytes { bytes in
-                        log.output(bytes, task: "pull")
-                        tail.add(bytes)
-                    }
-                }
-                log.flush(task: "pull")
-                return tail.lines
-            }
-            guard case .exited(0) = result.terminationStatus else {
-                return EngineCommand.Result(status: 1, output: result.closureResult.joined(separator: "\n"), errorOutput: "").message
-            }
-            return nil
+        let process: SpawnedProcess
+        do throws(Errno) {
+            process = SpawnedProcess(try Spawn.start(FilePath(program), argv: [engine.executable, "pull", "--", reference],
+                                                     environment: engine.environment, output: .pipe, errors: .toOutput, group: .session))
         } catch {
-            return "\(error)"
+            return "cannot start the container engine: \(error)"
         }
+        let tail = Mutex(OutputTail())
+        do throws(Errno) {
+            let watched = try ProcessMonitor.shared.watch(pidfd: process.leader.pidfd, output: process.output) { bytes in
+                log.output(bytes, task: "pull")
+                tail.withLock { $0.add(bytes) }
+            }
+            _ = await ProcessMonitor.shared.wait(for: watched, until: nil, control: nil)
+        } catch {
+            process.leader.send(SIGKILL)
+            _ = await BlockingCall.run { process.reap() }
+            return "cannot watch the engine's output: \(error)"
+        }
+        log.flush(task: "pull")
+        guard case .success(.exited(0)) = await BlockingCall.run({ process.reap() }) else {
+            return EngineCommand.Result(status: 1, output: tail.withLock { $0.lines }.joined(separator: "\n"), errorOutput: "").message
+        }
+        return nil
     }
 }

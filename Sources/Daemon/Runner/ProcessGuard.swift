@@ -44,33 +44,20 @@ public final class ProcessGuard: Sendable {
     /// spool lock's guard byte; closed here, so only the guard holds it).
     public static func spawn(holding lock: FileDescriptor?) throws(SpawnError) -> ProcessGuard {
         defer { if let lock { close(lock.rawValue) } }
-        var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { throw SpawnError(errno: errno) }
-        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
-        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, fds[0], 0)
-        if let lock { posix_spawn_file_actions_adddup2(&actions, lock.rawValue, lockFD) }
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        // Its own process group: a Ctrl-C meant for the daemon must not reach the guard.
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETPGROUP))
-        posix_spawnattr_setpgroup(&attr, 0)
-        let exe = "/proc/self/exe"
-        var child: pid_t = 0
-        let argv: [UnsafeMutablePointer<CChar>?] = [strdup("released"), strdup(flag), nil]
-        defer { argv.forEach { free($0) } }
-        // The daemon's own environment: the container engine it may have to run needs it.
-        let rc = posix_spawn(&child, exe, &actions, &attr, argv, environ)
-        close(fds[0])
-        guard rc == 0 else {
-            close(fds[1])
-            throw SpawnError(errno: rc)
+        // The daemon's own environment (the container engine it may have to run needs it) and
+        // outputs; a process group of its own, so that a Ctrl-C meant for the daemon does not
+        // reach it; the lock's open file as its fd 3.
+        var environment: [String] = []
+        var entry = environ
+        while let e = entry.pointee { environment.append(String(cString: e)); entry += 1 }
+        do throws(Errno) {
+            let child = try Spawn.start(FilePath("/proc/self/exe"), argv: ["released", flag], environment: environment,
+                                        input: .pipe, output: .descriptor(STDOUT_FILENO), errors: .descriptor(STDERR_FILENO),
+                                        group: .processGroup, extra: lock.map { [$0.rawValue] } ?? [], pidfd: false)
+            return ProcessGuard(writeFD: child.input!)
+        } catch {
+            throw SpawnError(errno: error.rawValue)
         }
-        return ProcessGuard(writeFD: fds[1])
     }
 
     public struct SpawnError: Error, CustomStringConvertible {

@@ -85,11 +85,8 @@ enum RunAs {
             if uid != 0, setuid(0) == 0 { fail("run-as: still able to regain root after setuid(\(uid))") }
         }
 
-        let cArgv = argv.map { strdup($0) } + [nil]
-        let cEnv = environment.map { strdup($0) } + [nil]
-        execve(executable, cArgv, cEnv)
-        let code: Int32 = errno == ENOENT ? 127 : 126
-        fail("cannot run \(argv[0]): \(lastError())", code: code)
+        let error = Spawn.replace(with: executable, argv: argv, environment: environment)
+        fail("cannot run \(argv[0]): \(error)", code: error == .noSuchFileOrDirectory ? 127 : 126)
     }
 
     /// Reads stdin to its end and splits it at NULs.

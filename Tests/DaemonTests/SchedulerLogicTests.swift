@@ -37,11 +37,11 @@ struct SchedulerLogicTests {
     func statusText() {
         let shop = ReleaseQueue.Entry(id: ReleaseID.generate(), serialKey: "shop", app: "shop", release: "v42")
         let blog = ReleaseQueue.Entry(id: ReleaseID.generate(), serialKey: "blog", app: "blog", release: "v7")
-        #expect(Scheduler.statusText(running: [], waiting: 0, arriving: 0, finished: 3, accepting: true) == "idle, 3 done")
-        #expect(Scheduler.statusText(running: [], waiting: 2, arriving: 1, finished: 3, accepting: true) == "idle, 3 done, 3 queued")
-        #expect(Scheduler.statusText(running: [(shop, "shop v42: migrate (1/2)", true), (blog, nil, false)], waiting: 1, arriving: 0,
+        #expect(SchedulerState.statusText(running: [], waiting: 0, arriving: 0, finished: 3, accepting: true) == "idle, 3 done")
+        #expect(SchedulerState.statusText(running: [], waiting: 2, arriving: 1, finished: 3, accepting: true) == "idle, 3 done, 3 queued")
+        #expect(SchedulerState.statusText(running: [(shop, "shop v42: migrate (1/2)", true), (blog, nil, false)], waiting: 1, arriving: 0,
                                      finished: 0, accepting: true) == "blog v7: starting; shop v42: migrate (1/2); 1 queued")
-        #expect(Scheduler.statusText(running: [], waiting: 0, arriving: 0, finished: 0, accepting: false) == "stopping")
+        #expect(SchedulerState.statusText(running: [], waiting: 0, arriving: 0, finished: 0, accepting: false) == "stopping")
     }
 
     @Test("a file name made a safe record id: never hidden, never a record's name", arguments: [

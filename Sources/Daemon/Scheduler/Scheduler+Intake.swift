@@ -103,26 +103,14 @@ extension Scheduler {
     /// and the intake service takes them in (`nextIntake`, `settle`). Returns at once, so the watcher keeps
     /// reading.
     func arrived(_ found: [Arrivals.Found]) {
-        for item in found {
-            // Seen again (a rescan after an overflow lists what the events also named): one
-            // waiting, running, or being taken in now is not taken in twice.
-            if let id = item.id, queue.isWaiting(id) || started[id] != nil { continue }
-            if inFlight.contains(item.name) { continue }
-            arrivals.add(item.name, owner: item.owner)
-        }
-        if !arrivals.isEmpty { intakeWork.yield() }
+        perform(state.arrived(found), status: false)
     }
 
     /// Up to `limit` arrivals to take in, round-robin by owner, with the intake of the moment:
     /// the intake service evaluates them off the event loop (`Intake.evaluate`) and hands the
     /// results back to `settle`. Until then they are in flight: a cancel for one waits.
     func nextIntake(limit: Int = 64) -> (batch: [(name: SpoolName, owner: uid_t)], intake: Intake, generation: Int) {
-        var batch: [(name: SpoolName, owner: uid_t)] = []
-        while batch.count < limit, let next = arrivals.take() {
-            batch.append(next)
-            inFlight.insert(next.name)
-        }
-        return (batch, intake, intakeGeneration)
+        (state.takeIntake(limit: limit), intake, intakeGeneration)
     }
 
     /// Acts on what intake made of a batch: queues what was admitted, files what was not;
@@ -133,13 +121,13 @@ extension Scheduler {
     func settle(_ results: [(name: SpoolName, owner: uid_t, evaluation: Intake.Evaluation)], generation: Int) -> Bool {
         var filed = false
         for (name, owner, evaluation) in results {
-            inFlight.remove(name)
+            state.settled(name)
             filed = settle(name, owner: owner, evaluation, current: generation == intakeGeneration) || filed
         }
         if filed { try? context.spool.sync(.rejected) }
         reportRejections()
-        dispatch()
-        return !arrivals.isEmpty
+        perform(state.dispatch())
+        return !state.arrivals.isEmpty
     }
 
     /// Acts on one file; returns whether a rejection was filed.
@@ -155,12 +143,12 @@ extension Scheduler {
             request = read.request
         }
         let id = request.id.rawValue
-        if name == SpoolName("\(id).json"), queue.isWaiting(request.id) || started[request.id] != nil {
+        if name == SpoolName("\(id).json"), state.knows(request.id) {
             // The very file of a release already queued here, read a second time: not a
             // second submission (filing it would take the queued release's request away).
             return false
         }
-        if queue.isWaiting(request.id) || started[request.id] != nil || spool.exists(.running, "\(id).json")
+        if state.knows(request.id) || spool.exists(.running, "\(id).json")
             || spool.exists(.done, "\(id).record.json") || spool.exists(.rejected, "\(id).record.json") {
             return file(name, owner: owner, reason: RejectReason(.duplicateID, "duplicate id: release \(id) already exists"),
                         partial: .init(id: id, app: request.app, release: request.release, submittedAt: request.submittedAt),
@@ -176,11 +164,10 @@ extension Scheduler {
             return file(name, owner: owner, reason: reason, partial: .init(), request: request, durable: false)
         case .admitted(_, let admission):
             let entry = intake.entry(for: request)
-            queue.enqueue(entry)
+            state.admitted(entry)
             context.coordinator.admitted(entry)
             if current { keep(admission) }
             context.logger.info("queued \(request.app) \(request.release)", metadata: .release(request, state: "queued"))
-            context.metrics.metrics?.setQueueDepth(queue.waitingCount)
             return false
         case .gone, .unreadable:
             return false
@@ -213,7 +200,7 @@ extension Scheduler {
             context.logger.error("rejected \(Masking.preview(name.string)): \(record.reason ?? "")",
                                  metadata: .release(record, messageID: MessageID.releaseRejected))
         }
-        finishedCount += 1
+        state.counted()
         context.metrics.metrics?.finished(record)
         return true
     }
@@ -222,7 +209,7 @@ extension Scheduler {
     /// were removed, once a minute at most.
     private func reportRejections() {
         let now = ContinuousClock.now
-        guard now - rejectionCounts.since >= .seconds(60) || arrivals.isEmpty else { return }
+        guard now - rejectionCounts.since >= .seconds(60) || state.arrivals.isEmpty else { return }
         for (owner, count) in rejectionCounts.byOwner.sorted(by: { $0.key < $1.key }) where count > RejectionCounts.loggedPerOwner {
             context.logger.error("rejected \(count - RejectionCounts.loggedPerOwner) more file(s) of uid \(owner) (only the first \(RejectionCounts.loggedPerOwner) a minute are logged one by one)")
         }
@@ -244,31 +231,21 @@ extension Scheduler {
     /// Files that appeared in `cancel/`.
     func processCancels(_ names: [SpoolName]) {
         let spool = context.spool
+        var actions: [SchedulerState.Action] = []
         for name in names {
             guard let id = ReleaseID(name.string) else {
                 spool.removeCancelMarker(name.string)
                 continue
             }
-            if let release = started[id] {
-                context.logger.notice("cancelling \(release.entry.app) \(release.entry.release)",
-                                      metadata: .release(id: id.rawValue, app: release.entry.app, name: release.entry.release, state: nil))
-                release.control.stop(.cancelled)
-                continue  // the marker is removed when the release ends
-            }
-            // Not taken in yet: intake sees the marker and cancels it then.
-            let requestName = SpoolName("\(id).json")
-            if arrivals.contains(requestName) || inFlight.contains(requestName) { continue }
-            if queue.remove(id) != nil {
-                let admission = takeAdmission(id)
-                let request = admission?.request ?? (try? intake.read(SpoolName("\(id).json"), spool: spool).get())?.request
-                if let request { cancelQueued(request) }
-            }
-            spool.removeCancelMarker(name.string)
+            let (decided, markerDone) = state.cancel(id)
+            actions += decided
+            if markerDone { spool.removeCancelMarker(name.string) }
         }
-        context.metrics.metrics?.setQueueDepth(queue.waitingCount)
-        dispatch()
+        perform(actions)
     }
 
+    /// Records a waiting release cancelled before it started (`cancelled`, in `done/`); in a
+    /// cluster the cancel is the deploy's, on every node.
     func cancelQueued(_ request: ReleaseRequest) {
         var record = ReleaseRecord(id: request.id.rawValue, app: request.app, release: request.release, state: .cancelled,
                                    reason: "cancelled by releasectl cancel before it started", directory: request.directory,
@@ -281,7 +258,7 @@ extension Scheduler {
         }
         context.logger.notice("cancelled \(request.app) \(request.release) before it started",
                               metadata: .release(request, state: "cancelled", messageID: MessageID.releaseCancelled))
-        finishedCount += 1
+        state.counted()
         context.metrics.metrics?.finished(record)
         // In a cluster a cancel is the deploy's, on every node.
         let coordinator = context.coordinator, entry = intake.entry(for: request)

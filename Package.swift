@@ -69,12 +69,19 @@ let package = Package(
             ],
             path: "Sources/Plugins"
         ),
-        // The container engine (podman's command line): image lookups and mounts, the
-        // environment split that keeps every value out of argv, image intake.
+        // The container engine (podman's command line): image lookups and mounts, its commands,
+        // and releasectl-init, which starts a task in its container.
         .target(
             name: "ReleaseContainers",
             dependencies: ["ReleaseKit", "ReleaseSupport", .product(name: "SystemPackage", package: "swift-system")],
             path: "Sources/Containers"
+        ),
+        // The one intake: a request, its app's files or image and the operator's policy → an
+        // accepted plan or a rejection; the daemon's and `releasectl plan`'s.
+        .target(
+            name: "ReleaseIntake",
+            dependencies: ["ReleaseKit", "ReleaseSupport", "ReleaseContainers", .product(name: "SystemPackage", package: "swift-system")],
+            path: "Sources/Intake"
         ),
         .target(
             name: "ReleaseWatcher",
@@ -91,7 +98,8 @@ let package = Package(
         .target(
             name: "ReleaseDaemon",
             dependencies: [
-                "ReleaseKit", "ReleaseSupport", "ReleasePlugins", "ReleaseWatcher", "ReleaseContainers", "CSystemd", "CSystemdBus",
+                "ReleaseKit", "ReleaseSupport", "ReleaseIntake", "ReleasePlugins", "ReleaseWatcher", "ReleaseContainers", "CSystemd",
+                "CSystemdBus",
                 "CLinuxSyscalls",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -107,7 +115,7 @@ let package = Package(
         .executableTarget(
             name: "releasectl",
             dependencies: [
-                "ReleaseKit", "ReleaseSupport", "ReleasePlugins", "ReleaseWatcher", "ReleaseContainers",
+                "ReleaseKit", "ReleaseSupport", "ReleaseIntake", "ReleasePlugins", "ReleaseWatcher", "ReleaseContainers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],

@@ -2,6 +2,7 @@ import ArgumentParser
 import FoundationEssentials
 import Glibc
 import ReleaseContainers
+import ReleaseIntake
 import ReleaseKit
 import ReleasePlugins
 import SystemPackage
@@ -130,26 +131,22 @@ struct Plan: RunnableCommand {
             if config != nil { throw CLIError.usage("--config \(error)") }
             daemonConfig = DaemonConfig()
         }
-        let policy = IntakePolicy(allowedUsers: [], allowedGroups: [], appRoots: daemonConfig.appRoots.map { RequestIntake.realPath($0) ?? $0 })
         let masking = Masking(env: env)
-        var plan: ReleasePlan
+        let plan: ReleasePlan
         do throws(RejectReason) {
-            if let image {
-                // The image is read as the daemon will (mounted, nothing of it run); one the
-                // engine does not have is planned from what the request says until it is pulled.
-                let request = ReleaseRequest(id: ReleaseID.generate(), app: app, release: "plan", directory: directory, image: image,
-                                             env: env, tasks: tasks)
-                let environment = ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" }
-                let engine = ContainerEngine(executable: daemonConfig.containerEngine, environment: environment)
-                let result = try ImageIntake.validate(request, engine: engine, policy: policy, registry: Registry.tasks, credentials: nil)
-                plan = result.validation.plan
-                try plan.applyLimits(result.validation.config, policy: daemonConfig.limitPolicy(for: app))
-                if result.image == nil { Output.error("the engine does not have \(image) yet: planned without its files (release.toml, Procfile, preset) until it is pulled") }
-            } else {
-                let validation = try RequestIntake.validate(app: app, directory: directory ?? "", env: env, tasks: tasks, policy: policy,
-                                                            registry: Registry.tasks, credentials: nil)
-                plan = validation.plan
-                try plan.applyLimits(validation.config, policy: daemonConfig.limitPolicy(for: app))
+            // The daemon's own intake (an image is read as it will be: mounted, nothing of it
+            // run), by this user; limits on the host are noted below rather than refused.
+            let request = ReleaseRequest(id: ReleaseID.generate(), app: app, release: "plan", directory: directory, image: image,
+                                         env: env, tasks: tasks)
+            let environment = ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" }
+            let settings = IntakePipeline.Settings(
+                config: daemonConfig, policy: IntakePolicy(config: daemonConfig), registry: Registry.tasks,
+                engine: ContainerEngine(executable: daemonConfig.containerEngine, environment: environment), credentials: nil,
+                hostLimitsMissing: nil)
+            let accepted = try IntakePipeline.accept(request, settings)
+            plan = accepted.plan
+            if let image, accepted.image == nil {
+                Output.error("the engine does not have \(image) yet: planned without its files (release.toml, Procfile, preset) until it is pulled")
             }
         } catch {
             throw CLIError(2, "the release would be rejected: \(masking.apply(error.message))")

@@ -220,7 +220,7 @@ struct Released: AsyncParsableCommand {
             executor: { job, admission in
                 if let image = admission.request.image {
                     return ContainerExecutor(engine: ContainerEngine(executable: job.config.containerEngine, environment: environment),
-                                             image: image, workingDirectory: admission.workingDirectory ?? "/",
+                                             image: admission.image?.id ?? image, workingDirectory: admission.workingDirectory ?? "/",
                                              settings: job.config.settings(for: admission.request.app), identity: admission.identity,
                                              spool: spool, processGuard: processGuard, killGrace: job.config.killGrace)
                 }

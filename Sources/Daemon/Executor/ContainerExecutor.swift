@@ -23,6 +23,7 @@ import SystemPackage
 /// not as the task's exit status.
 struct ContainerExecutor: TaskExecutor {
     let engine: ContainerEngine
+    /// The image to run: the id of the build the release was planned from, else its reference.
     let image: String
     let workingDirectory: String
     let settings: DaemonConfig.AppSettings

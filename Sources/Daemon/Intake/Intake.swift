@@ -2,6 +2,7 @@ import FoundationEssentials
 import Glibc
 import Logging
 import ReleaseContainers
+import ReleaseIntake
 import ReleaseKit
 import SystemPackage
 
@@ -9,25 +10,25 @@ import SystemPackage
 /// what all that was read from, so that it need not be read again while nothing changed.
 struct Admission: Sendable {
     let request: ReleaseRequest
-    /// The plan, and the app's files it was made from.
-    let validation: RequestIntake.Validation
+    /// The plan, the app's files it was made from, and for an image release the image.
+    var accepted: IntakePipeline.Accepted
     let identity: TaskIdentity?
     /// The request's file in `incoming/`.
     let file: FileIdentity
-    /// For an image release: the image as the engine had it (nil while it is not there yet:
-    /// it is pulled, and the release planned again from it, when the release starts).
-    var image: ContainerEngine.Image? = nil
-    /// For an image release: where its tasks run in the container.
-    var workingDirectory: String? = nil
 
-    var plan: ReleasePlan { validation.plan }
+    var validation: AppValidation.Validation { accepted.validation }
+    var plan: ReleasePlan { accepted.plan }
+    /// For an image release: the image as the engine had it (nil while it is not there yet).
+    var image: ContainerEngine.Image? { accepted.image }
+    /// For an image release: where its tasks run in the container.
+    var workingDirectory: String? { accepted.workingDirectory }
 }
 
 /// Takes files found in `incoming/` in, by the configuration of the moment: reads and checks
-/// each (`RequestIntake`: the file, its owner, its schema), then validates what it asks for in
-/// full — the directory, the app's files read as the app's user, the gates and tasks — and
-/// builds the record of a file that cannot be accepted. Holds no state of its own beyond the
-/// configuration: the scheduler decides what to do with each answer.
+/// each (`RequestIntake`: the file, its owner, its schema), then runs the one intake
+/// (`IntakePipeline`) as the app's user, and builds the record of a file that cannot be
+/// accepted. Holds no state of its own beyond the configuration: the scheduler decides what
+/// to do with each answer.
 struct Intake: Sendable {
     let config: DaemonConfig
     let policy: IntakePolicy
@@ -38,32 +39,8 @@ struct Intake: Sendable {
     init(config: DaemonConfig, registry: [any ReleaseTask.Type], logger: Logger, environment: [String]) {
         self.config = config
         self.registry = registry
-        policy = Self.policy(for: config, logger: logger)
+        policy = IntakePolicy(config: config) { logger.warning("\($0)") }
         engine = ContainerEngine(executable: config.containerEngine, environment: environment)
-    }
-
-    /// Who may submit (users and groups by name or number) and where apps may live.
-    static func policy(for config: DaemonConfig, logger: Logger) -> IntakePolicy {
-        var users: Set<uid_t> = [0, getuid(), geteuid()]
-        var groups: Set<gid_t> = [getgid(), getegid()]
-        if let names = config.allowUsers {
-            users = [0]
-            for name in names {
-                if let uid = uid_t(name) { users.insert(uid) }
-                else if let pw = UserDatabase.user(named: name) { users.insert(pw.uid) }
-                else { logger.warning("allow-users: no such user \(name)") }
-            }
-        }
-        if let names = config.allowGroups {
-            groups = []
-            for name in names {
-                if let gid = gid_t(name) { groups.insert(gid) }
-                else if let gid = UserDatabase.groupID(named: name) { groups.insert(gid) }
-                else { logger.warning("allow-groups: no such group \(name)") }
-            }
-        }
-        let roots = config.appRoots.map { RequestIntake.realPath($0) ?? $0 }
-        return IntakePolicy(allowedUsers: users, allowedGroups: groups, appRoots: roots)
     }
 
     /// The serial key of an app: its releases run one at a time, and with those of every app
@@ -109,41 +86,20 @@ struct Intake: Sendable {
         Result { () throws(RequestIntake.Rejection) in try RequestIntake.read(name, spool: spool, policy: policy) }
     }
 
-    /// Validates what a request asks for, in full: its app's user, its directory and the
-    /// app's files (read as that user), its gates and tasks.
+    /// Validates what a request asks for, in full: its app's user, then the one intake
+    /// (`IntakePipeline`) as that user.
     func admit(_ file: RequestIntake.RequestFile) -> Result<Admission, RejectReason> {
         Result { () throws(RejectReason) -> Admission in
-            let request = file.request
-            let identity = try TaskIdentity.resolve(app: request.app, config: config)
-            guard request.image != nil else {
-                guard let directory = request.directory else { throw RejectReason(.schema, "the request has no \"directory\"") }
-                var validation = try RequestIntake.validate(app: request.app, directory: directory, env: request.env,
-                                                            tasks: request.tasks, policy: policy, registry: registry,
-                                                            credentials: identity?.credentials)
-                try applyLimits(&validation, app: request.app, host: true)
-                return Admission(request: request, validation: validation, identity: identity, file: file.identity)
-            }
-            return try admitImage(request, identity: identity, file: file.identity)
+            let identity = try TaskIdentity.resolve(app: file.request.app, config: config)
+            return try admit(file.request, identity: identity, file: file.identity)
         }
     }
 
-    /// An image release: its app files read from the image (see `ImageIntake`).
-    func admitImage(_ request: ReleaseRequest, identity: TaskIdentity?, file: FileIdentity) throws(RejectReason) -> Admission {
-        var result = try ImageIntake.validate(request, engine: engine, policy: policy, registry: registry, credentials: identity?.credentials)
-        try applyLimits(&result.validation, app: request.app, host: false)
-        return Admission(request: request, validation: result.validation, identity: identity, file: file, image: result.image,
-                         workingDirectory: result.workingDirectory)
-    }
-
-    /// Gives the plan's tasks their limits (release.toml's within the operator's; see
-    /// `ReleasePlan.applyLimits`). A host task gets its limits from a systemd scope: on a
-    /// daemon not under systemd, a host task with limits rejects the release — a limit is
-    /// never silently dropped.
-    func applyLimits(_ validation: inout RequestIntake.Validation, app: String, host: Bool) throws(RejectReason) {
-        try validation.plan.applyLimits(validation.config, policy: config.limitPolicy(for: app))
-        guard host, let missing = ServiceManager.scopesMissing, let step = validation.plan.limitedSteps.first else { return }
-        let what = ResourceLimits.keys.compactMap { key in step.limits.describe(key).map { "\($0) from \(step.limitSources[key]!)" } }
-        throw RejectReason(.limits, "\(step.name) has limits (\(what.joined(separator: ", "))), which a task on the host gets only from a systemd scope, and \(missing); or release the app as an image (its containers take the limits)")
+    /// The one intake for `request`, as `identity`'s user.
+    func admit(_ request: ReleaseRequest, identity: TaskIdentity?, file: FileIdentity) throws(RejectReason) -> Admission {
+        let settings = IntakePipeline.Settings(config: config, policy: policy, registry: registry, engine: engine,
+                                               credentials: identity?.credentials, hostLimitsMissing: ServiceManager.scopesMissing)
+        return Admission(request: request, accepted: try IntakePipeline.accept(request, settings), identity: identity, file: file)
     }
 
     /// Whether an admission still holds: its request file and every app file it was made
@@ -155,7 +111,7 @@ struct Intake: Sendable {
               (try? TaskIdentity.resolve(app: request.app, config: config)) == admission.identity else { return false }
         // (An image release's image is looked at again when it starts.)
         guard let directory = request.directory else { return true }
-        return RequestIntake.isUnchanged(admission.validation, directory: directory, credentials: admission.identity?.credentials)
+        return AppValidation.isUnchanged(admission.validation, directory: directory, credentials: admission.identity?.credentials)
     }
 
     /// The record of a file that cannot be accepted. What could be read of a broken file is

@@ -6,10 +6,11 @@ import ReleaseWatcher
 import Synchronization
 import SystemPackage
 
-/// Makes an image release's image ready before its first task: pulls it as the app's `pull`
-/// policy says (`always`; `missing`, when the engine does not have it) with the engine's
-/// output streamed into the release log, looks it up, and — when intake could not read it
-/// (it was not there) or it is another build now — plans the release again from the image.
+/// Makes an image release's image ready before its first task. One intake read (and pinned by
+/// its id) is ready, unless the app's `pull` policy is `always`. Otherwise it is pulled as the
+/// policy says (`always`; `missing`, when the engine does not have it) with the engine's output
+/// streamed into the release log, looked up, and — when intake could not read it (it was not
+/// there) or it is another build now — the release is planned again from the image.
 /// An image that cannot be pulled or read fails the release with the engine's reason.
 struct ImagePreparation: Sendable {
     let intake: Intake
@@ -18,6 +19,9 @@ struct ImagePreparation: Sendable {
         guard let reference = admission.request.image else { return .success(admission) }
         let engine = intake.engine
         let pull = intake.config.settings(for: admission.request.app).pull
+        // Read at intake and not to be pulled again: the image is looked at once, and the
+        // release runs that very build (by its id: see `Released`'s executor).
+        if admission.image != nil, pull != .always { return .success(admission) }
         var lookup = await BlockingCall.run { engine.inspect(reference) }
         if case .failed(let message) = lookup { return .failure(TaskFailure(.failed, reason: "cannot look the image \(reference) up: \(message)")) }
         let present: Bool = if case .present = lookup { true } else { false }
@@ -36,7 +40,7 @@ struct ImagePreparation: Sendable {
         // Not read at intake, or another build since: read and planned again from the image.
         let request = admission.request, identity = admission.identity, file = admission.file, intake = intake
         let again = await BlockingCall.run { () -> Result<Admission, RejectReason> in
-            Result { () throws(RejectReason) in try intake.admitImage(request, identity: identity, file: file) }
+            Result { () throws(RejectReason) in try intake.admit(request, identity: identity, file: file) }
         }
         switch again {
         case .success(let fresh):

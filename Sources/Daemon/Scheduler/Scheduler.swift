@@ -2,6 +2,7 @@ import FoundationEssentials
 import Glibc
 import Logging
 import ReleaseKit
+import ReleaseSupport
 import SystemPackage
 
 /// What the scheduler needs from the rest of the daemon.
@@ -117,32 +118,40 @@ actor Scheduler {
 
     /// Starts a release the state let go: with its admission from intake if nothing it
     /// depends on changed since, else read and validated again (the file, the directory or
-    /// release.toml may have changed while it waited).
+    /// release.toml may have changed while it waited) — either way on a thread of its own, as
+    /// intake always is: the event loop never waits for a file system. Its stop switch exists
+    /// from now on, so a cancel meanwhile is not lost.
     private func start(_ entry: ReleaseQueue.Entry) {
+        controls[entry.id] = ReleaseControl()
+        let cached = admissions.take(entry.id), intake = intake, spool = context.spool
         let name = SpoolName("\(entry.id).json")
-        var admission = admissions.take(entry.id)
-        if let cached = admission, !intake.stillHolds(cached, spool: context.spool) { admission = nil }
-        if admission == nil {
-            switch intake.evaluate(name, spool: context.spool) {
-            case .gone:
-                context.logger.warning("\(entry.id) left incoming/ before it could start", metadata: ["release.id": "\(entry.id)"])
-                perform(state.dropped(entry.id))
-                return
-            case .unreadable(let rejection):
-                file(name, owner: nil, reason: rejection.reason, partial: rejection.partial, request: nil)
-                perform(state.dropped(entry.id))
-                return
-            case .invalid(let read, let reason):
-                file(name, owner: read.owner, reason: reason, partial: .init(), request: read.request)
-                perform(state.dropped(entry.id))
-                return
-            case .admitted(_, let fresh):
-                admission = fresh
+        Task {
+            let looked = await BlockingCall.run { () -> StartLook in
+                if let cached, intake.stillHolds(cached, spool: spool) { return .kept(cached) }
+                return .read(intake.evaluate(name, spool: spool))
             }
+            await self.started(entry, looked)
         }
-        let control = ReleaseControl()
-        controls[entry.id] = control
-        jobs.yield(Job(entry: entry, admission: admission!, control: control, config: config))
+    }
+
+    /// Acts on a starting release's admission: its job goes to the release service, or the
+    /// file that is gone or no longer valid is dropped (and filed).
+    private func started(_ entry: ReleaseQueue.Entry, _ looked: StartLook) {
+        let name = SpoolName("\(entry.id).json")
+        switch looked {
+        case .kept(let admission), .read(.admitted(_, let admission)):
+            guard let control = controls[entry.id] else { return }
+            jobs.yield(Job(entry: entry, admission: admission, control: control, config: config))
+            return
+        case .read(.gone):
+            context.logger.warning("\(entry.id) left incoming/ before it could start", metadata: ["release.id": "\(entry.id)"])
+        case .read(.unreadable(let rejection)):
+            file(name, owner: nil, reason: rejection.reason, partial: rejection.partial, request: nil)
+        case .read(.invalid(let read, let reason)):
+            file(name, owner: read.owner, reason: reason, partial: .init(), request: read.request)
+        }
+        controls[entry.id] = nil
+        perform(state.dropped(entry.id))
     }
 
     /// Keeps an admission for a waiting release, within the memory budget.
@@ -229,6 +238,13 @@ actor Scheduler {
     func interruptAll() { perform(state.interruptAll()) }
 
     var runningCount: Int { state.runningCount }
+}
+
+/// What a starting release's look found: the admission kept from intake, still holding, or
+/// what reading and validating it again made of it.
+enum StartLook: Sendable {
+    case kept(Admission)
+    case read(Intake.Evaluation)
 }
 
 /// The admissions of waiting releases the scheduler keeps, so that a release is not read and

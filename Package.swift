@@ -38,7 +38,7 @@ let package = Package(
     ],
     targets: [
         // Linux system calls Swift cannot reach through glibc (openat2, per-thread credentials,
-        // renameat2, pidfds), each a one-line C wrapper behind ReleaseKit's Syscalls.
+        // renameat2, pidfds, the vfork spawn), each a one-line C wrapper behind ReleaseSupport's Syscalls and Spawn.
         .target(name: "CLinuxSyscalls", path: "Sources/CLinuxSyscalls"),
         // The one syscall shim every module uses (descriptors, listings, small files, EINTR),
         // whole writes, the quoting of untrusted input in messages, and the threads blocking
@@ -61,7 +61,7 @@ let package = Package(
         .target(
             name: "ReleasePlugins",
             dependencies: [
-                "ReleaseKit", "ReleaseSupport",
+                "ReleaseKit",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,4 +1,4 @@
-/// ReleaseKit's TOML 1.0.0 parser, for release.toml and released.toml.
+/// The project's TOML 1.0.0 parser (ReleaseTOML), for release.toml and released.toml.
 ///
 /// It reads the whole of TOML 1.0.0: every valid document is accepted with the values the
 /// specification gives it, every invalid one is a `ParseError` with its line and the problem.

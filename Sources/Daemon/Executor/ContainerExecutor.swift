@@ -3,7 +3,6 @@ import Glibc
 import ReleaseContainers
 import ReleaseKit
 import ReleaseSupport
-import ReleaseWatcher
 import Synchronization
 import SystemPackage
 

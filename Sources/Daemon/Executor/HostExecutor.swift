@@ -1,7 +1,6 @@
 import Glibc
 import ReleaseKit
 import ReleaseSupport
-import ReleaseWatcher
 import SystemPackage
 
 /// Runs task commands as processes on this host: each in a session and process group of its

@@ -2,7 +2,6 @@ import CLinuxSyscalls
 import Glibc
 import ReleaseKit
 import ReleaseSupport
-import ReleaseWatcher
 import Synchronization
 
 /// A process held by its pidfd: signalled and waited for through it, so a pid reused by

@@ -2,7 +2,6 @@ import CLinuxSyscalls
 import Glibc
 import ReleaseKit
 import ReleaseSupport
-import ReleaseWatcher
 import SystemPackage
 
 /// A host task's process, started by `Spawn` (vfork and execve) in a session of its own and

@@ -2,7 +2,6 @@ import Glibc
 import ReleaseContainers
 import ReleaseKit
 import ReleaseSupport
-import ReleaseWatcher
 import Synchronization
 import SystemPackage
 

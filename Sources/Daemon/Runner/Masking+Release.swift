@@ -1,6 +1,5 @@
 import ReleaseKit
 import ReleaseSupport
-import ReleaseWatcher
 
 extension Masking {
     /// Up to this many bytes of env names and values, the masking is built where it is asked

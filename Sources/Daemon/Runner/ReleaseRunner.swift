@@ -2,7 +2,6 @@ import FoundationEssentials
 import Glibc
 import Logging
 import ReleaseKit
-import ReleaseWatcher
 import SystemPackage
 
 /// Runs one admitted release from its plan to its record: asks `ReleaseProgress` (the

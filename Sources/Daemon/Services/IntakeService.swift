@@ -1,6 +1,5 @@
 import ReleaseKit
 import ReleaseSupport
-import ReleaseWatcher
 import ServiceLifecycle
 
 /// Takes arrivals in: whenever the scheduler has names waiting, it takes a batch of them

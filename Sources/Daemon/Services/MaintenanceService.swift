@@ -1,7 +1,6 @@
 import Logging
 import ReleaseKit
 import ReleaseSupport
-import ReleaseWatcher
 import ServiceLifecycle
 
 /// Retention at start and hourly; rejections that could not be filed (disk full) looked at

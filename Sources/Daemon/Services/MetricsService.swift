@@ -1,5 +1,4 @@
 import ReleaseSupport
-import ReleaseWatcher
 import ServiceLifecycle
 
 /// Writes the metrics file (`--metrics-file`) after changes: at once after the first, then at

@@ -1,7 +1,6 @@
 import FoundationEssentials
 import Logging
 import ReleaseKit
-import ReleaseWatcher
 import ServiceLifecycle
 
 /// Runs the releases the scheduler lets start, each in a task of its own: the coordinator's

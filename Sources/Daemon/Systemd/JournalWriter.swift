@@ -1,5 +1,4 @@
 import ReleaseSupport
-import ReleaseWatcher
 
 /// Sends journal entries from a queue of their own (`SerialQueue`), in order.
 ///

@@ -1,7 +1,6 @@
 import CSystemd
 import Glibc
 import ReleaseSupport
-import ReleaseWatcher
 import Synchronization
 
 /// Talks to the service manager through `sd_notify(3)`. Without `NOTIFY_SOCKET` every call is

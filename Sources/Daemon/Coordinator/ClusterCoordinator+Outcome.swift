@@ -51,7 +51,7 @@ extension ClusterCoordinator {
         let node = settings.node, id = record.id
         guard let key = record.cluster?.deployKey else { return record }
         let text = String(decoding: record.encoded(), as: UTF8.self)
-        let interrupted = Self.notTaken(record)
+        let interrupted = FinalRecord.notTaken(record)
         let interruptedText = String(decoding: interrupted.encoded(), as: UTF8.self)
         return try await database.run { conn in
             var taken = false
@@ -84,15 +84,5 @@ extension ClusterCoordinator {
             try await conn.query("SELECT pg_notify('releasectl', \(key))", logger: self.logger).count()
             return taken ? record : interrupted
         }
-    }
-
-    /// The record of a release whose tasks ended here but whose outcome the cluster did not
-    /// take before the lease ran out: `interrupted`, with what its tasks did.
-    static func notTaken(_ record: ReleaseRecord) -> ReleaseRecord {
-        var interrupted = record
-        interrupted.state = .interrupted
-        let ended = record.state.rawValue + (record.reason.map { ": \($0)" } ?? "")
-        interrupted.reason = "interrupted: its tasks ran here and ended (\(ended)), but the cluster could not take the outcome before this node's lease ran out; it is not re-run by itself (releasectl retry \(record.id))"
-        return interrupted
     }
 }

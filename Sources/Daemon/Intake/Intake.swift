@@ -114,23 +114,6 @@ struct Intake: Sendable {
         return AppValidation.isUnchanged(admission.validation, directory: directory, credentials: admission.identity?.credentials)
     }
 
-    /// The record of a file that cannot be accepted. What could be read of a broken file is
-    /// kept only if it is valid as such; the reason is masked with the request's secrets
-    /// when the request could be read.
-    static func rejection(stem: String, reason: RejectReason, partial: ReleaseRequest.Partial, request: ReleaseRequest?,
-                          now: Date = Date()) -> ReleaseRecord {
-        let partialApp = partial.app.flatMap { Syntax.isValidAppName($0) ? $0 : nil }
-        let partialRelease = partial.release.flatMap { Syntax.isValidReleaseLabel($0) && $0.utf8.count <= 512 ? $0 : nil }
-        let message = request.map { Masking.apply(reason.message, secretsOf: $0.env) } ?? reason.message
-        var record = ReleaseRecord(id: stem, app: request?.app ?? partialApp, release: request?.release ?? partialRelease,
-                                   state: .rejected, reason: message, directory: request?.directory,
-                                   submittedAt: request?.submittedAt ?? partial.submittedAt,
-                                   retryOf: request?.retryOf?.rawValue ?? partial.retryOf.flatMap { ReleaseID($0)?.rawValue })
-        record.reasonCode = reason.code.rawValue
-        record.finishedAt = now
-        return record
-    }
-
     /// A file name made safe to use as a record id: `[A-Za-z0-9._-]`, no leading dot, at most
     /// 100 characters, and never a name a record has (`<stem>.record.json`).
     static func safeStem(_ name: String) -> String {

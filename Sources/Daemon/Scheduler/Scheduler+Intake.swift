@@ -182,7 +182,7 @@ extension Scheduler {
               stem base: String? = nil, durable: Bool = true) -> Bool {
         let spool = context.spool
         let stem = spool.freeRejectionStem(base ?? request?.id.rawValue ?? Intake.safeStem(name.string))
-        let record = Intake.rejection(stem: stem, reason: reason, partial: partial, request: request)
+        let record = FinalRecord.rejected(stem: stem, reason: reason, partial: partial, request: request)
         do {
             try spool.reject(name, stem: stem, record: record, durable: durable)
         } catch {
@@ -247,10 +247,7 @@ extension Scheduler {
     /// Records a waiting release cancelled before it started (`cancelled`, in `done/`); in a
     /// cluster the cancel is the deploy's, on every node.
     func cancelQueued(_ request: ReleaseRequest) {
-        var record = ReleaseRecord(id: request.id.rawValue, app: request.app, release: request.release, state: .cancelled,
-                                   reason: "cancelled by releasectl cancel before it started", directory: request.directory,
-                                   submittedAt: request.submittedAt, retryOf: request.retryOf?.rawValue)
-        record.finishedAt = Date()
+        let record = FinalRecord.cancelledBeforeStart(request)
         do {
             try context.spool.finishQueued(record)
         } catch {

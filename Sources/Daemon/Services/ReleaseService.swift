@@ -118,19 +118,9 @@ struct ReleaseService: Service {
             await scheduler.finished(id, record: nil)
             return
         }
-        var record = outcome.record ?? ReleaseRecord(id: id.rawValue, app: request.app, release: request.release, state: outcome.state,
-                                                     reason: outcome.reason)
-        record.id = id.rawValue
-        record.app = request.app
-        record.release = request.release
-        record.state = outcome.state
-        record.directory = request.directory
-        record.image = request.image
-        record.submittedAt = request.submittedAt
-        record.retryOf = request.retryOf?.rawValue
-        record.node = context.coordinator.node
-        record.cluster = ClusterInfo(deployKey: job.entry.deployKey, ranOn: outcome.ranOn)
-        if record.finishedAt == nil { record.finishedAt = Date() }
+        let record = FinalRecord.followed(request, ran: outcome.record, state: outcome.state, reason: outcome.reason,
+                                          node: context.coordinator.node,
+                                          cluster: ClusterInfo(deployKey: job.entry.deployKey, ranOn: outcome.ranOn))
         log.note("release \(record.state.rawValue) on node \(outcome.ranOn)" + (record.reason.map { ": \($0)" } ?? ""),
                  level: record.state == .succeeded ? Logger.Level.notice : Logger.Level.warning,
                  metadata: ["release.state": "\(record.state.rawValue)"])

@@ -47,7 +47,7 @@ extension Spool {
                 outcome.pending.append(progress)
                 continue
             }
-            let record = Self.interrupted(id: id, progress: progress, request: readRequest(.running, id), now: now)
+            let record = FinalRecord.interrupted(id: id, progress: progress, request: readRequest(.running, id), now: now)
             do {
                 try writeAtomically(record.encoded(), to: .done, name: "\(id).record.json")
                 try stop(at: .recoveryRecordWritten)
@@ -78,33 +78,5 @@ extension Spool {
             }
         }
         return outcome
-    }
-
-    /// The record of a release the daemon died running: from its progress record when there
-    /// is one (which says which task was running), else from its request.
-    static func interrupted(id: String, progress: ReleaseRecord?, request: ReleaseRequest?, now: Date) -> ReleaseRecord {
-        var record = progress ?? ReleaseRecord(
-            id: id, app: request?.app, release: request?.release, state: .running, directory: request?.directory,
-            submittedAt: request?.submittedAt, retryOf: request?.retryOf?.rawValue)
-        record.state = .interrupted
-        record.reason = "interrupted: the daemon stopped while the release ran; it is not re-run by itself (releasectl retry \(id))"
-        for i in record.tasks.indices {
-            switch record.tasks[i].state {
-            case .running:
-                record.tasks[i].state = .cancelled
-                record.tasks[i].reason = "interrupted while running"
-            case .pending:
-                // Progress is written without fsync: after a power loss a task recorded as
-                // pending may in fact have started.
-                record.tasks[i].state = .notRun
-                record.tasks[i].reason = "the release was interrupted (not known to have started)"
-            default: break
-            }
-        }
-        record.finishedAt = now
-        if let startedAt = record.startedAt {
-            record.durationMs = Int64(now.timeIntervalSince(startedAt) * 1000)
-        }
-        return record
     }
 }

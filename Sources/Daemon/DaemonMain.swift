@@ -3,18 +3,15 @@ import Glibc
 import ReleaseKit
 import ReleaseSupport
 
-/// The `released` executable's entry (`Sources/released/main.swift` calls it): two private
-/// modes of the same program — the process guard (`--process-guard`) and the helper that
-/// starts a task as an app's user (`--run-as`) — each taken before any argument parsing, as
-/// neither may go through it or start anything else; otherwise the daemon (`Released`).
+/// The `released` executable's entry (`Sources/released/main.swift` calls it): a private mode
+/// of the same program, the process guard (`--process-guard`), taken before any argument
+/// parsing, as it may neither go through it nor start anything else; otherwise the daemon
+/// (`Released`).
 /// Usage errors exit 2, not swift-argument-parser's 64.
 public enum DaemonMain {
     public static func main() async -> Never {
         if CommandLine.arguments.count == 2, CommandLine.arguments[1] == ProcessGuard.flag {
             ProcessGuard.runGuard()
-        }
-        if CommandLine.arguments.count > 1, CommandLine.arguments[1] == RunAs.flag {
-            RunAs.main(CommandLine.arguments)
         }
         do {
             var command = try Released.parseAsRoot()

@@ -48,6 +48,9 @@ struct Released: AsyncParsableCommand {
         return n > 0 ? String(decoding: buffer.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
     }()
 
+    /// The program that starts every task (`TaskInit`), found once beside this executable.
+    static let taskInit = TaskInit.locate(besides: executablePath)
+
     func validate() throws {
         if let n = maxParallel, n < 1 { throw ValidationError("--max-parallel must be at least 1") }
     }

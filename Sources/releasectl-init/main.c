@@ -1,69 +1,152 @@
-// releasectl-init: starts an image release's task inside its container.
+// releasectl-init: starts release tasks, and reports what each one used. Statically linked:
+// it needs nothing of the image, or of the host, it runs on. Two ways of running:
 //
-// The daemon bind-mounts this program read-only into the task's container and makes it the
-// container's entrypoint; the engine runs it as the container's user, under the container's
-// limits. It reads what to run from stdin, which the daemon feeds through the engine, so that
-// no value of the task's environment is ever in the argv or the environment of a process on
-// the host (the engine, its network plugins and their iptables run as root and read their own
-// environment):
+// In a container (no arguments) it runs an image release's tasks, one after another. The
+// daemon bind-mounts it read-only into the container and makes it the entrypoint (PID 1
+// there); the engine runs it as the container's user, under the container's limits. It reads
+// what to run from its stdin, which the daemon feeds through the engine, so that no value of a
+// task's environment is ever in the argv or the environment of a process on the host (the
+// engine, its network plugins and their iptables run as root and read their own environment).
 //
-//   "RCI1", u32 argc, u32 envc, then argc + envc strings, each a u32 length and its bytes
-//   (little-endian; no NUL inside a string; at most MESSAGE_LIMIT bytes in all)
+// Messages on stdin, each a type byte and a little-endian u32 length, then that many bytes:
 //
-// It then makes stdin /dev/null, sets the environment to the image's (as the engine gave it)
-// with the task's variables over it, and execs argv (a name without a slash is looked up in
-// that environment's PATH, as the engine would). A message cut short or malformed runs
-// nothing. Its own failures are one line on stderr starting "releasectl-init: ", and exit
-// status 126 (127: the command was not found). Statically linked: it needs nothing of the image, not even a libc.
+//   'K'  the key that marks this program's reports (1 to 64 letters and digits), sent first
+//   'T'  run a task: u32 argc, u32 envc, then argc + envc strings, each a u32 length and its
+//        bytes (no NUL inside); at most MESSAGE_LIMIT bytes in all
+//   'S'  signal the running task's process group: u32 signal number
+//
+// End of stdin: the daemon is done (or gone): a task still running is killed, and the program
+// exits. Each task runs in a session of its own, with stdin /dev/null and stderr joined to
+// stdout (the container's output, the task's output); its environment is the image's (as the
+// engine gave it) with the task's variables over it; a name without a slash is looked up in
+// that environment's PATH. When it ends, every process it left is ended (all but this one,
+// as PID 1 of the container), and one report follows the task's output on stdout:
+//
+//   \036releasectl-init <key> ended exit <code> cpu_us <n> maxrss_kb <n>
+//   \036releasectl-init <key> ended signal <n> cpu_us <n> maxrss_kb <n>
+//   \036releasectl-init <key> failed <126|127> <why>      (the command could not be started)
+//
+// Only this program knows the key: it is in no file, argument or variable, and the program
+// makes itself non-dumpable, so a task (the same user) can read neither its memory nor its
+// descriptors through /proc. A task can print anything, but not a report.
+//
+// On the host (`--run-as UID GID GROUPS EXECUTABLE ARGV0 [ARG...]`, ids `- - -` to keep the
+// daemon's) it starts one host task: the daemon spawns it in the task's session and process
+// group, and, once it is where the task must be (a systemd scope), writes the task's
+// environment on its stdin (each NAME=value followed by a NUL, one more NUL at the end; a list
+// cut short runs nothing). It switches to the app's groups, gid and uid (for good), forks the
+// task into the same process group with stdin /dev/null, waits for it, and writes one report
+// on descriptor 3 (a pipe only the daemon reads; the task does not inherit it):
+//
+//   ended exit <code> cpu_us <n> maxrss_kb <n>      or      ended signal <n> cpu_us <n> maxrss_kb <n>
+//
+// then exits as the task did. It says why on stderr (the task's output) and exits 126 (127:
+// no such command) when it cannot.
+//
+// Either way the usage is the task's own (wait4: its process and the children it waited for),
+// none of this program's nor the daemon's: the task is forked from this small program, whose
+// few hundred KiB are all the task's peak can inherit (a process exec'd straight from the
+// daemon would inherit the daemon's peak).
+#define _GNU_SOURCE
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define MESSAGE_LIMIT (16u << 20)
 
 extern char **environ;
 
-static void fail(int code, const char *what, const char *detail) {
-    // Not "Error: …": that is how the engine's own failures start.
-    dprintf(2, "releasectl-init: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
-    _exit(code);
-}
+static char key[65] = "-";
 
-static size_t total;
-
-static void read_exactly(void *buffer, size_t count) {
-    total += count;
-    if (total > MESSAGE_LIMIT) fail(126, "the task's command and environment are over the limit", NULL);
-    char *p = buffer;
-    while (count > 0) {
-        ssize_t n = read(0, p, count);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) fail(126, "reading the task's command and environment", strerror(errno));
-        if (n == 0) fail(126, "the task's command and environment were cut short; not starting the task", NULL);
-        p += n;
-        count -= (size_t)n;
+static void write_all(int fd, const char *bytes, size_t n) {
+    for (size_t done = 0; done < n;) {
+        ssize_t w = write(fd, bytes + done, n - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return;
+        done += (size_t)w;
     }
 }
 
-static uint32_t read_u32(void) {
-    unsigned char b[4];
-    read_exactly(b, 4);
-    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+// One report line on stdout, after the task's output: "\036releasectl-init KEY " and the text.
+static void report(const char *format, ...) __attribute__((format(printf, 1, 2)));
+static void report(const char *format, ...) {
+    char line[4096];
+    int at = snprintf(line, sizeof line, "\036releasectl-init %s ", key);
+    va_list args;
+    va_start(args, format);
+    int n = vsnprintf(line + at, sizeof line - 1 - (size_t)at, format, args);
+    va_end(args);
+    if (n < 0) return;
+    n += at;
+    if (n > (int)sizeof line - 2) n = (int)sizeof line - 2;
+    line[n++] = '\n';
+    write_all(1, line, (size_t)n);
 }
 
-static char *read_string(void) {
-    uint32_t length = read_u32();
-    if (length >= MESSAGE_LIMIT) fail(126, "the task's command and environment are over the limit", NULL);
-    char *s = malloc((size_t)length + 1);
-    if (!s) fail(126, "out of memory", NULL);
-    read_exactly(s, length);
-    if (memchr(s, 0, length)) fail(126, "a string of the task holds a NUL byte", NULL);
-    s[length] = 0;
-    return s;
+// The daemon's messages cannot be understood: says why on stderr, for a person, and exits.
+static void fail(const char *why) {
+    char line[512];
+    int n = snprintf(line, sizeof line, "releasectl-init: %s\n", why);
+    if (n > 0) write_all(2, line, n < (int)sizeof line ? (size_t)n : sizeof line - 1);
+    _exit(126);
+}
+
+// stdin, read whole messages at a time.
+static unsigned char *input;
+static size_t have, capacity;
+static int input_closed;
+
+// Reads what stdin has (one read); false at its end.
+static int read_input(void) {
+    if (capacity - have < 65536) {
+        size_t grown = capacity ? capacity * 2 : 131072;
+        if (grown > MESSAGE_LIMIT + 65536) grown = MESSAGE_LIMIT + 65536;
+        if (grown <= capacity) fail("a message over the limit");
+        unsigned char *bigger = realloc(input, grown);
+        if (!bigger) fail("out of memory");
+        input = bigger;
+        capacity = grown;
+    }
+    ssize_t n;
+    do { n = read(0, input + have, capacity - have); } while (n < 0 && errno == EINTR);
+    if (n <= 0) { input_closed = 1; return 0; }
+    have += (size_t)n;
+    return 1;
+}
+
+static uint32_t u32_at(const unsigned char *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+// A whole message at the start of the buffer: its type and payload (0 when none is whole).
+static int next_message(unsigned char *type, const unsigned char **payload, uint32_t *length) {
+    if (have >= 1 && input[0] != 'K' && input[0] != 'T' && input[0] != 'S') fail("stdin does not hold releasectl's messages");
+    if (have < 5) return 0;
+    uint32_t n = u32_at(input + 1);
+    if (n > MESSAGE_LIMIT) fail("a message over the limit");
+    if (have < 5 + (size_t)n) return 0;
+    *type = input[0];
+    *payload = input + 5;
+    *length = n;
+    return 1;
+}
+
+static void consume(uint32_t length) {
+    size_t used = 5 + (size_t)length;
+    memmove(input, input + used, have - used);
+    have -= used;
 }
 
 // Whether two "NAME=value" entries (or a name) have the same name.
@@ -73,47 +156,317 @@ static int same_name(const char *a, const char *b) {
     return (a[i] == 0 || a[i] == '=') && (b[i] == 0 || b[i] == '=');
 }
 
-int main(void) {
-    char magic[4];
-    read_exactly(magic, 4);
-    if (memcmp(magic, "RCI1", 4) != 0) fail(126, "stdin does not hold a task of releasectl's", NULL);
-    uint32_t argc = read_u32(), envc = read_u32();
-    if (argc == 0 || argc > MESSAGE_LIMIT / 4 || envc > MESSAGE_LIMIT / 4) fail(126, "a malformed task", NULL);
-    char **argv = calloc((size_t)argc + 1, sizeof *argv);
-    if (!argv) fail(126, "out of memory", NULL);
-    for (uint32_t i = 0; i < argc; i++) argv[i] = read_string();
+static char **image_environment;
+static size_t image_count;
 
-    // The image's environment, then the task's: a task's variable replaces the image's.
-    size_t own = 0;
-    while (environ && environ[own]) own++;
-    char **env = calloc(own + envc + 1, sizeof *env);
-    if (!env) fail(126, "out of memory", NULL);
+// A task's argv and environment from a 'T' payload (NULL-terminated, strings allocated).
+static int parse_task(const unsigned char *p, uint32_t length, char ***argv_out, char ***env_out) {
+    if (length < 8) return 0;
+    uint32_t argc = u32_at(p), envc = u32_at(p + 4);
+    if (argc == 0 || argc > length / 4 || envc > length / 4) return 0;
+    size_t at = 8;
+    char **argv = calloc((size_t)argc + 1, sizeof *argv);
+    char **env = calloc(image_count + envc + 1, sizeof *env);
+    if (!argv || !env) fail("out of memory");
     size_t count = 0;
-    for (size_t i = 0; i < own; i++) env[count++] = environ[i];
-    for (uint32_t i = 0; i < envc; i++) {
-        char *entry = read_string();
-        if (!strchr(entry, '=') || entry[0] == '=') fail(126, "a malformed variable", NULL);
-        size_t j = 0;
-        while (j < count && !same_name(env[j], entry)) j++;
-        env[j] = entry;
-        if (j == count) count++;
+    for (size_t i = 0; i < image_count; i++) env[count++] = image_environment[i];
+    for (uint32_t i = 0; i < argc + envc; i++) {
+        if (at + 4 > length) return 0;
+        uint32_t n = u32_at(p + at);
+        at += 4;
+        if (n > length - at) return 0;
+        if (memchr(p + at, 0, n)) return 0;
+        char *s = malloc((size_t)n + 1);
+        if (!s) fail("out of memory");
+        memcpy(s, p + at, n);
+        s[n] = 0;
+        at += n;
+        if (i < argc) {
+            argv[i] = s;
+        } else {
+            if (!strchr(s, '=') || s[0] == '=') return 0;
+            size_t j = 0;
+            while (j < count && !same_name(env[j], s)) j++;
+            env[j] = s;
+            if (j == count) count++;
+        }
     }
-    env[count] = NULL;
+    if (at != length) return 0;
+    *argv_out = argv;
+    *env_out = env;
+    return 1;
+}
+
+// Ends everything a task left: every process of the container but this one (as its PID 1,
+// every orphan is its child: all are reaped before the report), else (run outside a
+// container, as in the tests) the task's own group.
+static void end_leftovers(pid_t task) {
+    if (getpid() == 1) {
+        kill(-1, SIGKILL);
+        while (waitpid(-1, NULL, 0) > 0 || errno == EINTR) {}
+    } else if (task > 0) {
+        kill(-task, SIGKILL);
+        while (waitpid(-1, NULL, WNOHANG) > 0) {}
+    }
+}
+
+// Runs one task to its end, reading stdin meanwhile for signals to it.
+static void run_task(char **argv, char **env) {
+    int status_pipe[2];
+    if (pipe2(status_pipe, O_CLOEXEC) < 0) { report("failed 126 cannot make a pipe: %s", strerror(errno)); return; }
+    pid_t task = fork();
+    if (task < 0) {
+        report("failed 126 cannot fork: %s", strerror(errno));
+        close(status_pipe[0]);
+        close(status_pipe[1]);
+        return;
+    }
+    if (task == 0) {
+        for (int sig = 1; sig < 65; sig++) signal(sig, SIG_DFL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        setsid();
+        int null = open("/dev/null", O_RDONLY);
+        if (null < 0 || dup2(null, 0) < 0 || dup2(1, 2) < 0) {
+            int e = errno;
+            (void)!write(status_pipe[1], &e, sizeof e);
+            _exit(126);
+        }
+        if (null > 2) close(null);
+        environ = env;
+        execvp(argv[0], argv);
+        int e = errno;
+        (void)!write(status_pipe[1], &e, sizeof e);
+        _exit(e == ENOENT ? 127 : 126);
+    }
+    close(status_pipe[1]);
+    int exec_error = 0;
+    ssize_t got;
+    do { got = read(status_pipe[0], &exec_error, sizeof exec_error); } while (got < 0 && errno == EINTR);
+    close(status_pipe[0]);
+    if (got == (ssize_t)sizeof exec_error) {
+        waitpid(task, NULL, 0);
+        const char *path = NULL;
+        for (char **e = env; *e; e++) if (strncmp(*e, "PATH=", 5) == 0) path = *e + 5;
+        if (exec_error == ENOENT && !strchr(argv[0], '/'))
+            report("failed 127 command not found: %.400s (PATH=%.2000s)", argv[0], path ? path : "");
+        else
+            report("failed %d cannot run %.400s: %s", exec_error == ENOENT ? 127 : 126, argv[0], strerror(exec_error));
+        end_leftovers(task);
+        return;
+    }
+    int pidfd = (int)syscall(SYS_pidfd_open, task, 0);
+    for (;;) {
+        struct pollfd fds[2] = {{.fd = pidfd, .events = POLLIN}, {.fd = input_closed ? -1 : 0, .events = POLLIN}};
+        if (poll(fds, 2, -1) < 0 && errno != EINTR) break;
+        if (fds[0].revents) break;
+        if (fds[1].revents) {
+            if (!read_input()) {
+                // The daemon is gone (or gave up): the task goes too.
+                kill(-task, SIGKILL);
+                kill(task, SIGKILL);
+                continue;
+            }
+            unsigned char type;
+            const unsigned char *payload;
+            uint32_t length;
+            while (next_message(&type, &payload, &length)) {
+                if (type == 'S' && length == 4) {
+                    int sig = (int)u32_at(payload);
+                    if (sig > 0 && sig < 65) { kill(-task, sig); kill(task, sig); }
+                    consume(length);
+                } else {
+                    break;  // a next task waits until this one has ended
+                }
+            }
+        }
+    }
+    if (pidfd >= 0) close(pidfd);
+    int status;
+    struct rusage usage;
+    while (wait4(task, &status, 0, &usage) < 0 && errno == EINTR) {}
+    long long cpu_us = (long long)usage.ru_utime.tv_sec * 1000000 + usage.ru_utime.tv_usec
+                     + (long long)usage.ru_stime.tv_sec * 1000000 + usage.ru_stime.tv_usec;
+    end_leftovers(task);
+    if (WIFSIGNALED(status))
+        report("ended signal %d cpu_us %lld maxrss_kb %ld", WTERMSIG(status), cpu_us, usage.ru_maxrss);
+    else
+        report("ended exit %d cpu_us %lld maxrss_kb %ld", WEXITSTATUS(status), cpu_us, usage.ru_maxrss);
+}
+
+
+// --- On the host: one task as the app's user -----------------------------------------------
+
+// Says why on stderr (the task's output) and exits.
+static void refuse(int code, const char *format, ...) __attribute__((format(printf, 2, 3), noreturn));
+static void refuse(int code, const char *format, ...) {
+    char line[1024];
+    va_list args;
+    va_start(args, format);
+    int n = vsnprintf(line, sizeof line - 1, format, args);
+    va_end(args);
+    if (n < 0) n = 0;
+    if (n > (int)sizeof line - 2) n = (int)sizeof line - 2;
+    line[n++] = '\n';
+    write_all(2, line, (size_t)n);
+    _exit(code);
+}
+
+// A decimal id, or -1.
+static long parse_id(const char *text) {
+    if (!*text) return -1;
+    long value = 0;
+    for (const char *c = text; *c; c++) {
+        if (*c < '0' || *c > '9' || value > 0x7fffffffL / 10) return -1;
+        value = value * 10 + (*c - '0');
+    }
+    return value;
+}
+
+#define ENVIRONMENT_LIMIT (4u << 20)
+
+static int run_as(int argc, char **argv) {
+    if (argc < 7) refuse(2, "usage: releasectl-init --run-as UID GID GROUPS EXECUTABLE ARGV0 [ARG...]");
+    int keep = strcmp(argv[2], "-") == 0 && strcmp(argv[3], "-") == 0 && strcmp(argv[4], "-") == 0;
+    long uid = keep ? -1 : parse_id(argv[2]), gid = keep ? -1 : parse_id(argv[3]);
+    if (!keep && (uid < 0 || gid < 0)) refuse(2, "run-as: bad ids %.40s %.40s", argv[2], argv[3]);
+    gid_t groups[256];
+    size_t group_count = 0;
+    if (!keep && strcmp(argv[4], "-") != 0) {
+        char *list = argv[4];
+        for (char *part = strtok(list, ","); part; part = strtok(NULL, ",")) {
+            long g = parse_id(part);
+            if (g < 0 || group_count == sizeof groups / sizeof *groups) refuse(2, "run-as: bad group list");
+            groups[group_count++] = (gid_t)g;
+        }
+    }
+    // The report's pipe: kept from the task (close-on-exec), and never stdin, stdout or stderr.
+    int reports = fcntl(3, F_GETFD) >= 0 ? 3 : -1;
+    if (reports >= 0) fcntl(reports, F_SETFD, FD_CLOEXEC);
+
+    // The environment, to the end of stdin.
+    while (read_input()) {
+        if (have > ENVIRONMENT_LIMIT) refuse(126, "run-as: environment over %u bytes", ENVIRONMENT_LIMIT);
+    }
+    // Entries are never empty, so two NULs in a row (or one alone) can only be the end.
+    int complete = (have == 1 && input[0] == 0) || (have >= 2 && input[have - 1] == 0 && input[have - 2] == 0);
+    if (!complete) refuse(126, "run-as: the environment was cut short; not starting the task");
+    size_t count = 0;
+    for (size_t i = 0; i + 1 < have; i++) if (input[i] == 0) count++;
+    char **env = calloc(count + 1, sizeof *env);
+    if (!env) refuse(126, "run-as: out of memory");
+    size_t n = 0;
+    for (size_t at = 0; at + 1 < have; at += strlen((char *)input + at) + 1) env[n++] = (char *)input + at;
 
     int null = open("/dev/null", O_RDONLY);
-    if (null < 0) fail(126, "cannot open /dev/null", strerror(errno));
-    if (null != 0) {
-        if (dup2(null, 0) != 0) fail(126, "cannot open /dev/null", strerror(errno));
-        close(null);
+    if (null < 0 || dup2(null, 0) < 0) refuse(126, "run-as: cannot open /dev/null: %s", strerror(errno));
+    if (null > 2) close(null);
+    if (!keep) {
+        // Groups first (it needs root), then the group id, then the user id; for good.
+        if (setgroups(group_count, groups) != 0) refuse(126, "cannot switch to uid %ld: setgroups: %s", uid, strerror(errno));
+        if (setgid((gid_t)gid) != 0) refuse(126, "cannot switch to gid %ld: %s", gid, strerror(errno));
+        if (setuid((uid_t)uid) != 0) refuse(126, "cannot switch to uid %ld: %s", uid, strerror(errno));
+        if (uid != 0 && setuid(0) == 0) refuse(126, "run-as: still able to regain root after setuid(%ld)", uid);
     }
-    environ = env;
-    execvp(argv[0], argv);
-    // Said as a host task's is, on a line of its own that the daemon takes as "not started".
-    int error = errno;
-    const char *path = getenv("PATH");
-    if (error == ENOENT && !strchr(argv[0], '/'))
-        dprintf(2, "releasectl-init: command not found: %.400s (PATH=%.2000s)\n", argv[0], path ? path : "");
-    else
-        dprintf(2, "releasectl-init: cannot run %.400s: %s\n", argv[0], strerror(error));
-    _exit(error == ENOENT ? 127 : 126);
+    // Like the daemon's own, this process's memory and descriptors are not the task's to read.
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+
+    int status_pipe[2];
+    if (pipe2(status_pipe, O_CLOEXEC) < 0) refuse(126, "run-as: cannot make a pipe: %s", strerror(errno));
+    // Until the task has been waited for, no signal ends this process but SIGKILL: a
+    // SIGTERM to the task's group reaches the task, and this one reports how it ended.
+    for (int sig = 1; sig < 32; sig++) if (sig != SIGKILL && sig != SIGSTOP && sig != SIGCHLD) signal(sig, SIG_IGN);
+    pid_t task = fork();
+    if (task < 0) refuse(126, "run-as: cannot fork: %s", strerror(errno));
+    if (task == 0) {
+        for (int sig = 1; sig < 65; sig++) signal(sig, SIG_DFL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        environ = env;
+        execv(argv[5], argv + 6);
+        int e = errno;
+        (void)!write(status_pipe[1], &e, sizeof e);
+        _exit(e == ENOENT ? 127 : 126);
+    }
+    close(status_pipe[1]);
+    int exec_error = 0;
+    ssize_t got;
+    do { got = read(status_pipe[0], &exec_error, sizeof exec_error); } while (got < 0 && errno == EINTR);
+    int status;
+    struct rusage usage;
+    while (wait4(task, &status, 0, &usage) < 0 && errno == EINTR) {}
+    if (got == (ssize_t)sizeof exec_error)
+        refuse(exec_error == ENOENT ? 127 : 126, "cannot run %.400s: %s", argv[6], strerror(exec_error));
+    long long cpu_us = (long long)usage.ru_utime.tv_sec * 1000000 + usage.ru_utime.tv_usec
+                     + (long long)usage.ru_stime.tv_sec * 1000000 + usage.ru_stime.tv_usec;
+    if (reports >= 0) {
+        char line[160];
+        int length = WIFSIGNALED(status)
+            ? snprintf(line, sizeof line, "ended signal %d cpu_us %lld maxrss_kb %ld\n", WTERMSIG(status), cpu_us, usage.ru_maxrss)
+            : snprintf(line, sizeof line, "ended exit %d cpu_us %lld maxrss_kb %ld\n", WEXITSTATUS(status), cpu_us, usage.ru_maxrss);
+        write_all(reports, line, (size_t)length);
+    }
+    if (WIFSIGNALED(status)) {
+        // Ends as the task did (without a core file of this program's own).
+        struct rlimit none = {0, 0};
+        setrlimit(RLIMIT_CORE, &none);
+        signal(WTERMSIG(status), SIG_DFL);
+        sigset_t all;
+        sigemptyset(&all);
+        sigprocmask(SIG_SETMASK, &all, NULL);
+        raise(WTERMSIG(status));
+        _exit(128 + WTERMSIG(status));
+    }
+    return WEXITSTATUS(status);
+}
+
+// --- In a container: the release's tasks, one after another ---------------------------------
+
+// Takes the report key from a 'K' payload: letters and digits only, at most 64.
+static void take_key(const unsigned char *p, uint32_t length) {
+    if (length == 0 || length >= sizeof key) fail("a malformed key");
+    for (uint32_t i = 0; i < length; i++) {
+        unsigned char c = p[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))) fail("a malformed key");
+        key[i] = (char)c;
+    }
+    key[length] = 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "--run-as") == 0) return run_as(argc, argv);
+    // Neither this program's memory (the key) nor its descriptors (stdin, where the daemon's
+    // messages come; stdout, where reports go) are open to a task through /proc.
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    // As PID 1 no signal has a default action: the engine's stop reaches the tasks through
+    // the daemon's 'S' messages, and a SIGKILL of the container ends everything anyway.
+    signal(SIGPIPE, SIG_IGN);
+    while (environ && environ[image_count]) image_count++;
+    image_environment = environ;
+    for (;;) {
+        unsigned char type;
+        const unsigned char *payload;
+        uint32_t length;
+        while (!next_message(&type, &payload, &length)) {
+            if (input_closed || !read_input()) {
+                if (have > 0) fail("a message was cut short; not running it");
+                return 0;
+            }
+        }
+        if (type == 'T') {
+            char **argv, **env;
+            if (!parse_task(payload, length, &argv, &env)) fail("a malformed task");
+            consume(length);
+            run_task(argv, env);
+        } else if (type == 'K') {
+            take_key(payload, length);
+            consume(length);
+        } else if (type == 'S') {
+            consume(length);  // no task runs: nothing to signal
+        } else {
+            fail("stdin does not hold releasectl's messages");
+        }
+    }
 }

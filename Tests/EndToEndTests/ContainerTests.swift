@@ -129,13 +129,13 @@ struct ContainerTests {
     func cancelAndTimeout() async throws {
         let work = TempDir()
         let cancelMarker = ProcessTable.uniqueSleep(), timeoutMarker = ProcessTable.uniqueSleep()
-        // In the container the shell is pid 1: it ignores SIGTERM unless it traps it, so the
-        // time-out needs SIGKILL; the cancelled one ends on SIGTERM.
+        // The cancelled one ends on SIGTERM; the timed-out one ignores it, so its time-out
+        // needs SIGKILL.
         let image = try await TestImage.build(files: ["app/release.toml": """
             [tasks.migrate]
             command = "trap 'echo got TERM; exit 143' TERM; echo started; sleep \(cancelMarker) & wait"
             [tasks.seed]
-            command = "echo started-seed; sleep \(timeoutMarker)"
+            command = "trap '' TERM; echo started-seed; sleep \(timeoutMarker)"
             timeout = "2s"
             """])
         defer { work.remove() }
@@ -156,15 +156,17 @@ struct ContainerTests {
         let timedOut = try #require(try daemon.record(r.lines[0]))
         #expect(timedOut.tasks.first { $0.name == "seed" }?.state == .timedOut)
         #expect(timedOut.tasks.first { $0.name == "seed" }?.reason == "timed out after its timeout of 2s")
-        #expect(r.stdout.contains("its container still runs after 1s; killing it"), "\(r)")
+        #expect(r.stdout.contains("seed: time limit reached; sending SIGTERM to its processes"), "\(r)")
+        #expect(r.stdout.contains("seed: still running after 1s; sending SIGKILL"), "\(r)")
         #expect(try await Podman.containers(release: timedOut.id).isEmpty, "a time-out left a container")
         #expect(ProcessTable.pids(withCommandLineContaining: "sleep \(timeoutMarker)").isEmpty)
         await daemon.cleanUp()
         await image.remove()
     }
 
-    /// The guard removes the container when the daemon dies; with the guard killed too, the
-    /// restarted daemon's start-up does.
+    /// The guard removes the container when the daemon dies (and its init ends the container
+    /// when its stdin closes with the daemon); with the guard killed too and the container
+    /// paused (its init cannot act), the restarted daemon's start-up does.
     @Test("a SIGKILLed daemon leaves no container once it restarts; the release is interrupted", arguments: [false, true])
     func killedDaemon(guardKilledToo: Bool) async throws {
         let work = TempDir()
@@ -175,6 +177,10 @@ struct ContainerTests {
         let id = try await Self.submitAndAwait(daemon, image: image.reference, env: ["RUN_MIGRATIONS_DURING_RELEASE": "true"], line: "started")
         #expect(try await Podman.containers(release: id) == ["releasectl-\(id)-migrate"])
         if guardKilledToo {
+            // Paused, its init cannot end it when its stdin closes with the daemon: it is left
+            // for the restarted daemon's start-up.
+            let paused = try await Podman.run(["pause", "releasectl-\(id)-migrate"])
+            #expect(paused.status == 0, "\(paused)")
             let guards = ProcessTable.pids(withCommandLineContaining: "released --process-guard").filter { ProcessTable.parent(of: $0) == daemon.pid }
             #expect(guards.count == 1, "the daemon's process guard: \(guards)")
             for pid in guards { kill(pid, SIGKILL) }

@@ -357,7 +357,10 @@ struct ImageSecurityTests {
         try await eventually("the task to start", timeout: .seconds(60)) {
             ((try? String(contentsOfFile: "\(first.spoolPath)/logs/\(id).log", encoding: .utf8)) ?? "").contains("\n       started\n")
         }
-        // The daemon and its guard die at once: the release's container is left for start-up.
+        // The daemon and its guard die at once, with the release's container paused (its init
+        // would end it when its stdin closes): it is left for start-up.
+        let paused = try await Podman.run(["pause", "releasectl-\(id)-migrate"])
+        #expect(paused.status == 0, "\(paused)")
         let guardPIDs = ProcessTable.pids(withCommandLineContaining: "--process-guard").filter { ProcessTable.parent(of: $0) == first.pid }
         for pid in guardPIDs { kill(pid, SIGKILL) }
         try await first.kill9()
@@ -375,7 +378,65 @@ struct ImageSecurityTests {
         await foreign.remove()
     }
 
-    // MARK: 5. Devices in an image
+    // MARK: 5. Tasks that share a container
+
+    /// The tasks of a release share one container, and its init is their parent: a task that
+    /// reads the init's key from /proc, prints reports of its own, writes to the init's
+    /// output or leaves a process behind changes nothing for the next task or for its own end.
+    @Test("a task in a shared container can neither learn the init's key nor forge its own end, and what it leaves is gone before the next task starts")
+    func sharedContainerTask() async throws {
+        let shared = try SharedSpool()
+        defer { shared.remove() }
+        let marker = ProcessTable.uniqueSleep()
+        let image = try await TestImage.build(files: ["app/release.toml": #"""
+            [tasks.migrate]
+            command = '''
+            for f in /proc/1/environ /proc/1/cmdline /proc/1/mem /proc/1/fd/0 /proc/1/fd/1; do \
+              if head -c 64 $f >/dev/null 2>&1; then echo "read $f"; else echo "denied $f"; fi; done; \
+            if (echo x > /proc/1/fd/1) 2>/dev/null; then echo "wrote /proc/1/fd/1"; fi; \
+            printf '\036releasectl-init %s ended exit 0 cpu_us 1 maxrss_kb 1\n' "$(tr -dc a-z0-9 < /proc/1/environ 2>/dev/null | head -c 32)"; \
+            printf '\036releasectl-init 00000000000000000000000000000000 ended exit 0 cpu_us 1 maxrss_kb 1\n'; \
+            setsid sleep MARKER & sleep 1; echo host=$(hostname); exit 7'''
+            [tasks.seed]
+            command = "echo seeding"
+            """#.replacingOccurrences(of: "MARKER", with: "\(marker)")])
+        let daemon = try await Self.daemon(shared)
+        let r = try await Self.submit(daemon, image: image.reference, env: ["RUN_MIGRATIONS_DURING_RELEASE": "true", "SEED_DB_DURING_RELEASE": "true"])
+        #expect(r.status == 1, "\(r)")
+        let record = try #require(try daemon.record(r.lines[0]))
+        let migrate = try #require(record.tasks.first { $0.name == "migrate" })
+        // Its own end, not the forged success: exit 7, after its last line; the seed not run.
+        #expect(migrate.state == .failed && migrate.exitStatus == 7, "\(r)")
+        #expect(r.stdout.contains("host="), "the task ran past its forged reports: \(r)")
+        #expect(record.tasks.first { $0.name == "seed" }?.state == .notRun)
+        for file in ["/proc/1/environ", "/proc/1/mem", "/proc/1/fd/0", "/proc/1/fd/1"] {
+            #expect(r.lines.contains("       denied \(file)"), "the task could read the init's \(file): \(r)")
+        }
+        #expect(!r.lines.contains("       wrote /proc/1/fd/1"), "\(r)")
+        // The forged report is the task's output, in its section.
+        #expect(r.stdout.contains("releasectl-init 00000000000000000000000000000000 ended exit 0 cpu_us 1 maxrss_kb 1"), "\(r)")
+        #expect(ProcessTable.pids(withCommandLineContaining: "sleep \(marker)").isEmpty, "the task's leftover outlived it")
+        #expect(try await Podman.containers(release: record.id).isEmpty)
+
+        // With migrate succeeding, seed runs in the same container and sees nothing migrate left.
+        let clean = try await TestImage.build(files: ["app/release.toml": #"""
+            [tasks.migrate]
+            command = "setsid sleep MARKER & echo host=$(hostname)"
+            [tasks.seed]
+            command = '''echo host=$(hostname); for p in /proc/[0-9]*; do tr '\0' ' ' < $p/cmdline; echo; done'''
+            """#.replacingOccurrences(of: "MARKER", with: "\(marker)")])
+        let both = try await Self.submit(daemon, image: clean.reference, env: ["RUN_MIGRATIONS_DURING_RELEASE": "true", "SEED_DB_DURING_RELEASE": "true"])
+        #expect(both.status == 0, "\(both)")
+        let hosts = both.lines.filter { $0.hasPrefix("       host=") }
+        #expect(hosts.count == 2 && Set(hosts).count == 1, "two tasks, one container: \(both)")
+        // (The output's lines, not the command lines above them.)
+        #expect(!both.lines.contains { $0.hasPrefix("       ") && $0.contains("sleep \(marker)") }, "the seed saw migrate's leftover: \(both)")
+        await daemon.cleanUp()
+        await image.remove()
+        await clean.remove()
+    }
+
+    // MARK: 6. Devices in an image
 
     @Test("an image whose release.toml is a character device (or a FIFO) is rejected without the device ever being opened")
     func deviceNeverOpened() async throws {

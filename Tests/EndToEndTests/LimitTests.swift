@@ -194,7 +194,7 @@ struct LimitTests {
         await hook.shutdown()
     }
 
-    @Test("a container task's figures come from its cgroup: the memory it touched, the CPU it used")
+    @Test("a container task's figures are its own processes': the memory it touched, the CPU it used")
     func containerAccounting() async throws {
         let work = TempDir()
         let image = try await TestImage.build(files: ["app/release.toml": """
@@ -208,7 +208,7 @@ struct LimitTests {
         let migrate = try #require(try daemon.record(r.lines[0])?.tasks.first { $0.name == "migrate" })
         #expect(try #require(migrate.peakMemoryBytes) >= 100 << 20, "peak \(migrate.peakMemoryBytes!)")
         // The shell's own user + system time (fields 14 and 15, in clock ticks of 10 ms): the
-        // cgroup's figure holds it, and little more (the runtime's and the monitor's start).
+        // task's figure holds it, and little more (its pipeline's children).
         let stat = try #require(r.lines.first { $0.contains(" (sh) ") })
         let fields = stat.split(separator: ")").last!.split(separator: " ")
         let shellMs = (Int64(fields[11])! + Int64(fields[12])!) * 10
@@ -217,6 +217,70 @@ struct LimitTests {
         // (The engine's cgroupfs manager, as here: the folder it made under the path given is removed.)
         let remaining = ((try? FileManager.default.contentsOfDirectory(atPath: "/sys/fs/cgroup/memory/releasectl")) ?? []).filter { $0.hasPrefix(r.lines[0]) }
         #expect(remaining.isEmpty, "the task's cgroup folders were not removed: \(remaining)")
+        await daemon.cleanUp()
+        await image.remove()
+    }
+
+    /// The peak `/usr/bin/time -v` reports for a command (its "Maximum resident set size").
+    static func timePeak(_ argv: [String]) async throws -> Int64 {
+        let r = try await runProgram("/usr/bin/time", ["-v"] + argv)
+        #expect(r.status == 0, "\(r)")
+        let line = try #require(r.stderr.split(separator: "\n").first { $0.contains("Maximum resident set size (kbytes):") })
+        return try #require(Int64(line.split(separator: ":").last!.trimmingCharacters(in: .whitespaces))) * 1024
+    }
+
+    /// Within 2 MiB or 10 % of the reference, whichever is larger.
+    static func near(_ figure: Int64, _ reference: Int64) -> Bool {
+        abs(figure - reference) <= max(2 << 20, reference / 10)
+    }
+
+    @Test("a host task's peak outside a cgroup is its own: within 2 MiB or 10 % of /usr/bin/time -v's for the same command, tiny or touching 100 MiB")
+    func hostPeakIsTheTasks() async throws {
+        let work = TempDir()
+        let touch = "b = bytearray(100 << 20)\nfor i in range(0, len(b), 4096): b[i] = 1\n"
+        let commands = ["migrate": ["/bin/true"], "seed": ["/usr/bin/python3", "-c", touch],
+                        "cache-clear": ["/bin/sh", "-c", "rm -rf tmp/cache && mkdir -p tmp/cache && echo cleared"]]
+        let app = try AppFixture(argv: commands)
+        defer { work.remove(); app.remove() }
+        let daemon = try await Self.daemon(work)
+        let r = try await daemon.submitWait(app: "shop", dir: app.path, env: [
+            "RUN_MIGRATIONS_DURING_RELEASE": "true", "SEED_DB_DURING_RELEASE": "true", "CLEAR_CACHE_DURING_RELEASE": "true",
+        ])
+        #expect(r.status == 0, "\(r)")
+        let record = try #require(try daemon.record(r.lines[0]))
+        for (name, argv) in commands {
+            let task = try #require(record.tasks.first { $0.name == name })
+            let peak = try #require(task.peakMemoryBytes, "\(name) has no peak")
+            let reference = try await Self.timePeak(argv)
+            #expect(Self.near(peak, reference), "\(name): peak \(peak >> 10) KiB, /usr/bin/time -v \(reference >> 10) KiB")
+        }
+        #expect(try #require(record.tasks.first { $0.name == "seed" }?.peakMemoryBytes) >= 100 << 20)
+        await daemon.cleanUp()
+    }
+
+    @Test("tasks sharing a container have their own peaks: within 2 MiB or 10 % of /usr/bin/time -v's for the same command with the image's busybox")
+    func containerPeakIsTheTasks() async throws {
+        let work = TempDir()
+        let commands = ["migrate": "true",
+                        "seed": #"x=$(head -c 110000000 /dev/zero | tr "\0" a); echo "${#x}""#,
+                        "cache-clear": "echo cleared"]
+        let image = try await TestImage.build(files: ["app/release.toml": commands.sorted { $0.key < $1.key }.map {
+            "[tasks.\($0.key)]\ncommand = \(tomlString($0.value))\n"
+        }.joined()])
+        defer { work.remove() }
+        let daemon = try await Self.daemon(work)
+        let r = try await Self.submitImage(daemon, image: image.reference, env: [
+            "RUN_MIGRATIONS_DURING_RELEASE": "true", "SEED_DB_DURING_RELEASE": "true", "CLEAR_CACHE_DURING_RELEASE": "true",
+        ])
+        #expect(r.status == 0, "\(r)")
+        let record = try #require(try daemon.record(r.lines[0]))
+        for (name, command) in commands {
+            let task = try #require(record.tasks.first { $0.name == name })
+            let peak = try #require(task.peakMemoryBytes, "\(name) has no peak")
+            let reference = try await Self.timePeak(["/bin/busybox", "sh", "-c", command])
+            #expect(Self.near(peak, reference), "\(name): peak \(peak >> 10) KiB, /usr/bin/time -v \(reference >> 10) KiB")
+        }
+        #expect(try #require(record.tasks.first { $0.name == "seed" }?.peakMemoryBytes) >= 100 << 20)
         await daemon.cleanUp()
         await image.remove()
     }

@@ -220,16 +220,16 @@ struct SecurityTests {
     }
 }
 
-/// `released --run-as`, the helper a root daemon starts an app user's task through, run by
-/// hand with what it reads on stdin.
+/// `releasectl-init --run-as`, which starts every host task (as the app's user when it has
+/// one), run by hand with what it reads on stdin.
 @Suite("run-as helper")
 struct RunAsHelperTests {
     func runAs(_ stdin: [UInt8], command: [String]) async throws -> CommandResult {
         let uid = LoneUser.id, gid = LoneUser.id
         let result = try await Subprocess.run(
-            .path(FilePath(Binaries.released)),
+            .path(FilePath(Binaries.taskInit)),
             arguments: Arguments(["--run-as", "\(uid)", "\(gid)", "-", command[0]] + command),
-            environment: .custom(["SWIFT_BACKTRACE": "enable=no"]),
+            environment: .custom([:]),
             input: .array(stdin), output: .string(limit: 1 << 20), error: .string(limit: 1 << 20))
         let status: Int32 = switch result.terminationStatus {
         case .exited(let c): c

@@ -6,21 +6,24 @@ import ReleaseSupport
 import Synchronization
 import SystemPackage
 
-/// Runs task commands in a fresh container of the release's image, through the container
-/// engine: `run --rm`, named `releasectl-<id>-<task>`, labelled with the release, the task and
-/// the spool, in the container's working directory, with the app's network, volumes and user
-/// from released.toml (the user: `container-user`, else the app's host `user`, else the
-/// image's own), and the least privilege (`ContainerPrivileges`: no new privileges, no
-/// capabilities, a read-only root, unless the operator relaxed them for the app). The task is
-/// started by `ContainerInit`, which reads its command and environment from its stdin: no
-/// value of the task's is ever in the argv or the environment of the engine (or any other
-/// process on the host). Output streams into the release log as a host task's does. A
-/// deadline or a stop ends the container (SIGTERM, then SIGKILL after the kill grace, through
-/// the engine), and nothing is left behind: the container is removed when the task ends, by
-/// the process guard if the daemon dies, and at start-up otherwise. The engine's own failures
-/// (exit 125–127 with its `Error: ` line: no such image, a bad option) are reported as such,
-/// not as the task's exit status.
-struct ContainerExecutor: TaskExecutor {
+/// Runs an image release's task commands in a container of its image, through the container
+/// engine: one container for a run of tasks that share the same limits (a release's tasks
+/// usually all do), each task still a task of its own — its own output, exit status, time
+/// limit, stop, figures and OOM reason. `TaskInit` (`releasectl-init`, the container's
+/// entrypoint) runs the tasks one after another as this executor's messages on its stdin say,
+/// and reports each one's end and what it used, marked by a key only it and this executor
+/// know (see `ContainerSession`).
+///
+/// The container is `run --rm`, named `releasectl-<id>-<task>` after its first task,
+/// labelled with the release, that task and the spool, in the container's working directory,
+/// with the app's network, volumes and user from released.toml (the user: `container-user`,
+/// else the app's host `user`, else the image's own), and the least privilege
+/// (`ContainerPrivileges`: no new privileges, no capabilities, a read-only root, unless the
+/// operator relaxed them for the app). No value of a task's is ever in the argv or the
+/// environment of the engine (or any other process on the host). Nothing is left behind: the
+/// container ends when its run of tasks does (`finish`, or a task that had to be stopped), by
+/// the process guard if the daemon dies, and at start-up otherwise.
+final class ContainerExecutor: TaskExecutor {
     let engine: ContainerEngine
     /// The image to run: the id of the build the release was planned from, else its reference.
     let image: String
@@ -32,25 +35,69 @@ struct ContainerExecutor: TaskExecutor {
     let spool: Spool
     let processGuard: ProcessGuard?
     let killGrace: Duration
+    /// The container the next task may run in (tasks of a release run one after another).
+    private let open = Mutex<ContainerSession?>(nil)
 
-    /// The name of a task's container.
+    init(engine: ContainerEngine, image: String, workingDirectory: String, settings: DaemonConfig.AppSettings, identity: TaskIdentity?,
+         spool: Spool, processGuard: ProcessGuard?, killGrace: Duration) {
+        self.engine = engine
+        self.image = image
+        self.workingDirectory = workingDirectory
+        self.settings = settings
+        self.identity = identity
+        self.spool = spool
+        self.processGuard = processGuard
+        self.killGrace = killGrace
+    }
+
+    /// The name of a container, after the first task it runs.
     static func containerName(release: String, task: String) -> String { "releasectl-\(release)-\(task)" }
 
-    /// The program that starts tasks in their containers, found once beside this executable.
-    static let initProgram = ContainerInit.locate(besides: Released.executablePath)
-
     func run(_ command: Command, for context: TaskContext, log: ReleaseLog, control: ReleaseControl) async -> TaskOutcome {
-        let release = context.request.id.rawValue
-        let name = Self.containerName(release: release, task: context.task)
         // Past the release's fence (a cluster lease it may no longer hold) nothing starts.
         if let reason = control.checkFence() { return TaskOutcome(ending: .stopped(reason)) }
-        guard let program = ExecutableLookup.find(engine.executable, path: Self.path(of: engine.environment)) ?? absolute(engine.executable) else {
-            return Self.notStarted("the container engine \(engine.executable) is not installed (container-engine in released.toml)")
+        var session = open.withLock { s in defer { s = nil }; return s }
+        if let current = session, current.limits != context.limits || !current.isRunning {
+            await current.close()
+            session = nil
         }
-        let initProgram: ContainerInit
-        switch Self.initProgram {
+        if session == nil {
+            switch await start(for: context) {
+            case .success(let started): session = started
+            case .failure(let notStarted): return notStarted.outcome
+            }
+        }
+        let (outcome, reusable) = await session!.run(command, context: context, log: log, control: control)
+        if reusable {
+            open.withLock { $0 = session }
+        } else {
+            await session!.close()
+        }
+        return outcome
+    }
+
+    func finish() async {
+        if let session = open.withLock({ s in defer { s = nil }; return s }) { await session.close() }
+    }
+
+    /// A container that could not be started, and why.
+    private struct NotStarted: Error {
+        var why: String
+        var outcome: TaskOutcome { TaskOutcome(ending: .notStarted("could not start: " + why)) }
+    }
+
+    /// Starts the container a run of tasks with `context`'s limits goes in, named after its
+    /// first task, `context.task`.
+    private func start(for context: TaskContext) async -> Result<ContainerSession, NotStarted> {
+        let release = context.request.id.rawValue
+        let name = Self.containerName(release: release, task: context.task)
+        guard let program = ExecutableLookup.find(engine.executable, path: Self.path(of: engine.environment)) ?? absolute(engine.executable) else {
+            return .failure(NotStarted(why: "the container engine \(engine.executable) is not installed (container-engine in released.toml)"))
+        }
+        let initProgram: TaskInit
+        switch Released.taskInit {
         case .success(let found): initProgram = found
-        case .failure(let missing): return Self.notStarted("\(missing)")
+        case .failure(let missing): return .failure(NotStarted(why: "\(missing)"))
         }
         var arguments = ["run", "--rm", "--interactive", "--name", name,
                          "--label", "\(ContainerEngine.releaseLabel)=\(release)", "--label", "\(ContainerEngine.taskLabel)=\(context.task)",
@@ -61,98 +108,46 @@ struct ContainerExecutor: TaskExecutor {
         for volume in settings.volumes { arguments += ["--volume", volume] }
         if let user = settings.containerUser ?? identity.map({ "\($0.uid):\($0.gid)" }) { arguments += ["--user", user] }
         arguments += Self.limitArguments(context.limits)
-        // The cgroup the container goes under: the task's figures are read from it afterwards.
+        // The cgroup the container goes under: the OOM killer's count is read from it.
         let accounting = await ContainerAccounting.make(engine: engine, release: release, task: context.task)
         if let accounting { arguments += ["--cgroup-parent", accounting.cgroupParent] }
         arguments += initProgram.engineArguments
         arguments += ["--", image, context.task]
-        // What the init reads from its stdin, through the engine: the command and environment.
-        let message = ContainerInit.message(argv: command.arguments, environment: context.environment)
         let engineProcess: SpawnedProcess
         do throws(Errno) {
             engineProcess = SpawnedProcess(try Spawn.start(FilePath(program), argv: [engine.executable] + arguments, environment: engine.environment,
                                                            input: .pipe, output: .pipe, errors: .toOutput, group: .session))
         } catch {
             if let accounting { await BlockingCall.run { accounting.finish() } }
-            return Self.notStarted("cannot start the container engine: \(error)")
+            return .failure(NotStarted(why: "cannot start the container engine: \(error)"))
         }
-        // Written on a thread of its own as the engine reads (a message may be larger than a
-        // pipe holds); an engine that fails before it reads it all makes the write fail, not
-        // the task (the engine's own message says why).
-        let feeder = engineProcess.input!
-        Task.detached { await BlockingCall.run { FileOutput.write(feeder, message); _ = close(feeder) } }
-
-        processGuard?.register(container: name, release: release)
-        defer { processGuard?.unregister(container: name) }
-        let target = ContainerTarget(engine: engine, name: name)
-        // The engine's output is the task's: into the release log as it comes, its last lines
-        // kept (they hold the engine's or the init's message when the task did not start).
-        let tail = Mutex(OutputTail())
+        let output = SessionOutput(key: Self.newKey())
         let watched: ProcessMonitor.Watched
         do throws(Errno) {
-            watched = try ProcessMonitor.shared.watch(pidfd: engineProcess.leader.pidfd, output: engineProcess.output) { bytes in
-                log.output(bytes, task: context.task)
-                tail.withLock { $0.add(bytes) }
-            }
+            watched = try ProcessMonitor.shared.watch(pidfd: engineProcess.leader.pidfd, output: engineProcess.output) { output.take($0) }
         } catch {
             engineProcess.leader.send(SIGKILL)
+            if let input = engineProcess.input { _ = close(input) }
             _ = await BlockingCall.run { engineProcess.reap() }
-            await BlockingCall.run { engine.remove([name]) }
+            await BlockingCall.run { self.engine.remove([name]) }
             if let accounting { await BlockingCall.run { accounting.finish() } }
-            return Self.notStarted("cannot watch the container engine's output: \(error)")
+            return .failure(NotStarted(why: "cannot watch the container engine's output: \(error)"))
         }
-        var stop: HostExecutor.Stop?
-        switch await ProcessMonitor.shared.wait(for: watched, until: context.deadline, control: control) {
-        case .exited: break
-        case .deadline: stop = .deadline
-        case .stopped(let reason): stop = .stopped(reason)
-        case .failed(let error):
-            log.note("\(context.task): the daemon can no longer watch the container engine (epoll_wait: \(error)); stopping its container", level: .critical)
-            stop = .stopped(.shutdown)
-        }
-        if let stop {
-            await Termination.end(target, grace: killGrace,
-                                  onTerm: { log.note("\(context.task): \(stop.why); stopping its container", level: .warning) },
-                                  onKill: { log.note("\(context.task): its container still runs after \(DurationParser.format(killGrace)); killing it", level: .warning) })
-            _ = await ProcessMonitor.shared.wait(for: watched, until: nil, control: nil)
-        }
-        log.flush(task: context.task)
-        let ended = await BlockingCall.run { engineProcess.reap() }
-        let lines = tail.withLock { $0.lines }
-        // `run --rm` removes the container before it exits. When it was stopped, killed or
-        // failed itself, the container may still be there: removed here.
-        let normalExit: Bool = if stop == nil, case .success(.exited(let code)) = ended, code < 125 { true } else { false }
-        if !normalExit, await BlockingCall.run({ engine.containerExists(name) }) { await BlockingCall.run { engine.remove([name]) } }
-        var usage: TaskUsage?
-        var oomKilled = false
-        if let accounting {
-            let (cpu, peak) = accounting.cgroup.usage()
-            usage = TaskUsage(cpuMs: cpu, peakMemoryBytes: peak)
-            // SIGKILL of the container's first process: exit status 137.
-            let killed: Bool = if case .success(.exited(137)) = ended { true } else { false }
-            oomKilled = stop == nil && (killed || TaskCgroup.unified) && accounting.cgroup.oomKilled(killed: killed, limit: context.limits.memoryBytes)
-            await BlockingCall.run { accounting.finish() }
-        }
-        if oomKilled { return TaskOutcome(ending: .oomKilled(limit: context.limits.memoryBytes), usage: usage) }
-        switch stop {
-        case .stopped(let reason)?: return TaskOutcome(ending: .stopped(reason), usage: usage)
-        case .deadline?: return TaskOutcome(ending: .timedOut, usage: usage)
-        case nil: break
-        }
-        switch ended {
-        case .success(.exited(let code)) where (126...127).contains(code) && lines.last?.hasPrefix(Self.initPrefix) == true:
-            // The init could not start the command (not found in the image, not executable).
-            let line = lines.last!.dropFirst(Self.initPrefix.count)
-            return Self.notStarted(context.masking.apply(String(line)) + " (in the image)")
-        case .success(.exited(let code)) where (125...127).contains(code) && lines.contains(where: { $0.hasPrefix("Error: ") }):
-            // The engine's own failure (it says `Error: …`), not the task's exit status.
-            // The last lines of the output, which may hold what the task printed: masked.
-            let message = EngineCommand.Result(status: code, output: lines.joined(separator: "\n"), errorOutput: "").message
-            return Self.notStarted("the container engine failed (exit \(code)): \(context.masking.apply(message))")
-        case .success(.exited(let code)): return TaskOutcome(ending: .exited(code), usage: usage)
-        case .success(.signaled(let signal)): return TaskOutcome(ending: .signaled(signal), usage: usage)
-        case .failure(let error): return TaskOutcome(ending: .notStarted("the container engine's exit status could not be read: \(error)"), usage: usage)
-        }
+        output.watched = watched
+        processGuard?.register(container: name, release: release)
+        let session = ContainerSession(name: name, limits: context.limits, engine: engine, process: engineProcess, watched: watched,
+                                       output: output, accounting: accounting, processGuard: processGuard, killGrace: killGrace)
+        session.send(TaskInit.key(output.key))
+        return .success(session)
+    }
+
+    /// A key no task can guess: 128 random bits, in hex.
+    private static func newKey() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<2).map { _ in
+            let hex = String(generator.next() as UInt64, radix: 16)
+            return String(repeating: "0", count: 16 - hex.count) + hex
+        }.joined()
     }
 
     /// The engine's options for what the container may do (see `ContainerPrivileges`).
@@ -177,18 +172,247 @@ struct ContainerExecutor: TaskExecutor {
         return arguments
     }
 
-    /// How `releasectl-init` begins the line that says why it could not start a command.
-    static let initPrefix = "\(ContainerInit.name): "
-
-    /// A task whose container could not be started, and why.
-    private static func notStarted(_ why: String) -> TaskOutcome { TaskOutcome(ending: .notStarted("could not start: " + why)) }
-
     private func absolute(_ program: String) -> String? { program.hasPrefix("/") ? program : nil }
 
     /// The PATH of an environment (`KEY=value`).
     static func path(of environment: [String]) -> String {
         environment.first { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? TaskEnvironment.defaultPath
     }
+}
+
+/// One running container of a release and the tasks it runs, one at a time: each task's
+/// command goes to its init as a message, its output into the release log as it comes, and
+/// its end is the init's report (see `SessionOutput`). A deadline or a stop sends the task's
+/// processes SIGTERM, then SIGKILL after the kill grace, through the init; a container whose
+/// init does not answer is killed through the engine. The engine's own failures (exit 125–127
+/// with its `Error: ` line: no such image, a bad option) are reported as such.
+final class ContainerSession: Sendable {
+    let name: String
+    let limits: ResourceLimits
+    private let engine: ContainerEngine
+    private let process: SpawnedProcess
+    private let watched: ProcessMonitor.Watched
+    private let output: SessionOutput
+    private let accounting: ContainerAccounting?
+    private let processGuard: ProcessGuard?
+    private let killGrace: Duration
+    /// Writes the init's messages in order, on a thread of its own (a message may be larger
+    /// than the pipe holds, and the engine reads as it can).
+    private let writer = SerialQueue(idleLifetime: .seconds(2))
+    private let ended = Mutex(false)
+
+    init(name: String, limits: ResourceLimits, engine: ContainerEngine, process: SpawnedProcess, watched: ProcessMonitor.Watched,
+         output: SessionOutput, accounting: ContainerAccounting?, processGuard: ProcessGuard?, killGrace: Duration) {
+        self.name = name
+        self.limits = limits
+        self.engine = engine
+        self.process = process
+        self.watched = watched
+        self.output = output
+        self.accounting = accounting
+        self.processGuard = processGuard
+        self.killGrace = killGrace
+    }
+
+    /// Whether the engine still runs (the container may take another task).
+    var isRunning: Bool { !watched.hasExited }
+
+    /// Sends the init a message (after those sent before). An engine that is gone makes the
+    /// write fail, not the task: its end says why.
+    func send(_ message: [UInt8]) {
+        guard let input = process.input else { return }
+        writer.post { _ = FileOutput.write(input, message) }
+    }
+
+    /// Runs one task: how it ended, and whether the container can take the next one.
+    func run(_ command: Command, context: TaskContext, log: ReleaseLog, control: ReleaseControl) async -> (TaskOutcome, reusable: Bool) {
+        let task = context.task
+        output.begin(task: task, log: log)
+        let oomBefore = accounting?.cgroup.oomKills()
+        send(TaskInit.task(argv: command.arguments, environment: context.environment))
+        var stop: HostExecutor.Stop?
+        switch await ProcessMonitor.shared.wait(for: watched, until: context.deadline, control: control) {
+        case .marked, .exited: break
+        case .deadline: stop = .deadline
+        case .stopped(let reason): stop = .stopped(reason)
+        case .failed(let error):
+            log.note("\(task): the daemon can no longer watch the container engine (epoll_wait: \(error)); stopping its container", level: .critical)
+            stop = .stopped(.shutdown)
+        }
+        if let stop {
+            await Termination.end(RunningTask(session: self), grace: killGrace,
+                                  onTerm: { log.note("\(task): \(stop.why); sending SIGTERM to its processes", level: .warning) },
+                                  onKill: { log.note("\(task): still running after \(DurationParser.format(killGrace)); sending SIGKILL", level: .warning) })
+            if !hasAnswered {
+                log.note("\(task): its container does not answer; killing it", level: .warning)
+                await kill()
+            }
+        }
+        let report = output.takeReport()
+        watched.unmark()
+        log.flush(task: task)
+        let usage: TaskUsage? = if case .ended(_, let cpu, let rss)? = report { TaskUsage(cpuMs: cpu / 1000, peakMemoryBytes: rss * 1024) } else { nil }
+        switch stop {
+        case .stopped(let reason)?: return (TaskOutcome(ending: .stopped(reason), usage: usage), false)
+        case .deadline?: return (TaskOutcome(ending: .timedOut, usage: usage), false)
+        case nil: break
+        }
+        switch report {
+        case .ended(.exited(let code), _, _)?:
+            return (TaskOutcome(ending: .exited(code), usage: usage), true)
+        case .ended(.signaled(let signal), _, _)?:
+            let oom = signal == SIGKILL && (accounting?.cgroup.oomKilled(killed: true, limit: limits.memoryBytes, before: oomBefore ?? 0) ?? false)
+            return (TaskOutcome(ending: oom ? .oomKilled(limit: limits.memoryBytes) : .signaled(signal), usage: usage), true)
+        case .failed(_, let why)?:
+            // The init could not start the command (not found in the image, not executable).
+            return (TaskOutcome(ending: .notStarted("could not start: " + context.masking.apply(why) + " (in the image)")), true)
+        case nil:
+            return (await engineEnded(context: context, oomBefore: oomBefore), false)
+        }
+    }
+
+    /// No report came: the engine ended (or the report was unreadable and the container is
+    /// taken down). Why, from its exit status and its last lines.
+    private func engineEnded(context: TaskContext, oomBefore: Int64?) async -> TaskOutcome {
+        if !watched.hasExited { await kill() }
+        let ended = await reap()
+        let lines = output.lastLines
+        if case .success(.exited(137)) = ended,
+           accounting?.cgroup.oomKilled(killed: true, limit: limits.memoryBytes, before: oomBefore ?? 0) == true {
+            return TaskOutcome(ending: .oomKilled(limit: limits.memoryBytes))
+        }
+        switch ended {
+        case .success(.exited(let code)) where (125...127).contains(code) && lines.contains(where: { $0.hasPrefix("Error: ") }):
+            // The engine's own failure (it says `Error: …`), not the task's exit status.
+            // The last lines of the output, which may hold what the task printed: masked.
+            let message = EngineCommand.Result(status: code, output: lines.joined(separator: "\n"), errorOutput: "").message
+            return TaskOutcome(ending: .notStarted("could not start: the container engine failed (exit \(code)): \(context.masking.apply(message))"))
+        case .success(.exited(let code)) where lines.last?.hasPrefix(TaskInit.name + ": ") == true:
+            return TaskOutcome(ending: .notStarted("could not start: \(context.masking.apply(lines.last!)) (exit \(code))"))
+        case .success(.exited(let code)):
+            return TaskOutcome(ending: .ended("its container ended before the task did (the container engine exited with status \(code))"))
+        case .success(.signaled(let signal)):
+            return TaskOutcome(ending: .ended("its container ended before the task did (the container engine was killed by signal \(signal))"))
+        case .failure(let error):
+            return TaskOutcome(ending: .ended("its container ended before the task did (its exit status could not be read: \(error))"))
+        }
+    }
+
+    /// Whether the running task has ended (its report came) or the whole container has.
+    fileprivate var hasAnswered: Bool { output.hasReport || watched.hasExited }
+
+    /// Ends the container: its init's stdin is closed (it exits, and the engine removes the
+    /// container), or, when it does not exit within the kill grace, it is killed through the
+    /// engine; either way it is removed, and the guard forgets it. Blocking calls on threads
+    /// of their own.
+    func close() async {
+        let first = ended.withLock { e in defer { e = true }; return !e }
+        guard first else { return }
+        if let input = process.input { writer.post { _ = Glibc.close(input) } }
+        if !(await waitForExit(until: .now + killGrace)) { await kill() }
+        let status = await reap()
+        let normal: Bool = if case .success(.exited(0)) = status { true } else { false }
+        if !normal, await BlockingCall.run({ self.engine.containerExists(self.name) }) { await BlockingCall.run { self.engine.remove([self.name]) } }
+        processGuard?.unregister(container: name)
+        if let accounting { await BlockingCall.run { accounting.finish() } }
+    }
+
+    /// Kills the container through the engine and waits (bounded) for the engine to exit.
+    private func kill() async {
+        await Termination.end(ContainerTarget(engine: engine, name: name), grace: .zero, onTerm: {}, onKill: {})
+        if !(await waitForExit(until: .now + .seconds(30))) { process.leader.send(SIGKILL) }
+    }
+
+    /// Waits until the engine's process has exited (true) or `deadline` passes (false).
+    private func waitForExit(until deadline: ContinuousClock.Instant) async -> Bool {
+        while true {
+            switch await ProcessMonitor.shared.wait(for: watched, until: deadline, control: nil) {
+            case .exited: return true
+            case .marked: watched.unmark()  // a report no task waits for
+            case .deadline, .stopped, .failed: return watched.hasExited
+            }
+        }
+    }
+
+    private let reaped = Mutex<Result<SpawnedProcess.Status, Errno>?>(nil)
+
+    /// Reaps the engine's process once (waiting for it on a thread of its own).
+    private func reap() async -> Result<SpawnedProcess.Status, Errno> {
+        if let known = reaped.withLock({ $0 }) { return known }
+        let process = process
+        let status = await BlockingCall.run { process.reap() }
+        reaped.withLock { $0 = status }
+        return status
+    }
+
+    /// The running task's processes, signalled through the init.
+    private struct RunningTask: Terminable {
+        let session: ContainerSession
+        func send(_ signal: Int32) async { session.send(TaskInit.signal(signal)) }
+        func isGone() async -> Bool { session.hasAnswered }
+    }
+}
+
+/// A container's output: the running task's, into the release log as it comes, and the
+/// init's reports, taken out of it (`ReportScanner`); each report marks the engine's process
+/// in the process monitor, which wakes the task waiting for it. Its last lines are kept (they
+/// hold the engine's or the init's message when a task did not start).
+final class SessionOutput: Sendable {
+    let key: String
+    private struct State {
+        var scanner: ReportScanner
+        var task: String?
+        var log: ReleaseLog?
+        var tail = OutputTail()
+        /// The running task's report, once it came (`.some(nil)`: one that could not be read).
+        var report: TaskInit.Report??
+    }
+    private let state: Mutex<State>
+    private let marks = Mutex<ProcessMonitor.Watched?>(nil)
+
+    init(key: String) {
+        self.key = key
+        state = Mutex(State(scanner: ReportScanner(key: key)))
+    }
+
+    /// The engine's process in the monitor, which a report marks.
+    var watched: ProcessMonitor.Watched? {
+        get { marks.withLock { $0 } }
+        set { marks.withLock { $0 = newValue } }
+    }
+
+    /// The next task's output goes to `log` from now on.
+    func begin(task: String, log: ReleaseLog) {
+        state.withLock { s in
+            s.task = task
+            s.log = log
+            s.report = nil
+        }
+    }
+
+    /// Bytes the engine wrote (on the monitor's thread).
+    func take(_ bytes: UnsafeRawBufferPointer) {
+        let (pieces, task, log) = state.withLock { s in (s.scanner.scan(bytes), s.task, s.log) }
+        for piece in pieces {
+            switch piece {
+            case .output(let text):
+                state.withLock { $0.tail.add(text) }
+                if let task, let log { log.output(text, task: task) }
+            case .report(let report):
+                state.withLock { $0.report = .some(report) }
+                watched?.mark()
+            }
+        }
+    }
+
+    var hasReport: Bool { state.withLock { $0.report != nil } }
+
+    /// The running task's report (nil when none came, or it could not be read).
+    func takeReport() -> TaskInit.Report? {
+        state.withLock { s in defer { s.report = nil }; return s.report ?? nil }
+    }
+
+    var lastLines: [String] { state.withLock { $0.tail.lines } }
 }
 
 /// A task's container, ended through the engine.
@@ -211,7 +435,7 @@ struct ContainerTarget: Terminable {
 struct OutputTail {
     private var text: [UInt8] = []
 
-    mutating func add(_ bytes: UnsafeRawBufferPointer) {
+    mutating func add(_ bytes: some Collection<UInt8>) {
         text.append(contentsOf: bytes)
         if text.count > 8192 { text.removeFirst(text.count - 8192) }
     }

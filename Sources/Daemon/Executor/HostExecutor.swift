@@ -1,22 +1,26 @@
+import CLinuxSyscalls
 import Glibc
+import ReleaseContainers
 import ReleaseKit
 import ReleaseSupport
 import SystemPackage
 
 /// Runs task commands as processes on this host: each in a session and process group of its
 /// own, in the app directory, with exactly the task's environment (as the app's user when it
-/// has one, through the run-as helper), output (stdout and stderr together, in order) streamed
-/// into the release log. Its deadline and the release's stop end the whole group; what the
-/// task leaves behind when it exits — in its group, in groups of its own carrying its
-/// `RELEASE_ID`, or (for an app's user) any process of that user started since — is ended too,
-/// so nothing outlives its task. Started by `Spawn` (vfork and execve); its output, its
-/// exit (through its pidfd) and its deadline are watched by the `ProcessMonitor`'s one thread.
+/// has one), output (stdout and stderr together, in order) streamed into the release log. Its
+/// deadline and the release's stop end the whole group; what the task leaves behind when it
+/// exits — in its group, in groups of its own carrying its `RELEASE_ID`, or (for an app's
+/// user) any process of that user started since — is ended too, so nothing outlives its task.
+/// Its starter, `releasectl-init --run-as` (see `TaskInit`), is started by `Spawn` (vfork and
+/// execve); it takes the app's ids, forks the task into its group and reports what the task
+/// used; its output, its exit (through its pidfd) and its deadline are watched by the
+/// `ProcessMonitor`'s one thread.
 ///
 /// Under systemd each task runs in a transient scope of its own (with the task's limits:
 /// `MemoryMax=`, `CPUQuota=`, `TasksMax=`) inside a slice of its own that the daemon holds
 /// until it has read the task's figures; stopping the slice at the end ends whatever the task
-/// left in it. The task starts through the run-as helper, which waits until it is in its
-/// scope before it execs the task.
+/// left in it. The starter waits for its environment on stdin, which comes once the starter
+/// is in its scope, so nothing of the task runs outside it.
 struct HostExecutor: TaskExecutor {
     let processGuard: ProcessGuard?
     let killGrace: Duration
@@ -71,28 +75,35 @@ struct HostExecutor: TaskExecutor {
             }
             executable = FilePath(found)
         }
+        let starter: TaskInit
+        switch Released.taskInit {
+        case .success(let found): starter = found
+        case .failure(let missing): return TaskOutcome(ending: .notStarted("could not start: \(missing)"))
+        }
+        // Every task starts through releasectl-init (see TaskInit): it switches ids (which a
+        // child of this many-threaded process must not do), forks the task so that its peak is
+        // its own, and reports what it used on descriptor 3. The environment goes on its
+        // stdin, once it is in its scope.
         let process: SpawnedProcess
-        let environment: [UInt8]?
+        var reports: [Int32] = [-1, -1]
+        guard rc_pipe_cloexec(&reports) == 0 else {
+            return TaskOutcome(ending: .notStarted("cannot start \(program): cannot make a pipe: \(Errno(rawValue: errno))"))
+        }
+        defer { _ = close(reports[0]) }
         do throws(Errno) {
-            if identity != nil || scopes {
-                // Ids are switched by a freshly exec'd helper, not in the child spawned from this
-                // many-threaded process (see RunAs); the environment goes on its stdin, once the
-                // helper is in its scope.
-                environment = RunAs.encode(environment: context.environment)
-                process = try SpawnedProcess.spawn(
-                    FilePath("/proc/self/exe"),
-                    argv: ["released"] + RunAs.arguments(for: identity, executable: executable.string, argv: argv),
-                    environment: ["SWIFT_BACKTRACE=enable=no", "PATH=/usr/bin:/bin", "RELEASE_ID=\(context.request.id.rawValue)"],
-                    directory: context.directory, input: true)
-            } else {
-                environment = nil
-                process = try SpawnedProcess.spawn(executable, argv: argv, environment: RunAs.assignments(context.environment),
-                                                   directory: context.directory, input: false)
-            }
+            let arguments = TaskInit.runAsArguments(uid: identity?.uid, gid: identity?.gid, groups: identity?.groups ?? [],
+                                                    executable: executable.string, argv: argv)
+            process = SpawnedProcess(try Spawn.start(
+                FilePath(starter.path), argv: [TaskInit.name] + arguments,
+                environment: ["PATH=/usr/bin:/bin", "RELEASE_ID=\(context.request.id.rawValue)"],
+                directory: context.directory, input: .pipe, output: .pipe, errors: .toOutput, group: .session, extra: [reports[1]]))
+            _ = close(reports[1])
         } catch {
+            _ = close(reports[1])
             return TaskOutcome(ending: .notStarted("cannot start \(program): \(error)"))
         }
-        let finished = await supervise(process, environment: environment, context: context, log: log, control: control)
+        let environment = TaskInit.runAsEnvironment(context.environment)
+        let finished = await supervise(process, environment: environment, reports: reports[0], context: context, log: log, control: control)
         let usage = finished.usage
         if let why = finished.notStarted { return TaskOutcome(ending: .notStarted("could not start: \(why)")) }
         if let error = finished.unwatched {
@@ -116,7 +127,7 @@ struct HostExecutor: TaskExecutor {
     /// process monitor), the deadline and stops enforced on its group, leftovers ended. The
     /// leader is reaped only at the end, so its pid (the group's id) cannot be reused while
     /// what it left is ended.
-    private func supervise(_ process: SpawnedProcess, environment: [UInt8]?, context: TaskContext, log: ReleaseLog,
+    private func supervise(_ process: SpawnedProcess, environment: [UInt8], reports: Int32, context: TaskContext, log: ReleaseLog,
                            control: ReleaseControl) async -> Finished {
         let task = context.task
         let release = context.request.id.rawValue
@@ -160,11 +171,11 @@ struct HostExecutor: TaskExecutor {
                 return Finished(notStarted: "cannot put it in a systemd scope of its own: \(error)")
             }
         }
-        if let environment { await process.feed(environment) }
+        await process.feed(environment)
         var stop: Stop?
         var unwatched: Errno?
         switch await ProcessMonitor.shared.wait(for: watched, until: context.deadline, control: control) {
-        case .exited: break
+        case .exited, .marked: break
         case .deadline: stop = .deadline
         case .stopped(let reason): stop = .stopped(reason)
         case .failed(let error):
@@ -181,8 +192,16 @@ struct HostExecutor: TaskExecutor {
             unwatched = await ProcessMonitor.shared.wait(for: watched, until: nil, control: nil).failure
         }
         log.flush(task: task)
+        // What it used: its cgroup's figures when it has one (its processes together), else
+        // what its starter reported (the task's own rusage). The starter's own rusage is no
+        // figure of the task's: its peak is inherited from this daemon (it was spawned from
+        // it); its CPU (with the task's, once reaped) is all there is when no report came.
         let ending = leader.ending()
-        var finished = Finished(stop: stop, usage: ending?.usage, unwatched: unwatched)
+        let reported = Self.readReport(reports)
+        var finished = Finished(stop: stop, usage: TaskUsage(cpuMs: ending?.usage.cpuMs), unwatched: unwatched)
+        if case .ended(_, let cpu, let rss)? = reported {
+            finished.usage = TaskUsage(cpuMs: cpu / 1000, peakMemoryBytes: rss * 1024)
+        }
         if let units {
             let cgroup = TaskCgroup(path: units.slicePath)
             let (cpu, peak) = cgroup.usage()
@@ -208,6 +227,16 @@ struct HostExecutor: TaskExecutor {
         }
         finished.status = await Self.reap(process, unwatched: unwatched != nil)
         return finished
+    }
+
+    /// The starter's report on descriptor 3, written before it exited (nil: none, as when it
+    /// was killed or could not start the task).
+    private static func readReport(_ fd: Int32) -> TaskInit.Report? {
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        var buffer = [UInt8](repeating: 0, count: 512)
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard n > 0, let line = buffer[0..<n].split(separator: UInt8(ascii: "\n")).first else { return nil }
+        return TaskInit.Report(Substring(decoding: line, as: UTF8.self))
     }
 
     /// Reaps the leader: at once when the monitor saw it exit; else (the monitor stopped

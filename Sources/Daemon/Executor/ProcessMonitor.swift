@@ -20,6 +20,8 @@ final class ProcessMonitor: Sendable {
     enum Wake: Sendable {
         /// The leader exited (its output is all in the sink).
         case exited
+        /// Its sink marked it (a container's init reported a task's end): see `Watched.mark`.
+        case marked
         case deadline
         case stopped(StopReason)
         /// The monitor cannot watch any more (epoll_wait failed): the process is not watched,
@@ -41,6 +43,8 @@ final class ProcessMonitor: Sendable {
 
         fileprivate struct State {
             var exited = false
+            /// Marked by its sink, and not yet unmarked.
+            var marked = false
             /// Why the monitor stopped watching (it failed).
             var failure: Errno?
             /// Closed by the monitor's thread (the only one that reads it) at its end.
@@ -67,6 +71,22 @@ final class ProcessMonitor: Sendable {
             self.output = output
             self.sink = sink
         }
+
+        /// Marks it (from its sink, on the monitor's thread): the current wait, or the next one,
+        /// ends with `.marked` — until `unmark`. What the sink got before is in it.
+        func mark() {
+            let waiting = state.withLock { s in
+                s.marked = true
+                return s.waiter != nil
+            }
+            if waiting { finish(.marked) }
+        }
+
+        /// Whether the process has exited (the monitor saw its pidfd readable).
+        var hasExited: Bool { state.withLock { $0.exited } }
+
+        /// Takes the mark back (the one who waited has seen it).
+        func unmark() { state.withLock { $0.marked = false } }
 
         /// Ends the current wait with `wake`, if there is one; `exited` marks the process so.
         fileprivate func finish(_ wake: Wake, exited: Bool = false) {
@@ -142,11 +162,13 @@ final class ProcessMonitor: Sendable {
         }
     }
 
-    /// Waits until the process has exited, `deadline` passes or `control` stops the release,
-    /// whichever comes first. Once it has exited, returns `.exited` at once.
+    /// Waits until the process has exited, its sink marks it, `deadline` passes or `control`
+    /// stops the release, whichever comes first. Once it has exited (or while it is marked),
+    /// returns `.exited` (`.marked`) at once.
     func wait(for watched: Watched, until deadline: ContinuousClock.Instant?, control: ReleaseControl?) async -> Wake {
         await withCheckedContinuation { (continuation: CheckedContinuation<Wake, Never>) in
             let ended = watched.state.withLock { s -> Wake? in
+                if s.marked { return .marked }
                 if s.exited { return .exited }
                 if let failure = s.failure { return .failed(failure) }
                 s.waiter = continuation

@@ -7,7 +7,7 @@ import SystemPackage
 /// A host task's process, started by `Spawn` (vfork and execve) in a session of its own and
 /// held by its pidfd from then on (opened before anything can reap it: the daemon is its only
 /// parent), with the read end of its stdout and stderr (one pipe, so their order is kept)
-/// and, when it reads its stdin (the run-as helper), the write end of that.
+/// and, when it reads its stdin (a task's starter), the write end of that.
 struct SpawnedProcess: Sendable {
     let leader: ProcessHandle
     let output: Int32
@@ -17,15 +17,6 @@ struct SpawnedProcess: Sendable {
     enum Status: Sendable {
         case exited(Int32)
         case signaled(Int32)
-    }
-
-    /// Starts `executable` with `argv` (its first element the program's name) and exactly
-    /// `environment` ("NAME=value"), in `directory`; stdin from /dev/null unless `input`.
-    /// Fails with the errno of the spawn (the exec's included) or of the pipes.
-    static func spawn(_ executable: FilePath, argv: [String], environment: [String], directory: FilePath,
-                      input: Bool) throws(Errno) -> SpawnedProcess {
-        SpawnedProcess(try Spawn.start(executable, argv: argv, environment: environment, directory: directory,
-                                       input: input ? .pipe : .null, output: .pipe, errors: .toOutput, group: .session))
     }
 
     /// A child `Spawn` started with its stdout (and stderr) to a pipe, and a pidfd.

@@ -28,15 +28,31 @@ struct TaskCgroup: Sendable {
         return (cpu, peak)
     }
 
-    /// Whether the kernel's OOM killer ended something in it. cgroup v2 counts it
-    /// (memory.events, hierarchical); v1 keeps no count a parent sees, so there a task killed
-    /// by SIGKILL (`killed`) whose memory peak reached its limit is taken for an OOM kill.
-    func oomKilled(killed: Bool, limit: Int64?) -> Bool {
-        if Self.unified, let events = Self.read(Self.root + path + "/memory.events") {
-            return (Self.field("oom_kill", in: events) ?? 0) > 0
-        }
+    /// Whether the kernel's OOM killer ended something in it (since its count was `before`).
+    /// cgroup v2 counts it (memory.events, hierarchical), v1 in each folder
+    /// (memory.oom_control, added up here): there `killed` (the task died of SIGKILL) must
+    /// also hold. With no count to read (a v1 kernel before 4.13), a task killed by SIGKILL
+    /// whose memory peak reached its limit is taken for an OOM kill.
+    func oomKilled(killed: Bool, limit: Int64?, before: Int64 = 0) -> Bool {
+        if let count = oomKills() { return count > before && (Self.unified || killed) }
         guard killed, let limit, let peak = usage().peakMemoryBytes else { return false }
         return peak >= limit - limit / 50
+    }
+
+    /// How many processes the kernel's OOM killer has ended in it (its folders below
+    /// included); nil when the kernel keeps no count.
+    func oomKills() -> Int64? {
+        if Self.unified { return Self.field("oom_kill", in: Self.read(Self.root + path + "/memory.events")) }
+        return Self.v1OOMKills(Self.root + "/memory" + path)
+    }
+
+    private static func v1OOMKills(_ dir: String) -> Int64? {
+        guard var total = field("oom_kill", in: read(dir + "/memory.oom_control")) else { return nil }
+        for name in (try? entries(dir)) ?? [] {
+            var st = stat()
+            if lstat(dir + "/" + name, &st) == 0, st.st_mode & S_IFMT == S_IFDIR { total += v1OOMKills(dir + "/" + name) ?? 0 }
+        }
+        return total
     }
 
     /// Removes its folders (a v1 controller each, or the one v2 folder), innermost first:

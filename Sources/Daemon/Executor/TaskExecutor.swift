@@ -4,10 +4,18 @@ import Synchronization
 
 /// Runs one command of a task and says how it ended: its output streamed into the release log
 /// (masked), its deadline and the release's stop enforced, nothing it started left behind.
-/// `HostExecutor` runs a process on this host; a container executor runs it in the release's
-/// image. Termination itself (SIGTERM, the kill grace, SIGKILL) is `Termination`'s.
+/// `HostExecutor` runs a process on this host; `ContainerExecutor` runs it in the release's
+/// image. Termination itself (SIGTERM, the kill grace, SIGKILL) is `Termination`'s. One
+/// executor serves one release, whose tasks run one after another; `finish` comes once its
+/// last task has ended, before its record is written.
 protocol TaskExecutor: Sendable {
     func run(_ command: Command, for context: TaskContext, log: ReleaseLog, control: ReleaseControl) async -> TaskOutcome
+    /// Ends what the executor kept for the release's next task (a container).
+    func finish() async
+}
+
+extension TaskExecutor {
+    func finish() async {}
 }
 
 /// How a task's command ended, and what it used.

@@ -118,6 +118,8 @@ struct ReleaseRunner: Sendable {
             }
         }
 
+        // What the executor kept for a next task (an image release's container) ends with it.
+        await executor.finish()
         let record = progress.finish(stop: control.reason, now: Date(), durationMs: (clock.now - startInstant).milliseconds)
         let (messageID, level): (String, Logger.Level) = switch record.state {
         case .succeeded: (MessageID.releaseSucceeded, .notice)

@@ -22,6 +22,8 @@ enum Binaries {
 
     static var released: String { directory + "/released" }
     static var releasectl: String { directory + "/releasectl" }
+    /// The program that starts every task (script/build-init puts it beside `released`).
+    static var taskInit: String { directory + "/releasectl-init" }
 }
 
 /// A fresh temporary folder, removed by `remove()`.

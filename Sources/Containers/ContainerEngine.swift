@@ -4,7 +4,7 @@ import ReleaseKit
 /// A container engine with podman's command line (`container-engine` in released.toml, default
 /// `podman`), run with the daemon's own environment — where an operator (or a test) gives the
 /// engine its own configuration (`CONTAINERS_CONF`, …) — and never with anything of a
-/// request's: a task's values reach its container only through `ContainerInit`'s pipe.
+/// request's: a task's values reach its container only through `TaskInit`'s messages on its stdin.
 public struct ContainerEngine: Sendable {
     /// The engine's program (a name looked up in the daemon's PATH, or a path).
     public let executable: String

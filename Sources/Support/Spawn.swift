@@ -6,7 +6,7 @@ import SystemPackage
 /// many-threaded process, no child stack to map and unmap), with exactly the environment
 /// given, every signal's default disposition and an empty mask, the descriptors asked for and
 /// no other, and — for a child the caller supervises — a pidfd opened before anything can reap
-/// it. Host tasks (through the run-as helper or directly), the process guard, the container
+/// it. Host tasks' starter (`releasectl-init --run-as`), the process guard, the container
 /// engine's commands, its containers and its pulls all start here.
 public enum Spawn {
     /// The child's stdin.
@@ -126,18 +126,6 @@ public enum Spawn {
             }
         }
         return ChildProcess(pid: pid, pidfd: pidfd, input: ours.input, output: ours.output, errors: ours.errors)
-    }
-
-    /// Replaces this process's program with `executable` (execve: the same pid, so the same
-    /// process group and session): for a helper that has set itself up and now becomes the
-    /// task. Returns only on failure, with its errno.
-    public static func replace(with executable: String, argv: [String], environment: [String]) -> Errno {
-        withCStrings(argv) { argv in
-            withCStrings(environment) { envp in
-                execve(executable, argv, envp)
-                return Errno(rawValue: errno)
-            }
-        }
     }
 
     /// `strings` as a NULL-terminated array of C strings, for the length of `body`.

@@ -40,8 +40,9 @@
 //
 //   ended exit <code> cpu_us <n> maxrss_kb <n>      or      ended signal <n> cpu_us <n> maxrss_kb <n>
 //
-// then exits as the task did. It says why on stderr (the task's output) and exits 126 (127:
-// no such command) when it cannot.
+// then exits as the task did. When it cannot start the task it exits 126 (127: no such
+// command) and says why: `failed <126|127> <why>` on descriptor 3, else (run by hand, with no
+// descriptor 3) on stderr.
 //
 // Either way the usage is the task's own (wait4: its process and the children it waited for),
 // none of this program's nor the daemon's: the task is forked from this small program, whose
@@ -298,18 +299,25 @@ static void run_task(char **argv, char **env) {
 
 // --- On the host: one task as the app's user -----------------------------------------------
 
-// Says why on stderr (the task's output) and exits.
+// The report's descriptor in host mode (-1: none was given).
+static int run_as_reports = -1;
+
+// Says why (as a `failed` report, else on stderr) and exits with `code`.
 static void refuse(int code, const char *format, ...) __attribute__((format(printf, 2, 3), noreturn));
 static void refuse(int code, const char *format, ...) {
     char line[1024];
+    int at = run_as_reports >= 0 ? snprintf(line, sizeof line, "failed %d ", code) : 0;
     va_list args;
     va_start(args, format);
-    int n = vsnprintf(line, sizeof line - 1, format, args);
+    int n = vsnprintf(line + at, sizeof line - 1 - (size_t)at, format, args);
     va_end(args);
     if (n < 0) n = 0;
+    n += at;
     if (n > (int)sizeof line - 2) n = (int)sizeof line - 2;
     line[n++] = '\n';
-    write_all(2, line, (size_t)n);
+    // To the daemon as the report, which says why the task did not start; else to stderr,
+    // for whoever ran this program by hand.
+    write_all(run_as_reports >= 0 ? run_as_reports : 2, line, (size_t)n);
     _exit(code);
 }
 
@@ -344,6 +352,7 @@ static int run_as(int argc, char **argv) {
     // The report's pipe: kept from the task (close-on-exec), and never stdin, stdout or stderr.
     int reports = fcntl(3, F_GETFD) >= 0 ? 3 : -1;
     if (reports >= 0) fcntl(reports, F_SETFD, FD_CLOEXEC);
+    run_as_reports = reports;
 
     // The environment, to the end of stdin.
     while (read_input()) {

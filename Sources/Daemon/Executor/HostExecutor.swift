@@ -199,8 +199,10 @@ struct HostExecutor: TaskExecutor {
         let ending = leader.ending()
         let reported = Self.readReport(reports)
         var finished = Finished(stop: stop, usage: TaskUsage(cpuMs: ending?.usage.cpuMs), unwatched: unwatched)
-        if case .ended(_, let cpu, let rss)? = reported {
-            finished.usage = TaskUsage(cpuMs: cpu / 1000, peakMemoryBytes: rss * 1024)
+        switch reported {
+        case .ended(_, let cpu, let rss)?: finished.usage = TaskUsage(cpuMs: cpu / 1000, peakMemoryBytes: rss * 1024)
+        case .failed(_, let why)?: finished.notStarted = context.masking.apply(why)
+        case nil: break
         }
         if let units {
             let cgroup = TaskCgroup(path: units.slicePath)
@@ -233,7 +235,7 @@ struct HostExecutor: TaskExecutor {
     /// was killed or could not start the task).
     private static func readReport(_ fd: Int32) -> TaskInit.Report? {
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-        var buffer = [UInt8](repeating: 0, count: 512)
+        var buffer = [UInt8](repeating: 0, count: 2048)
         let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
         guard n > 0, let line = buffer[0..<n].split(separator: UInt8(ascii: "\n")).first else { return nil }
         return TaskInit.Report(Substring(decoding: line, as: UTF8.self))

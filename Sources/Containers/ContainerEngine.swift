@@ -1,5 +1,7 @@
+import FoundationEssentials
 import Glibc
 import ReleaseKit
+import ReleaseSupport
 
 /// A container engine with podman's command line (`container-engine` in released.toml, default
 /// `podman`), run with the daemon's own environment — where an operator (or a test) gives the
@@ -10,6 +12,10 @@ public struct ContainerEngine: Sendable {
     public let executable: String
     /// The daemon's environment, as `KEY=value`.
     public let environment: [String]
+    /// Where an image read at intake is unmounted: nil, before `withImage` returns (a
+    /// short-lived program such as `releasectl plan`); else on this queue's thread, after it
+    /// (the daemon: the release need not wait for it). See `pendingUnmounts`.
+    public let unmounts: SerialQueue?
 
     /// The label on every container a release starts: its release id.
     public static let releaseLabel = "io.releasectl.release"
@@ -20,10 +26,15 @@ public struct ContainerEngine: Sendable {
 
     /// `environment`: the daemon's, of which the engine gets only what configures an engine
     /// (`engineEnvironment`).
-    public init(executable: String, environment: [String]) {
+    public init(executable: String, environment: [String], unmounts: SerialQueue? = nil) {
         self.executable = executable
         self.environment = Self.engineEnvironment(environment)
+        self.unmounts = unmounts
     }
+
+    /// The daemon's queue for `unmounts`: one for every engine value it makes, flushed before
+    /// it exits.
+    public static let pendingUnmounts = SerialQueue(idleLifetime: .seconds(2))
 
     /// What of the daemon's environment the engine runs with: the names that configure an
     /// engine and the programs it starts — its configuration files (`CONTAINERS_*`,
@@ -64,7 +75,15 @@ public struct ContainerEngine: Sendable {
 
     /// Looks an image up in the engine's store, without pulling it.
     public func inspect(_ reference: String) -> Lookup {
-        let r = run(["image", "inspect", "--format", "{{.Id}}|{{.Config.WorkingDir}}", reference])
+        Self.lookup(run(Self.inspectArguments(reference)))
+    }
+
+    private static func inspectArguments(_ reference: String) -> [String] {
+        ["image", "inspect", "--format", "{{.Id}}|{{.Config.WorkingDir}}", reference]
+    }
+
+    /// `image inspect`'s answer.
+    private static func lookup(_ r: EngineCommand.Result) -> Lookup {
         guard r.status == 0 else {
             let message = r.message
             let lower = message.lowercased()
@@ -78,15 +97,61 @@ public struct ContainerEngine: Sendable {
         return .present(Image(id: parts[0], workingDirectory: workdir))
     }
 
-    /// Mounts an image's root folder read-only in the host (`image mount`, which needs root),
-    /// runs `body` with its path and unmounts it again. Nothing of the image runs.
-    public func withMountedImage<T>(_ reference: String, _ body: (String) throws(RejectReason) -> T) throws(RejectReason) -> T {
-        let mounted = run(["image", "mount", reference])
-        guard mounted.status == 0, let root = mounted.output.split(separator: "\n").first.map(String.init), root.hasPrefix("/") else {
-            throw RejectReason(.image, "cannot read the image \(reference): \(mounted.message)" + (geteuid() == 0 ? "" : " (reading an image needs released to run as root)"))
+    /// `image mount --format json`'s answer: the id of the image it mounted and where.
+    private static func mountAnswer(_ r: EngineCommand.Result) -> (id: String, root: String)? {
+        struct Mounted: Decodable {
+            var id: String
+            var mountpoint: String
         }
-        defer { _ = run(["image", "unmount", reference]) }
-        return try body(root)
+        guard r.status == 0, let list = try? JSONDecoder().decode([Mounted].self, from: Data(r.output.utf8)),
+              list.count == 1, !list[0].id.isEmpty, list[0].mountpoint.hasPrefix("/") else { return nil }
+        return (list[0].id, list[0].mountpoint)
+    }
+
+    /// Looks an image up and mounts its root folder read-only on the host (`image inspect` and
+    /// `image mount`, which needs root, started at once), runs `body` with the image and that
+    /// folder's path, and unmounts it again (see `unmounts`). Nil when the engine does not
+    /// have the image. Nothing of the image runs. Both must name the same build: when a tag
+    /// moved between the two, they are asked again.
+    public func withImage<T>(_ reference: String, _ body: (Image, String) throws(RejectReason) -> T) throws(RejectReason) -> T? {
+        for _ in 0..<3 {
+            let inspecting = EngineCommand.start(executable, Self.inspectArguments(reference), environment: environment)
+            let mounting = EngineCommand.start(executable, ["image", "mount", "--format", "json", reference], environment: environment)
+            let lookup = Self.lookup(inspecting.finish())
+            let mounted = mounting.finish()
+            let mount = Self.mountAnswer(mounted)
+            let image: Image
+            switch lookup {
+            case .failed(let message):
+                if let mount { unmount(mount.id) }
+                throw RejectReason(.image, "cannot look the image \(reference) up: \(message)")
+            case .absent:
+                if let mount { unmount(mount.id) }
+                return nil
+            case .present(let found):
+                image = found
+            }
+            guard let mount else {
+                throw RejectReason(.image, "cannot read the image \(reference): \(mounted.message)"
+                                   + (geteuid() == 0 ? "" : " (reading an image needs released to run as root)"))
+            }
+            guard mount.id == image.id else {
+                unmount(mount.id)
+                continue
+            }
+            defer { unmount(image.id) }
+            return try body(image, mount.root)
+        }
+        throw RejectReason(.image, "cannot read the image \(reference): it named another build each time it was looked up (a tag moving)")
+    }
+
+    /// Undoes one `image mount` of an image (by its id: the build that was mounted).
+    private func unmount(_ id: String) {
+        guard let unmounts else {
+            _ = run(["image", "unmount", id])
+            return
+        }
+        unmounts.post { _ = self.run(["image", "unmount", id]) }
     }
 
     /// How the engine makes its containers' cgroups: `systemd` (scopes in the slice given as

@@ -30,22 +30,46 @@ public enum EngineCommand {
     /// Runs `executable` (a path, or a name looked up in the environment's `PATH`) with
     /// `arguments` (argv[0] is the executable) and `environment` (`KEY=value` strings).
     public static func run(_ executable: String, _ arguments: [String], environment: [String]) -> Result {
+        start(executable, arguments, environment: environment).finish()
+    }
+
+    /// Starts a command without waiting for it, so that several run at once; `finish` gives
+    /// its result. Each must be finished (it reaps the process and closes the pipes).
+    public static func start(_ executable: String, _ arguments: [String], environment: [String]) -> Running {
         let path = environment.first { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? TaskEnvironment.defaultPath
         guard let program = executable.contains("/") ? executable : ExecutableLookup.find(executable, path: path) else {
-            return Result(status: 127, output: "", errorOutput: "cannot run \(executable): not found in PATH=\(path)")
+            return Running(state: .done(Result(status: 127, output: "", errorOutput: "cannot run \(executable): not found in PATH=\(path)")))
         }
-        let child: ChildProcess
         do throws(Errno) {
-            child = try Spawn.start(FilePath(program), argv: [executable] + arguments, environment: environment,
-                                    output: .pipe, errors: .pipe, group: .inherit, pidfd: false)
+            return Running(state: .started(try Spawn.start(FilePath(program), argv: [executable] + arguments, environment: environment,
+                                                           output: .pipe, errors: .pipe, group: .inherit, pidfd: false)))
         } catch {
-            return Result(status: error == .noSuchFileOrDirectory ? 127 : 126, output: "", errorOutput: "cannot run \(executable): \(error)")
+            return Running(state: .done(Result(status: error == .noSuchFileOrDirectory ? 127 : 126, output: "",
+                                               errorOutput: "cannot run \(executable): \(error)")))
         }
-        let (output, errorOutput) = readBoth(child.output!, child.errors!)
-        Syscalls.close(child.output!)
-        Syscalls.close(child.errors!)
-        return Result(status: child.wait().code, output: String(decoding: output, as: UTF8.self),
-                      errorOutput: String(decoding: errorOutput, as: UTF8.self))
+    }
+
+    /// A command `start` started (or could not start).
+    public struct Running {
+        fileprivate enum State {
+            case started(ChildProcess)
+            case done(Result)
+        }
+        fileprivate let state: State
+
+        /// Reads its output to the end and reaps it.
+        public func finish() -> Result {
+            switch state {
+            case .done(let result):
+                return result
+            case .started(let child):
+                let (output, errorOutput) = readBoth(child.output!, child.errors!)
+                Syscalls.close(child.output!)
+                Syscalls.close(child.errors!)
+                return Result(status: child.wait().code, output: String(decoding: output, as: UTF8.self),
+                              errorOutput: String(decoding: errorOutput, as: UTF8.self))
+            }
+        }
     }
 
     /// Reads two pipes to their ends, whichever has data, keeping at most 1 MiB of each.

@@ -261,6 +261,8 @@ struct Released: AsyncParsableCommand {
         groupConfig.cancellationSignals = []
         let group = ServiceGroup(configuration: groupConfig)
         defer {
+            // Images intake read are not left mounted.
+            ContainerEngine.pendingUnmounts.flush(timeout: .seconds(10))
             // The last STOPPING=1/STATUS= and journal entries go out before the process exits.
             notifier.flush()
             JournalWriter.shared.flush()

@@ -29,28 +29,7 @@ public enum ImageValidation {
         let overrides = try request.directory.map { dir throws(RejectReason) in
             try AppValidation.asUser(credentials) { () throws(RejectReason) in try AppDirectory.open(dir) }
         }
-        let image: ContainerEngine.Image
-        switch engine.inspect(reference) {
-        case .failed(let message):
-            throw RejectReason(.image, "cannot look the image \(reference) up: \(message)")
-        case .absent:
-            // Planned from what the request says alone until the image is there.
-            let empty = AppInspection(directory: "image \(reference)")
-            let files = try overrides.map { dir throws(RejectReason) in
-                try AppValidation.asUser(credentials) { () throws(RejectReason) in
-                    try AppInspection.inspect(dir, path: TaskEnvironment.path(for: request.env), registry: registry)
-                }
-            }
-            let inspection = AppInspection(directory: empty.directory, config: files?.config ?? AppConfig())
-            let plan = try ReleasePlan.make(app: request.app, directory: empty.directory, env: request.env, tasks: request.tasks,
-                                            registry: registry, inspection: inspection)
-            return Result(image: nil, validation: AppValidation.Validation(plan: plan, fingerprint: overrides?.fingerprint ?? [:],
-                                                                           config: inspection.config),
-                          workingDirectory: inspection.config.workdir)
-        case .present(let found):
-            image = found
-        }
-        return try engine.withMountedImage(reference) { root throws(RejectReason) in
+        let read = try engine.withImage(reference) { image, root throws(RejectReason) in
             let files = try AppDirectory.open(imageRoot: root, workingDirectory: image.workingDirectory, image: "image \(reference)")
             let validation = try AppValidation.asUser(credentials) { () throws(RejectReason) in
                 try AppValidation.validate(app: request.app, files: files, configFrom: overrides, env: request.env, tasks: request.tasks,
@@ -58,5 +37,19 @@ public enum ImageValidation {
             }
             return Result(image: image, validation: validation, workingDirectory: validation.workdir ?? image.workingDirectory)
         }
+        if let read { return read }
+        // Planned from what the request says alone until the image is there.
+        let empty = AppInspection(directory: "image \(reference)")
+        let files = try overrides.map { dir throws(RejectReason) in
+            try AppValidation.asUser(credentials) { () throws(RejectReason) in
+                try AppInspection.inspect(dir, path: TaskEnvironment.path(for: request.env), registry: registry)
+            }
+        }
+        let inspection = AppInspection(directory: empty.directory, config: files?.config ?? AppConfig())
+        let plan = try ReleasePlan.make(app: request.app, directory: empty.directory, env: request.env, tasks: request.tasks,
+                                        registry: registry, inspection: inspection)
+        return Result(image: nil, validation: AppValidation.Validation(plan: plan, fingerprint: overrides?.fingerprint ?? [:],
+                                                                       config: inspection.config),
+                      workingDirectory: inspection.config.workdir)
     }
 }

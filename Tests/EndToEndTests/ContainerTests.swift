@@ -95,6 +95,35 @@ struct ContainerTests {
         await image.remove()
     }
 
+    /// Intake looks the image up and mounts it at once; a tag moved in between (a CI pushing
+    /// the next build) must not give a plan read from one build and a run of another.
+    @Test("a tag moved while intake reads the image: the release plans, runs and records one build, the one it read")
+    func tagMovedDuringIntake() async throws {
+        let work = TempDir()
+        let first = try await TestImage.build(files: ["app/release.toml": "[tasks.migrate]\ncommand = \"echo build-a\"\n"])
+        let next = try await TestImage.build(files: ["app/release.toml": "[tasks.migrate]\ncommand = \"echo build-b\"\n"])
+        defer { work.remove() }
+        // The engine as the daemon sees it: podman, which retags the reference to the next
+        // build just before it first mounts an image.
+        let engine = work.file("engine")
+        try """
+            #!/bin/sh
+            if [ "$1 $2" = "image mount" ] && mkdir \(work.file("moved")) 2>/dev/null; then podman tag \(next.id) \(first.reference); fi
+            exec podman "$@"
+            """.write(toFile: engine, atomically: true, encoding: .utf8)
+        #expect(chmod(engine, 0o755) == 0)
+        let daemon = try await Self.daemon(work, "container-engine = \"\(engine)\"\n")
+        let r = try await Self.submit(daemon, image: first.reference, env: ["RUN_MIGRATIONS_DURING_RELEASE": "true"], wait: true)
+        #expect(r.status == 0, "\(r)")
+        #expect(FileManager.default.fileExists(atPath: work.file("moved")), "the tag never moved: the test proves nothing")
+        let record = try #require(try daemon.record(r.lines[0]))
+        #expect(r.lines.contains("       build-b"), "\(r)")
+        #expect(record.imageID == next.id, "planned from one build, recorded as \(record.imageID ?? "none"): \(r)")
+        await daemon.cleanUp()
+        _ = try? await Podman.run(["image", "rm", "--force", first.id])
+        await next.remove()
+    }
+
     @Test("a failing task fails the release (exit 1) and the rest do not run; retry keeps the image; an app user is the container's user")
     func failingTask() async throws {
         let work = TempDir()

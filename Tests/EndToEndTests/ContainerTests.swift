@@ -90,7 +90,7 @@ struct ContainerTests {
                 "a name the engine reads arrives as any other; the daemon's own variables never reach the container: \(log)")
         #expect(log.contains("finished") && log.contains("seeding") && log.contains("clearing"))
         #expect(!log.contains(secret))
-        #expect(try await Podman.containers(release: id).isEmpty, "a container outlived its task")
+        try await Podman.awaitNoContainers(release: id, "a container outlived its release")
         await daemon.cleanUp()
         await image.remove()
     }
@@ -149,7 +149,7 @@ struct ContainerTests {
         #expect(retried.status == 1, "\(retried)")
         let again = try #require(try daemon.record(retried.lines[0]))
         #expect(again.image == image.reference && again.imageID == image.id && again.retryOf == record.id)
-        #expect(try await Podman.containers(release: record.id).isEmpty)
+        try await Podman.awaitNoContainers(release: record.id, "a container outlived its failed release")
         await daemon.cleanUp()
         await image.remove()
     }

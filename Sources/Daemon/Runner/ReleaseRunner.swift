@@ -28,7 +28,15 @@ struct ReleaseRunner: Sendable {
     /// How long a reporting task (notify) may take, at most.
     static let reportLimit = Duration.seconds(120)
 
-    func run(_ admitted: Admission, control: ReleaseControl) async -> ReleaseRecord {
+    /// A release run to its end: its record, and the executor whose `finish` is due once the
+    /// record is durable (an image release's last container is then taken down: the outcome
+    /// does not wait for the engine's clean-up).
+    struct Ran: Sendable {
+        var record: ReleaseRecord
+        var executor: any TaskExecutor
+    }
+
+    func run(_ admitted: Admission, control: ReleaseControl) async -> Ran {
         var admission = admitted
         let request = admission.request
         let masking = await Masking.forRelease(env: request.env)
@@ -118,8 +126,6 @@ struct ReleaseRunner: Sendable {
             }
         }
 
-        // What the executor kept for a next task (an image release's container) ends with it.
-        await executor.finish()
         let record = progress.finish(stop: control.reason, now: Date(), durationMs: (clock.now - startInstant).milliseconds)
         let (messageID, level): (String, Logger.Level) = switch record.state {
         case .succeeded: (MessageID.releaseSucceeded, .notice)
@@ -130,7 +136,7 @@ struct ReleaseRunner: Sendable {
         log.note("release \(record.state.rawValue)" + (record.reason.map { ": \($0)" } ?? "") + " in \(Summary.duration(record.durationMs!))",
                  level: level, metadata: ["message.id": "\(messageID)", "release.state": "\(record.state.rawValue)",
                                           "duration.usec": "\(record.durationMs! * 1000)"])
-        return record
+        return Ran(record: record, executor: executor)
     }
 
     /// Runs one task; its failure, or nil when it succeeded.

@@ -89,13 +89,18 @@ struct ReleaseService: Service {
         let ran = await runner.run(job.admission, control: job.control)
         // What the coordination took is the outcome recorded and told (in a cluster, the
         // same for every node's caller); nil: the daemon stops first, the release stays pending.
-        guard let record = await context.coordinator.commit(job.entry, record: ran, control: job.control) else {
+        guard let record = await context.coordinator.commit(job.entry, record: ran.record, control: job.control) else {
+            await ran.executor.finish()
             await scheduler.finished(id, record: nil)
             return
         }
         let inPlace = context.coordinator.node == nil
         await makeDurable(record) { [spool = context.spool] in try spool.finish($0, inPlace: inPlace) }
         await context.coordinator.ended(job.entry, record: record)
+        // Every task has ended, and its caller is told: what the executor kept for a next task
+        // (an image release's container, whose init has nothing left to run) is taken down
+        // now, before the release leaves its slot.
+        await ran.executor.finish()
         await scheduler.finished(id, record: record)
     }
 

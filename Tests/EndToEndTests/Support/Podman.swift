@@ -43,6 +43,19 @@ enum Podman {
         guard r.status == 0 else { throw HarnessError("podman ps: \(r)") }
         return r.lines.filter { !$0.isEmpty }
     }
+
+    /// Waits (bounded) until a release has no container left: an image release's last
+    /// container is taken down once its outcome is recorded, so the caller is told first
+    /// (a container a task had to be stopped in is gone before that).
+    static func awaitNoContainers(release: String, _ why: String, timeout: Duration = .seconds(30)) async throws {
+        let until = ContinuousClock.now + timeout
+        var left = try await containers(release: release)
+        while !left.isEmpty && ContinuousClock.now < until {
+            try await Task.sleep(for: .milliseconds(100))
+            left = try await containers(release: release)
+        }
+        if !left.isEmpty { throw HarnessError("\(why): \(left) still there after \(timeout)") }
+    }
 }
 
 /// An image built locally for one test (no registry here): busybox and its applets in /bin,

@@ -225,8 +225,8 @@ struct LimitTests {
     }
 
     /// The peak `/usr/bin/time -v` reports for a command (its "Maximum resident set size").
-    static func timePeak(_ argv: [String]) async throws -> Int64 {
-        let r = try await runProgram("/usr/bin/time", ["-v"] + argv)
+    static func timePeak(_ argv: [String], in directory: String) async throws -> Int64 {
+        let r = try await runProgram("/usr/bin/time", ["-v"] + argv, workingDirectory: directory)
         #expect(r.status == 0, "\(r)")
         let line = try #require(r.stderr.split(separator: "\n").first { $0.contains("Maximum resident set size (kbytes):") })
         return try #require(Int64(line.split(separator: ":").last!.trimmingCharacters(in: .whitespaces))) * 1024
@@ -254,7 +254,7 @@ struct LimitTests {
         for (name, argv) in commands {
             let task = try #require(record.tasks.first { $0.name == name })
             let peak = try #require(task.peakMemoryBytes, "\(name) has no peak")
-            let reference = try await Self.timePeak(argv)
+            let reference = try await Self.timePeak(argv, in: app.path)
             #expect(Self.near(peak, reference), "\(name): peak \(peak >> 10) KiB, /usr/bin/time -v \(reference >> 10) KiB")
         }
         #expect(try #require(record.tasks.first { $0.name == "seed" }?.peakMemoryBytes) >= 100 << 20)
@@ -280,7 +280,7 @@ struct LimitTests {
         for (name, command) in commands {
             let task = try #require(record.tasks.first { $0.name == name })
             let peak = try #require(task.peakMemoryBytes, "\(name) has no peak")
-            let reference = try await Self.timePeak(["/bin/busybox", "sh", "-c", command])
+            let reference = try await Self.timePeak(["/bin/busybox", "sh", "-c", command], in: work.path)
             #expect(Self.near(peak, reference), "\(name): peak \(peak >> 10) KiB, /usr/bin/time -v \(reference >> 10) KiB")
         }
         #expect(try #require(record.tasks.first { $0.name == "seed" }?.peakMemoryBytes) >= 100 << 20)

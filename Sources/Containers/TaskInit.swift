@@ -5,10 +5,11 @@ import ReleaseKit
 /// release tasks and reports what each used, none of it its own:
 ///
 /// - **In a container**, bind-mounted read-only at `mountPoint` and made the entrypoint, it
-///   runs an image release's tasks one after another as the daemon's messages on its stdin
-///   (fed through the engine) say: `key`, then a `task` each time the one before has ended,
-///   `signal` to stop the running one. After each task's output comes its `Report`, marked by
-///   the key (see `ReportScanner`).
+///   must be the container's PID 1 and runs an image release's tasks one after another as the
+///   daemon's messages on its stdin (fed through the engine) say: a new `key` and a `task`
+///   each time the one before has ended, `signal` to stop the running one. After each task's
+///   output comes its `Report`, marked by that task's key (see `ReportScanner`), so no report
+///   counts for another task.
 /// - **On the host**, `releasectl-init --run-as UID GID GROUPS EXECUTABLE ARGV0 [ARG…]` starts
 ///   one host task as the app's user (`- - -`: the daemon's own), its environment read from
 ///   stdin (`runAsEnvironment`); its report comes on descriptor 3.
@@ -79,7 +80,8 @@ public struct TaskInit: Sendable, Equatable {
 
     // MARK: In a container: messages
 
-    /// The key that marks reports: sent first (1 to 64 letters and digits).
+    /// The key that marks the next task's reports, sent before it (1 to 64 letters and
+    /// digits); the first is answered with `ready`.
     public static func key(_ key: String) -> [UInt8] { frame("K", Array(key.utf8)) }
 
     /// Runs a task: the counts of `argv` and of `environment`, then each string as a
@@ -148,35 +150,95 @@ public struct TaskInit: Sendable, Equatable {
 
     // MARK: Reports
 
-    /// How a task ended, as the program reports it.
+    /// What the program reports.
     public enum Report: Sendable, Equatable {
+        /// It runs (in a container: the answer to the first key).
+        case ready
+        /// The task changed the program's own limits, nice value, CPU affinity or I/O
+        /// priority (it runs as the same user): the next task must not inherit them.
+        case limitsChanged
         /// It ran: its exit status or signal, and what it used (the task's processes, with
         /// the children they waited for: user + system CPU, the largest resident set).
         case ended(Ending, cpuMicros: Int64, maxRSSKiB: Int64)
-        /// It could not be started (126: not runnable, 127: not found), and why.
-        case failed(code: Int32, why: String)
+        /// It could not be started (126: not runnable, 127: not found): the step that failed
+        /// and its errno. No text of the task's is in it: see `startFailure`.
+        case failed(code: Int32, errno: Int32, step: StartStep)
+        /// The program cannot go on (the daemon's messages cannot be understood, or it is out
+        /// of memory), and exits.
+        case fatal(String)
 
         public enum Ending: Sendable, Equatable {
             case exited(Int32)
             case signaled(Int32)
         }
 
-        /// A report's text (after the key): `ended exit 0 cpu_us 12 maxrss_kb 900`,
-        /// `ended signal 9 …`, `failed 127 command not found: …`; nil when malformed.
+        /// The largest figures a report may give (beyond them it is malformed): 2^53 µs of CPU
+        /// and 2^40 KiB, so that no sum or product of them can overflow.
+        static let cpuLimit: Int64 = 1 << 53
+        static let rssLimit: Int64 = 1 << 40
+
+        /// A report's text (after the key): `ready`, `limits-changed`,
+        /// `ended exit 0 cpu_us 12 maxrss_kb 900`, `ended signal 9 …`, `failed 127 2 exec`,
+        /// `fatal a malformed task`; nil when malformed.
         public init?(_ text: Substring) {
-            let words = text.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
-            if words.count == 3, words[0] == "failed", let code = Int32(words[1]), code == 126 || code == 127 {
-                self = .failed(code: code, why: String(words[2]))
+            switch text {
+            case "ready": self = .ready; return
+            case "limits-changed": self = .limitsChanged; return
+            default: break
+            }
+            if text.hasPrefix("fatal ") {
+                self = .fatal(String(text.dropFirst("fatal ".count)))
                 return
             }
-            let parts = text.split(separator: " ")
+            let parts = text.split(separator: " ", omittingEmptySubsequences: false)
+            if parts.count == 4, parts[0] == "failed", let code = Int32(parts[1]), code == 126 || code == 127,
+               let errno = Int32(parts[2]), errno >= 0, let step = StartStep(rawValue: String(parts[3])) {
+                self = .failed(code: code, errno: errno, step: step)
+                return
+            }
             guard parts.count == 7, parts[0] == "ended", parts[3] == "cpu_us", parts[5] == "maxrss_kb",
-                  let value = Int32(parts[2]), let cpu = Int64(parts[4]), let rss = Int64(parts[6]), cpu >= 0, rss >= 0 else { return nil }
+                  let value = Int32(parts[2]), let cpu = Int64(parts[4]), let rss = Int64(parts[6]),
+                  (0...Self.cpuLimit).contains(cpu), (0...Self.rssLimit).contains(rss) else { return nil }
             switch parts[1] {
             case "exit" where (0...255).contains(value): self = .ended(.exited(value), cpuMicros: cpu, maxRSSKiB: rss)
             case "signal" where (1...64).contains(value): self = .ended(.signaled(value), cpuMicros: cpu, maxRSSKiB: rss)
             default: return nil
             }
+        }
+    }
+
+    /// The step at which a task could not be started.
+    public enum StartStep: String, Sendable {
+        /// The exec of its command.
+        case exec
+        /// Its stdin (/dev/null) and stderr.
+        case stdin
+        /// The pipe its start is watched through, or the fork.
+        case pipe, fork
+        /// The switch to the app's user (on the host).
+        case setgroups, setgid, setuid
+        /// After the switch it could still become root again: refused.
+        case regainRoot = "regain-root"
+        /// Its environment (on the host) was cut short or too large.
+        case environment
+        case memory
+    }
+
+    /// A `failed` report in words, for a task whose command is `program`, looked up in
+    /// `path` when it has no slash: every part of it the daemon's own copy, none the program's.
+    public static func startFailure(errno: Int32, step: StartStep, program: String, path: String?) -> String {
+        let reason = String(cString: strerror(errno))
+        switch step {
+        case .exec where errno == ENOENT && !program.contains("/"):
+            return "command not found: \(program) (PATH=\(path ?? ""))"
+        case .exec: return "cannot run \(program): \(reason)"
+        case .stdin: return "cannot give \(program) /dev/null as its stdin: \(reason)"
+        case .pipe: return "cannot make a pipe: \(reason)"
+        case .fork: return "cannot fork: \(reason)"
+        case .setgroups, .setgid, .setuid: return "cannot switch to the app's user (\(step.rawValue)): \(reason)"
+        case .regainRoot: return "the app's user could become root again after the switch; not started"
+        case .environment: return "its environment was cut short or over the limit"
+        case .memory: return "out of memory"
         }
     }
 }

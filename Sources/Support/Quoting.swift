@@ -18,19 +18,35 @@ public enum Quoting {
             switch scalar {
             case "\"": out += "\\\""
             case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case " ": out += " "
-            default:
-                if escapedCategories.contains(scalar.properties.generalCategory) {
-                    out += "\\u{\(String(scalar.value, radix: 16))}"
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
+            default: append(scalar, to: &out)
             }
         }
         return out + "\""
+    }
+
+    /// `text` as part of one line of a message, for text of ours that may hold a piece of
+    /// input (an image's command name, an engine's message, both already masked): unquoted and
+    /// uncut, but with line breaks, tabs, control, format and separator characters written as
+    /// `quoted` writes them, so that it can neither break the line nor rewrite a terminal.
+    public static func line(_ text: some StringProtocol) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars { append(scalar, to: &out) }
+        return out
+    }
+
+    private static func append(_ scalar: Unicode.Scalar, to out: inout String) {
+        switch scalar {
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        case " ": out += " "
+        default:
+            if escapedCategories.contains(scalar.properties.generalCategory) {
+                out += "\\u{\(String(scalar.value, radix: 16))}"
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
     }
 
     /// What is never shown raw: what is invisible or moves the text around.

@@ -1,16 +1,19 @@
 // releasectl-init: starts release tasks, and reports what each one used. Statically linked:
 // it needs nothing of the image, or of the host, it runs on. Two ways of running:
 //
-// In a container (no arguments) it runs an image release's tasks, one after another. The
-// daemon bind-mounts it read-only into the container and makes it the entrypoint (PID 1
-// there); the engine runs it as the container's user, under the container's limits. It reads
-// what to run from its stdin, which the daemon feeds through the engine, so that no value of a
-// task's environment is ever in the argv or the environment of a process on the host (the
-// engine, its network plugins and their iptables run as root and read their own environment).
+// In a container (any arguments but --run-as: the daemon passes the first task's name, for
+// `podman ps`) it runs an image release's tasks, one after another. The
+// daemon bind-mounts it read-only into the container and makes it the entrypoint; it must be
+// the container's PID 1 (it refuses otherwise: only PID 1 can end everything a task left), and
+// the engine runs it as the container's user, under the container's limits. It reads what to
+// run from its stdin, which the daemon feeds through the engine, so that no value of a task's
+// environment is ever in the argv or the environment of a process on the host (the engine,
+// its network plugins and their iptables run as root and read their own environment).
 //
 // Messages on stdin, each a type byte and a little-endian u32 length, then that many bytes:
 //
-//   'K'  the key that marks this program's reports (1 to 64 letters and digits), sent first
+//   'K'  the key that marks this program's reports (1 to 64 letters and digits): sent before
+//        each task, a new one each time, so that no report of one task can count for another
 //   'T'  run a task: u32 argc, u32 envc, then argc + envc strings, each a u32 length and its
 //        bytes (no NUL inside); at most MESSAGE_LIMIT bytes in all
 //   'S'  signal the running task's process group: u32 signal number
@@ -19,41 +22,53 @@
 // exits. Each task runs in a session of its own, with stdin /dev/null and stderr joined to
 // stdout (the container's output, the task's output); its environment is the image's (as the
 // engine gave it) with the task's variables over it; a name without a slash is looked up in
-// that environment's PATH. When it ends, every process it left is ended (all but this one,
-// as PID 1 of the container), and one report follows the task's output on stdout:
+// that environment's PATH. When it ends, every other process of the container is ended and
+// reaped, and the reports follow the task's output on stdout, each marked by the key:
 //
+//   \036releasectl-init <key> ready                     (once, on the first key)
+//   \036releasectl-init <key> limits-changed            (the task changed this program's own
+//                                                        rlimits, nice value, CPU affinity or
+//                                                        I/O priority: the next task must not
+//                                                        inherit them, so the container ends)
 //   \036releasectl-init <key> ended exit <code> cpu_us <n> maxrss_kb <n>
 //   \036releasectl-init <key> ended signal <n> cpu_us <n> maxrss_kb <n>
-//   \036releasectl-init <key> failed <126|127> <why>      (the command could not be started)
+//   \036releasectl-init <key> failed <126|127> <errno> <step>   (it did not start: `exec`, …)
+//   \036releasectl-init <key> fatal <why>               (this program cannot go on; it exits)
 //
 // Only this program knows the key: it is in no file, argument or variable, and the program
 // makes itself non-dumpable, so a task (the same user) can read neither its memory nor its
-// descriptors through /proc. A task can print anything, but not a report.
+// descriptors through /proc. A task can print anything, but not a report. A `failed` report
+// carries no text of the task's: the daemon says what could not be run from its own copy.
 //
 // On the host (`--run-as UID GID GROUPS EXECUTABLE ARGV0 [ARG...]`, ids `- - -` to keep the
 // daemon's) it starts one host task: the daemon spawns it in the task's session and process
 // group, and, once it is where the task must be (a systemd scope), writes the task's
 // environment on its stdin (each NAME=value followed by a NUL, one more NUL at the end; a list
-// cut short runs nothing). It switches to the app's groups, gid and uid (for good), forks the
-// task into the same process group with stdin /dev/null, waits for it, and writes one report
-// on descriptor 3 (a pipe only the daemon reads; the task does not inherit it):
+// cut short runs nothing). It forks the task into the same process group; the task switches
+// to the app's groups, gid and uid (for good) and execs, with stdin /dev/null, while this
+// program keeps the daemon's ids (so the task can neither signal it nor change its limits),
+// waits for it, and writes one report on descriptor 3 (a pipe only the daemon reads; the task
+// does not inherit it):
 //
 //   ended exit <code> cpu_us <n> maxrss_kb <n>      or      ended signal <n> cpu_us <n> maxrss_kb <n>
 //
 // then exits as the task did. When it cannot start the task it exits 126 (127: no such
-// command) and says why: `failed <126|127> <why>` on descriptor 3, else (run by hand, with no
-// descriptor 3) on stderr.
+// command) and says why: `failed <126|127> <errno> <step>` on descriptor 3, else (run by hand,
+// with no descriptor 3) in words on stderr.
 //
-// Either way the usage is the task's own (wait4: its process and the children it waited for),
-// none of this program's nor the daemon's: the task is forked from this small program, whose
-// few hundred KiB are all the task's peak can inherit (a process exec'd straight from the
-// daemon would inherit the daemon's peak).
+// Either way the usage is the task's own (wait4: its process and the children it waited for;
+// in a container the CPU of what it left, reaped by PID 1, too), none of this program's nor
+// the daemon's: the task is forked from this small program, whose few hundred KiB are all the
+// task's peak can inherit (a process exec'd straight from the daemon would inherit the
+// daemon's peak); what a task's message took is freed before the next task is forked.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <malloc.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -69,7 +84,8 @@
 
 extern char **environ;
 
-static char key[65] = "-";
+// The current key ("" until the first 'K').
+static char key[65];
 
 static void write_all(int fd, const char *bytes, size_t n) {
     for (size_t done = 0; done < n;) {
@@ -96,11 +112,18 @@ static void report(const char *format, ...) {
     write_all(1, line, (size_t)n);
 }
 
-// The daemon's messages cannot be understood: says why on stderr, for a person, and exits.
+// This program cannot go on (the daemon's messages cannot be understood, or it is out of
+// memory): says why — as a `fatal` report once it has a key, else on stderr for a person —
+// and exits.
+static void fail(const char *why) __attribute__((noreturn));
 static void fail(const char *why) {
-    char line[512];
-    int n = snprintf(line, sizeof line, "releasectl-init: %s\n", why);
-    if (n > 0) write_all(2, line, n < (int)sizeof line ? (size_t)n : sizeof line - 1);
+    if (key[0]) {
+        report("fatal %s", why);
+    } else {
+        char line[512];
+        int n = snprintf(line, sizeof line, "releasectl-init: %s\n", why);
+        if (n > 0) write_all(2, line, n < (int)sizeof line ? (size_t)n : sizeof line - 1);
+    }
     _exit(126);
 }
 
@@ -109,10 +132,12 @@ static unsigned char *input;
 static size_t have, capacity;
 static int input_closed;
 
+#define INPUT_START 131072
+
 // Reads what stdin has (one read); false at its end.
 static int read_input(void) {
     if (capacity - have < 65536) {
-        size_t grown = capacity ? capacity * 2 : 131072;
+        size_t grown = capacity ? capacity * 2 : INPUT_START;
         if (grown > MESSAGE_LIMIT + 65536) grown = MESSAGE_LIMIT + 65536;
         if (grown <= capacity) fail("a message over the limit");
         unsigned char *bigger = realloc(input, grown);
@@ -125,6 +150,18 @@ static int read_input(void) {
     if (n <= 0) { input_closed = 1; return 0; }
     have += (size_t)n;
     return 1;
+}
+
+// Gives back what a large message made the buffer grow to, so that the next task, forked
+// from this program, does not inherit (and count) it.
+static void shrink_input(void) {
+    if (capacity <= INPUT_START || have > INPUT_START / 2) return;
+    unsigned char *smaller = malloc(INPUT_START);
+    if (!smaller) return;
+    memcpy(smaller, input, have);
+    free(input);
+    input = smaller;
+    capacity = INPUT_START;
 }
 
 static uint32_t u32_at(const unsigned char *p) {
@@ -160,17 +197,35 @@ static int same_name(const char *a, const char *b) {
 static char **image_environment;
 static size_t image_count;
 
-// A task's argv and environment from a 'T' payload (NULL-terminated, strings allocated).
-static int parse_task(const unsigned char *p, uint32_t length, char ***argv_out, char ***env_out) {
+// A task's argv and environment, as parse_task made them: freed with free_task.
+struct task {
+    char **argv;
+    char **env;
+    char **strings;  // every string allocated (argv's and the task's variables)
+    size_t string_count;
+};
+
+static void free_task(struct task *t) {
+    for (size_t i = 0; i < t->string_count; i++) free(t->strings[i]);
+    free(t->strings);
+    free(t->argv);
+    free(t->env);
+    memset(t, 0, sizeof *t);
+}
+
+// A task from a 'T' payload (argv and environment NULL-terminated); 0 when malformed.
+static int parse_task(const unsigned char *p, uint32_t length, struct task *t) {
+    memset(t, 0, sizeof *t);
     if (length < 8) return 0;
     uint32_t argc = u32_at(p), envc = u32_at(p + 4);
     if (argc == 0 || argc > length / 4 || envc > length / 4) return 0;
     size_t at = 8;
-    char **argv = calloc((size_t)argc + 1, sizeof *argv);
-    char **env = calloc(image_count + envc + 1, sizeof *env);
-    if (!argv || !env) fail("out of memory");
+    t->argv = calloc((size_t)argc + 1, sizeof *t->argv);
+    t->env = calloc(image_count + envc + 1, sizeof *t->env);
+    t->strings = calloc((size_t)argc + envc, sizeof *t->strings);
+    if (!t->argv || !t->env || !t->strings) fail("out of memory");
     size_t count = 0;
-    for (size_t i = 0; i < image_count; i++) env[count++] = image_environment[i];
+    for (size_t i = 0; i < image_count; i++) t->env[count++] = image_environment[i];
     for (uint32_t i = 0; i < argc + envc; i++) {
         if (at + 4 > length) return 0;
         uint32_t n = u32_at(p + at);
@@ -179,45 +234,74 @@ static int parse_task(const unsigned char *p, uint32_t length, char ***argv_out,
         if (memchr(p + at, 0, n)) return 0;
         char *s = malloc((size_t)n + 1);
         if (!s) fail("out of memory");
+        t->strings[t->string_count++] = s;
         memcpy(s, p + at, n);
         s[n] = 0;
         at += n;
         if (i < argc) {
-            argv[i] = s;
+            t->argv[i] = s;
         } else {
             if (!strchr(s, '=') || s[0] == '=') return 0;
             size_t j = 0;
-            while (j < count && !same_name(env[j], s)) j++;
-            env[j] = s;
+            while (j < count && !same_name(t->env[j], s)) j++;
+            t->env[j] = s;
             if (j == count) count++;
         }
     }
-    if (at != length) return 0;
-    *argv_out = argv;
-    *env_out = env;
-    return 1;
+    return at == length;
 }
 
-// Ends everything a task left: every process of the container but this one (as its PID 1,
-// every orphan is its child: all are reaped before the report), else (run outside a
-// container, as in the tests) the task's own group.
-static void end_leftovers(pid_t task) {
-    if (getpid() == 1) {
-        kill(-1, SIGKILL);
-        while (waitpid(-1, NULL, 0) > 0 || errno == EINTR) {}
-    } else if (task > 0) {
-        kill(-task, SIGKILL);
-        while (waitpid(-1, NULL, WNOHANG) > 0) {}
-    }
+// What a task could change of this program, same user as it is: its limits, its nice value,
+// its CPU affinity, its I/O priority. Taken at start and after each task.
+struct own_settings {
+    struct rlimit limits[RLIM_NLIMITS];
+    int nice;
+    cpu_set_t cpus;
+    long io_priority;
+};
+
+static void take_settings(struct own_settings *s) {
+    memset(s, 0, sizeof *s);
+    for (int r = 0; r < RLIM_NLIMITS; r++) getrlimit(r, &s->limits[r]);
+    errno = 0;
+    s->nice = getpriority(PRIO_PROCESS, 0);
+    sched_getaffinity(0, sizeof s->cpus, &s->cpus);
+    s->io_priority = syscall(SYS_ioprio_get, 1 /* IOPRIO_WHO_PROCESS */, 0);
 }
+
+static struct own_settings at_start;
+
+// Ends everything a task left: every process of the container but this one (its PID 1: every
+// orphan is its child), reaped before the report.
+static void end_leftovers(void) {
+    kill(-1, SIGKILL);
+    while (waitpid(-1, NULL, 0) > 0 || errno == EINTR) {}
+}
+
+// The CPU of every child reaped so far (the tasks, and what they left), in microseconds.
+static long long children_cpu_us(void) {
+    struct rusage all;
+    getrusage(RUSAGE_CHILDREN, &all);
+    return (long long)all.ru_utime.tv_sec * 1000000 + all.ru_utime.tv_usec
+         + (long long)all.ru_stime.tv_sec * 1000000 + all.ru_stime.tv_usec;
+}
+
+// Why a task did not start, from its child: the step and its errno.
+struct start_error {
+    int step;  // 0: exec, 1: stdin, 2…: the host's id switch (see run_as)
+    int error;
+};
+
+static const char *step_names[] = {"exec", "stdin", "setgroups", "setgid", "setuid", "regain-root"};
 
 // Runs one task to its end, reading stdin meanwhile for signals to it.
-static void run_task(char **argv, char **env) {
+static void run_task(struct task *t) {
+    long long cpu_before = children_cpu_us();
     int status_pipe[2];
-    if (pipe2(status_pipe, O_CLOEXEC) < 0) { report("failed 126 cannot make a pipe: %s", strerror(errno)); return; }
+    if (pipe2(status_pipe, O_CLOEXEC) < 0) { report("failed 126 %d pipe", errno); return; }
     pid_t task = fork();
     if (task < 0) {
-        report("failed 126 cannot fork: %s", strerror(errno));
+        report("failed 126 %d fork", errno);
         close(status_pipe[0]);
         close(status_pipe[1]);
         return;
@@ -230,31 +314,27 @@ static void run_task(char **argv, char **env) {
         setsid();
         int null = open("/dev/null", O_RDONLY);
         if (null < 0 || dup2(null, 0) < 0 || dup2(1, 2) < 0) {
-            int e = errno;
+            struct start_error e = {1, errno};
             (void)!write(status_pipe[1], &e, sizeof e);
             _exit(126);
         }
         if (null > 2) close(null);
-        environ = env;
-        execvp(argv[0], argv);
-        int e = errno;
+        environ = t->env;
+        execvp(t->argv[0], t->argv);
+        struct start_error e = {0, errno};
         (void)!write(status_pipe[1], &e, sizeof e);
-        _exit(e == ENOENT ? 127 : 126);
+        _exit(e.error == ENOENT ? 127 : 126);
     }
     close(status_pipe[1]);
-    int exec_error = 0;
+    struct start_error start_error;
     ssize_t got;
-    do { got = read(status_pipe[0], &exec_error, sizeof exec_error); } while (got < 0 && errno == EINTR);
+    do { got = read(status_pipe[0], &start_error, sizeof start_error); } while (got < 0 && errno == EINTR);
     close(status_pipe[0]);
-    if (got == (ssize_t)sizeof exec_error) {
+    if (got == (ssize_t)sizeof start_error) {
         waitpid(task, NULL, 0);
-        const char *path = NULL;
-        for (char **e = env; *e; e++) if (strncmp(*e, "PATH=", 5) == 0) path = *e + 5;
-        if (exec_error == ENOENT && !strchr(argv[0], '/'))
-            report("failed 127 command not found: %.400s (PATH=%.2000s)", argv[0], path ? path : "");
-        else
-            report("failed %d cannot run %.400s: %s", exec_error == ENOENT ? 127 : 126, argv[0], strerror(exec_error));
-        end_leftovers(task);
+        end_leftovers();
+        report("failed %d %d %s", start_error.step == 0 && start_error.error == ENOENT ? 127 : 126, start_error.error,
+               step_names[start_error.step]);
         return;
     }
     int pidfd = (int)syscall(SYS_pidfd_open, task, 0);
@@ -287,9 +367,13 @@ static void run_task(char **argv, char **env) {
     int status;
     struct rusage usage;
     while (wait4(task, &status, 0, &usage) < 0 && errno == EINTR) {}
-    long long cpu_us = (long long)usage.ru_utime.tv_sec * 1000000 + usage.ru_utime.tv_usec
-                     + (long long)usage.ru_stime.tv_sec * 1000000 + usage.ru_stime.tv_usec;
-    end_leftovers(task);
+    end_leftovers();
+    // The CPU of the task and of everything it left (all reaped by now); the peak of its
+    // largest process among those it waited for.
+    long long cpu_us = children_cpu_us() - cpu_before;
+    struct own_settings now;
+    take_settings(&now);
+    if (memcmp(&now, &at_start, sizeof now) != 0) report("limits-changed");
     if (WIFSIGNALED(status))
         report("ended signal %d cpu_us %lld maxrss_kb %ld", WTERMSIG(status), cpu_us, usage.ru_maxrss);
     else
@@ -302,21 +386,23 @@ static void run_task(char **argv, char **env) {
 // The report's descriptor in host mode (-1: none was given).
 static int run_as_reports = -1;
 
-// Says why (as a `failed` report, else on stderr) and exits with `code`.
-static void refuse(int code, const char *format, ...) __attribute__((format(printf, 2, 3), noreturn));
-static void refuse(int code, const char *format, ...) {
+// Says why the task is not started — as a `failed <code> <errno> <step>` report, else in
+// words on stderr, for whoever ran this program by hand — and exits with `code`.
+static void refuse(int code, int error, const char *step, const char *format, ...) __attribute__((format(printf, 4, 5), noreturn));
+static void refuse(int code, int error, const char *step, const char *format, ...) {
     char line[1024];
-    int at = run_as_reports >= 0 ? snprintf(line, sizeof line, "failed %d ", code) : 0;
-    va_list args;
-    va_start(args, format);
-    int n = vsnprintf(line + at, sizeof line - 1 - (size_t)at, format, args);
-    va_end(args);
-    if (n < 0) n = 0;
-    n += at;
-    if (n > (int)sizeof line - 2) n = (int)sizeof line - 2;
-    line[n++] = '\n';
-    // To the daemon as the report, which says why the task did not start; else to stderr,
-    // for whoever ran this program by hand.
+    int n;
+    if (run_as_reports >= 0) {
+        n = snprintf(line, sizeof line, "failed %d %d %s\n", code, error, step);
+    } else {
+        va_list args;
+        va_start(args, format);
+        n = vsnprintf(line, sizeof line - 1, format, args);
+        va_end(args);
+        if (n < 0) n = 0;
+        if (n > (int)sizeof line - 2) n = (int)sizeof line - 2;
+        line[n++] = '\n';
+    }
     write_all(run_as_reports >= 0 ? run_as_reports : 2, line, (size_t)n);
     _exit(code);
 }
@@ -335,17 +421,17 @@ static long parse_id(const char *text) {
 #define ENVIRONMENT_LIMIT (4u << 20)
 
 static int run_as(int argc, char **argv) {
-    if (argc < 7) refuse(2, "usage: releasectl-init --run-as UID GID GROUPS EXECUTABLE ARGV0 [ARG...]");
+    if (argc < 7) refuse(2, 0, "usage", "usage: releasectl-init --run-as UID GID GROUPS EXECUTABLE ARGV0 [ARG...]");
     int keep = strcmp(argv[2], "-") == 0 && strcmp(argv[3], "-") == 0 && strcmp(argv[4], "-") == 0;
     long uid = keep ? -1 : parse_id(argv[2]), gid = keep ? -1 : parse_id(argv[3]);
-    if (!keep && (uid < 0 || gid < 0)) refuse(2, "run-as: bad ids %.40s %.40s", argv[2], argv[3]);
+    if (!keep && (uid < 0 || gid < 0)) refuse(2, 0, "usage", "run-as: bad ids %.40s %.40s", argv[2], argv[3]);
     gid_t groups[256];
     size_t group_count = 0;
     if (!keep && strcmp(argv[4], "-") != 0) {
         char *list = argv[4];
         for (char *part = strtok(list, ","); part; part = strtok(NULL, ",")) {
             long g = parse_id(part);
-            if (g < 0 || group_count == sizeof groups / sizeof *groups) refuse(2, "run-as: bad group list");
+            if (g < 0 || group_count == sizeof groups / sizeof *groups) refuse(2, 0, "usage", "run-as: bad group list");
             groups[group_count++] = (gid_t)g;
         }
     }
@@ -356,58 +442,69 @@ static int run_as(int argc, char **argv) {
 
     // The environment, to the end of stdin.
     while (read_input()) {
-        if (have > ENVIRONMENT_LIMIT) refuse(126, "run-as: environment over %u bytes", ENVIRONMENT_LIMIT);
+        if (have > ENVIRONMENT_LIMIT) refuse(126, 0, "environment", "run-as: environment over %u bytes", ENVIRONMENT_LIMIT);
     }
     // Entries are never empty, so two NULs in a row (or one alone) can only be the end.
     int complete = (have == 1 && input[0] == 0) || (have >= 2 && input[have - 1] == 0 && input[have - 2] == 0);
-    if (!complete) refuse(126, "run-as: the environment was cut short; not starting the task");
+    if (!complete) refuse(126, 0, "environment", "run-as: the environment was cut short; not starting the task");
     size_t count = 0;
     for (size_t i = 0; i + 1 < have; i++) if (input[i] == 0) count++;
     char **env = calloc(count + 1, sizeof *env);
-    if (!env) refuse(126, "run-as: out of memory");
+    if (!env) refuse(126, ENOMEM, "memory", "run-as: out of memory");
     size_t n = 0;
     for (size_t at = 0; at + 1 < have; at += strlen((char *)input + at) + 1) env[n++] = (char *)input + at;
 
     int null = open("/dev/null", O_RDONLY);
-    if (null < 0 || dup2(null, 0) < 0) refuse(126, "run-as: cannot open /dev/null: %s", strerror(errno));
+    if (null < 0 || dup2(null, 0) < 0) refuse(126, errno, "stdin", "run-as: cannot open /dev/null: %s", strerror(errno));
     if (null > 2) close(null);
-    if (!keep) {
-        // Groups first (it needs root), then the group id, then the user id; for good.
-        if (setgroups(group_count, groups) != 0) refuse(126, "cannot switch to uid %ld: setgroups: %s", uid, strerror(errno));
-        if (setgid((gid_t)gid) != 0) refuse(126, "cannot switch to gid %ld: %s", gid, strerror(errno));
-        if (setuid((uid_t)uid) != 0) refuse(126, "cannot switch to uid %ld: %s", uid, strerror(errno));
-        if (uid != 0 && setuid(0) == 0) refuse(126, "run-as: still able to regain root after setuid(%ld)", uid);
-    }
     // Like the daemon's own, this process's memory and descriptors are not the task's to read.
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
     int status_pipe[2];
-    if (pipe2(status_pipe, O_CLOEXEC) < 0) refuse(126, "run-as: cannot make a pipe: %s", strerror(errno));
+    if (pipe2(status_pipe, O_CLOEXEC) < 0) refuse(126, errno, "pipe", "run-as: cannot make a pipe: %s", strerror(errno));
     // Until the task has been waited for, no signal ends this process but SIGKILL: a
-    // SIGTERM to the task's group reaches the task, and this one reports how it ended.
+    // SIGTERM to the task's group reaches the task, and this one reports how it ended. (It
+    // keeps the daemon's ids, so the task itself cannot signal it at all.)
     for (int sig = 1; sig < 32; sig++) if (sig != SIGKILL && sig != SIGSTOP && sig != SIGCHLD) signal(sig, SIG_IGN);
     pid_t task = fork();
-    if (task < 0) refuse(126, "run-as: cannot fork: %s", strerror(errno));
+    if (task < 0) refuse(126, errno, "fork", "run-as: cannot fork: %s", strerror(errno));
     if (task == 0) {
         for (int sig = 1; sig < 65; sig++) signal(sig, SIG_DFL);
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
-        environ = env;
-        execv(argv[5], argv + 6);
-        int e = errno;
+        struct start_error e = {0, 0};
+        if (!keep) {
+            // Groups first (it needs root), then the group id, then the user id; for good.
+            if (setgroups(group_count, groups) != 0) e = (struct start_error){2, errno};
+            else if (setgid((gid_t)gid) != 0) e = (struct start_error){3, errno};
+            else if (setuid((uid_t)uid) != 0) e = (struct start_error){4, errno};
+            else if (uid != 0 && setuid(0) == 0) e = (struct start_error){5, 0};
+        }
+        if (e.step == 0) {
+            environ = env;
+            execv(argv[5], argv + 6);
+            e = (struct start_error){0, errno};
+        }
         (void)!write(status_pipe[1], &e, sizeof e);
-        _exit(e == ENOENT ? 127 : 126);
+        _exit(e.step == 0 && e.error == ENOENT ? 127 : 126);
     }
     close(status_pipe[1]);
-    int exec_error = 0;
+    struct start_error start_error;
     ssize_t got;
-    do { got = read(status_pipe[0], &exec_error, sizeof exec_error); } while (got < 0 && errno == EINTR);
+    do { got = read(status_pipe[0], &start_error, sizeof start_error); } while (got < 0 && errno == EINTR);
     int status;
     struct rusage usage;
     while (wait4(task, &status, 0, &usage) < 0 && errno == EINTR) {}
-    if (got == (ssize_t)sizeof exec_error)
-        refuse(exec_error == ENOENT ? 127 : 126, "cannot run %.400s: %s", argv[6], strerror(exec_error));
+    if (got == (ssize_t)sizeof start_error) {
+        int code = start_error.step == 0 && start_error.error == ENOENT ? 127 : 126;
+        if (start_error.step == 0)
+            refuse(code, start_error.error, "exec", "cannot run %.400s: %s", argv[6], strerror(start_error.error));
+        if (start_error.step == 5)
+            refuse(code, 0, "regain-root", "run-as: still able to regain root after setuid(%ld)", uid);
+        refuse(code, start_error.error, step_names[start_error.step], "cannot switch to uid %ld gid %ld: %s: %s", uid, gid,
+               step_names[start_error.step], strerror(start_error.error));
+    }
     long long cpu_us = (long long)usage.ru_utime.tv_sec * 1000000 + usage.ru_utime.tv_usec
                      + (long long)usage.ru_stime.tv_sec * 1000000 + usage.ru_stime.tv_usec;
     if (reports >= 0) {
@@ -433,25 +530,37 @@ static int run_as(int argc, char **argv) {
 
 // --- In a container: the release's tasks, one after another ---------------------------------
 
-// Takes the report key from a 'K' payload: letters and digits only, at most 64.
+// Takes a report key from a 'K' payload: letters and digits only, at most 64. The first one
+// is answered with `ready`.
 static void take_key(const unsigned char *p, uint32_t length) {
     if (length == 0 || length >= sizeof key) fail("a malformed key");
     for (uint32_t i = 0; i < length; i++) {
         unsigned char c = p[i];
         if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))) fail("a malformed key");
-        key[i] = (char)c;
     }
+    int first = key[0] == 0;
+    memcpy(key, p, length);
     key[length] = 0;
+    if (first) report("ready");
 }
 
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "--run-as") == 0) return run_as(argc, argv);
+    // (Other arguments, such as the first task's name the daemon gives the engine for people
+    // reading `podman ps`, mean nothing here.)
+    // Only the container's first process is every orphan's parent and may end all but itself.
+    if (getpid() != 1)
+        fail("not the container's first process: the engine runs an init of its own (podman --init, containers.conf "
+             "init = true) or shares the host's processes; not running tasks");
     // Neither this program's memory (the key) nor its descriptors (stdin, where the daemon's
     // messages come; stdout, where reports go) are open to a task through /proc.
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     // As PID 1 no signal has a default action: the engine's stop reaches the tasks through
     // the daemon's 'S' messages, and a SIGKILL of the container ends everything anyway.
     signal(SIGPIPE, SIG_IGN);
+    take_settings(&at_start);
+    // Strings of a large message are mapped and unmapped on their own, never left in the heap.
+    mallopt(M_MMAP_THRESHOLD, 65536);
     while (environ && environ[image_count]) image_count++;
     image_environment = environ;
     for (;;) {
@@ -465,10 +574,15 @@ int main(int argc, char **argv) {
             }
         }
         if (type == 'T') {
-            char **argv, **env;
-            if (!parse_task(payload, length, &argv, &env)) fail("a malformed task");
+            struct task t;
+            if (!parse_task(payload, length, &t)) fail("a malformed task");
             consume(length);
-            run_task(argv, env);
+            shrink_input();
+            run_task(&t);
+            free_task(&t);
+            // Freed memory back to the kernel, not only to malloc: the next task is forked
+            // from this process and would count its resident pages.
+            malloc_trim(0);
         } else if (type == 'K') {
             take_key(payload, length);
             consume(length);

@@ -36,15 +36,25 @@ struct TaskInitTests {
         #expect(TaskInit.key("ab12") == [UInt8(ascii: "K"), 4, 0, 0, 0] + Array("ab12".utf8))
     }
 
-    @Test("reports parse: an exit, a signal, a command that could not start; anything else is no report")
+    @Test("reports parse: ready, limits changed, an exit, a signal, a start that failed (code, errno, a known step), fatal; anything else, or figures past their bounds, is no report")
     func reports() {
+        #expect(TaskInit.Report("ready") == .ready)
+        #expect(TaskInit.Report("limits-changed") == .limitsChanged)
         #expect(TaskInit.Report("ended exit 3 cpu_us 1500 maxrss_kb 900") == .ended(.exited(3), cpuMicros: 1500, maxRSSKiB: 900))
         #expect(TaskInit.Report("ended signal 9 cpu_us 0 maxrss_kb 1") == .ended(.signaled(9), cpuMicros: 0, maxRSSKiB: 1))
-        #expect(TaskInit.Report("failed 127 command not found: x (PATH=/bin)") == .failed(code: 127, why: "command not found: x (PATH=/bin)"))
+        #expect(TaskInit.Report("failed 127 2 exec") == .failed(code: 127, errno: ENOENT, step: .exec))
+        #expect(TaskInit.Report("failed 126 1 setuid") == .failed(code: 126, errno: EPERM, step: .setuid))
+        #expect(TaskInit.Report("fatal a malformed task") == .fatal("a malformed task"))
         for bad in ["", "ended", "ended exit 256 cpu_us 1 maxrss_kb 1", "ended signal 0 cpu_us 1 maxrss_kb 1", "ended exit 0 cpu_us -1 maxrss_kb 1",
-                    "ended exit 0 cpu_us 1 maxrss_kb 1 more", "failed 1 why", "failed x why", "ended exit 0 maxrss_kb 1 cpu_us 1"] {
+                    "ended exit 0 cpu_us 1 maxrss_kb 1 more", "failed 1 2 exec", "failed x 2 exec", "ended exit 0 maxrss_kb 1 cpu_us 1",
+                    "failed 127 2 command not found: x", "failed 127 -2 exec", "failed 126 2 exec more", "ready ", "READY",
+                    "ended exit 0 cpu_us 9007199254740993 maxrss_kb 1", "ended exit 0 cpu_us 1 maxrss_kb 1099511627777",
+                    "ended exit 0 cpu_us 1 maxrss_kb 99999999999999999999"] {
             #expect(TaskInit.Report(Substring(bad)) == nil, "\(bad)")
         }
+        // What a failed start says comes from the daemon's copy of the command, not the report.
+        #expect(TaskInit.startFailure(errno: ENOENT, step: .exec, program: "rake", path: "/usr/bin") == "command not found: rake (PATH=/usr/bin)")
+        #expect(TaskInit.startFailure(errno: EACCES, step: .exec, program: "/etc/passwd", path: nil) == "cannot run /etc/passwd: Permission denied")
     }
 
     /// The scanner over `chunks`: the output it let through, and the reports.
@@ -65,9 +75,9 @@ struct TaskInitTests {
 
     @Test("the scanner takes reports out of a stream cut anywhere; a marker without the key, or a stray \\u{1E}, is output")
     func scanner() {
-        let stream = Array("one\u{1E}two\u{1E}releasectl-init other ended exit 0 cpu_us 1 maxrss_kb 1\nno newline\u{1E}releasectl-init k3y ended exit 4 cpu_us 20 maxrss_kb 30\nafter\u{1E}\u{1E}releasectl-init k3y failed 127 command not found: x\n".utf8)
+        let stream = Array("one\u{1E}two\u{1E}releasectl-init other ended exit 0 cpu_us 1 maxrss_kb 1\nno newline\u{1E}releasectl-init k3y ended exit 4 cpu_us 20 maxrss_kb 30\nafter\u{1E}\u{1E}releasectl-init k3y failed 127 2 exec\n".utf8)
         let expected = Array("one\u{1E}two\u{1E}releasectl-init other ended exit 0 cpu_us 1 maxrss_kb 1\nno newlineafter\u{1E}".utf8)
-        let reports: [TaskInit.Report?] = [.ended(.exited(4), cpuMicros: 20, maxRSSKiB: 30), .failed(code: 127, why: "command not found: x")]
+        let reports: [TaskInit.Report?] = [.ended(.exited(4), cpuMicros: 20, maxRSSKiB: 30), .failed(code: 127, errno: ENOENT, step: .exec)]
         // Whole, byte by byte, and cut at every place.
         var cuts: [[[UInt8]]] = [[stream], stream.map { [$0] }]
         for at in 1..<stream.count { cuts.append([Array(stream[..<at]), Array(stream[at...])]) }
@@ -89,31 +99,49 @@ struct TaskInitTests {
         return FileManager.default.isExecutableFile(atPath: path) ? path : nil
     }
 
-    /// The program running as a container's init would (here not as PID 1): messages in,
-    /// output and reports out.
+    /// The program running as a container's init would: PID 1 of a PID namespace of its own
+    /// (`unshare`), messages in, output and reports out.
     final class Running {
         let process = Process()
         let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
-        var scanner: ReportScanner
+        var scanner = ReportScanner(key: "none")
         var output: [UInt8] = []
+        /// The key of the task running or last run.
+        var key = ""
+        /// Whether the init said `ready`, and `limits-changed` (after the last task).
+        var ready = false
+        var limitsChanged = false
 
-        init(key: String = "k3y", environment: [String: String] = ["IMAGE_ENV": "from the image", "A": "image's"]) throws {
+        init(environment: [String: String] = ["IMAGE_ENV": "from the image", "A": "image's"], pid1: Bool = true) throws {
             let program = try #require(TaskInitTests.program, "releasectl-init is not built: run script/build-init (script/test does)")
-            scanner = ReportScanner(key: key)
-            process.executableURL = URL(fileURLWithPath: program)
+            signal(SIGPIPE, SIG_IGN)
+            if pid1 {
+                process.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
+                process.arguments = (geteuid() == 0 ? [] : ["--user", "--map-root-user"]) + ["--pid", "--fork", "--kill-child", program]
+            } else {
+                process.executableURL = URL(fileURLWithPath: program)
+            }
             process.environment = environment
             process.standardInput = stdin
             process.standardOutput = stdout
             process.standardError = stderr
             try process.run()
-            send(TaskInit.key(key))
         }
 
-        func send(_ bytes: [UInt8]) { stdin.fileHandleForWriting.write(Data(bytes)) }
+        /// Writes to its stdin (a program that has exited already makes it fail, not crash:
+        /// SIGPIPE is ignored in the test process).
+        func send(_ bytes: [UInt8]) { try? stdin.fileHandleForWriting.write(contentsOf: Data(bytes)) }
 
-        /// Runs a task: its output and its report.
-        func run(_ argv: [String], _ environment: [String: String] = ["PATH": "/usr/bin:/bin"]) throws -> (output: String, report: TaskInit.Report?) {
-            send(TaskInit.task(argv: argv, environment: environment))
+        /// Sends a task, with a new key of its own, as the daemon does.
+        func start(_ argv: [String], _ environment: [String: String] = ["PATH": "/usr/bin:/bin"]) {
+            key = "k" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
+            scanner = ReportScanner(key: key)
+            limitsChanged = false
+            send(TaskInit.key(key) + TaskInit.task(argv: argv, environment: environment))
+        }
+
+        /// Reads until the task's report (ended, failed or fatal): its output and the report.
+        func finish() throws -> (output: String, report: TaskInit.Report?) {
             output = []
             while true {
                 let data = stdout.fileHandleForReading.availableData
@@ -121,10 +149,18 @@ struct TaskInitTests {
                 for piece in Array(data).withUnsafeBytes({ scanner.scan($0) }) {
                     switch piece {
                     case .output(let bytes): output += bytes
+                    case .report(.ready?): ready = true
+                    case .report(.limitsChanged?): limitsChanged = true
                     case .report(let report): return (String(decoding: output, as: UTF8.self), report)
                     }
                 }
             }
+        }
+
+        /// Runs a task: its output and its report.
+        func run(_ argv: [String], _ environment: [String: String] = ["PATH": "/usr/bin:/bin"]) throws -> (output: String, report: TaskInit.Report?) {
+            start(argv, environment)
+            return try finish()
         }
 
         /// Closes stdin; how the program exited, and its stderr.
@@ -146,6 +182,7 @@ struct TaskInitTests {
         let init_ = try Running()
         let script = "printf 'A=%s IMAGE_ENV=%s PEM=[%s] args=%s stdin=%s\\n' \"$A\" \"$IMAGE_ENV\" \"$PEM\" \"$#\" \"$(wc -c)\"; echo to-stderr >&2"
         let first = try init_.run(["sh", "-c", script, "x", "y"], ["A": "task's", "PEM": "l1\nl2", "PATH": "/usr/bin:/bin"])
+        #expect(init_.ready, "no ready report on the first key")
         #expect(first.output == "A=task's IMAGE_ENV=from the image PEM=[l1\nl2] args=1 stdin=0\nto-stderr\n", "\(first)")
         guard case .ended(.exited(0), _, _)? = first.report else { Issue.record("\(first)"); return }
         // The second task sees none of the first's variables.
@@ -155,9 +192,9 @@ struct TaskInitTests {
         let killed = try init_.run(["sh", "-c", "kill -9 $$"])
         guard case .ended(.signaled(9), _, _)? = killed.report else { Issue.record("\(killed)"); return }
         let missing = try init_.run(["no-such-program-xyz"], ["PATH": "/nonexistent"])
-        #expect(missing.report == .failed(code: 127, why: "command not found: no-such-program-xyz (PATH=/nonexistent)"), "\(missing)")
+        #expect(missing.report == .failed(code: 127, errno: ENOENT, step: .exec), "\(missing)")
         let notExecutable = try init_.run(["/etc/passwd"])
-        #expect(notExecutable.report == .failed(code: 126, why: "cannot run /etc/passwd: Permission denied"), "\(notExecutable)")
+        #expect(notExecutable.report == .failed(code: 126, errno: EACCES, step: .exec), "\(notExecutable)")
         let end = init_.end()
         #expect(end.status == 0 && end.errors.isEmpty, "\(end)")
     }
@@ -167,29 +204,23 @@ struct TaskInitTests {
         let init_ = try Running()
         let marker = "\(UInt32.random(in: 100_000...999_999))"
         // The task traps TERM, so the report shows it ran its trap; its background sleep got TERM too.
-        init_.send(TaskInit.task(argv: ["sh", "-c", "trap 'echo got TERM; exit 143' TERM; echo ready; sleep 3\(marker) & wait"],
-                                 environment: ["PATH": "/usr/bin:/bin"]))
+        init_.start(["sh", "-c", "trap 'echo got TERM; exit 143' TERM; echo ready; sleep 3\(marker) & wait"])
         var seen = ""
-        while !seen.contains("ready") { seen += String(decoding: init_.stdout.fileHandleForReading.availableData, as: UTF8.self) }
-        init_.send(TaskInit.signal(SIGTERM))
-        var rest: [UInt8] = []
-        var report: TaskInit.Report??
-        while report == nil {
+        while !seen.contains("ready\n") {
             for piece in Array(init_.stdout.fileHandleForReading.availableData).withUnsafeBytes({ init_.scanner.scan($0) }) {
-                if case .output(let b) = piece { rest += b }
-                if case .report(let r) = piece { report = .some(r) }
+                if case .output(let b) = piece { seen += String(decoding: b, as: UTF8.self) }
             }
         }
-        #expect(String(decoding: rest, as: UTF8.self).contains("got TERM"))
-        guard case .ended(.exited(143), _, _)?? = report else { Issue.record("\(String(describing: report))"); return }
+        init_.send(TaskInit.signal(SIGTERM))
+        let stopped = try init_.finish()
+        #expect(stopped.output.contains("got TERM"))
+        guard case .ended(.exited(143), _, _)? = stopped.report else { Issue.record("\(stopped)"); return }
         #expect(!Self.running("sleep 3\(marker)"), "the task's background process outlived the signal")
-        // A task that leaves a process in its group: it is gone once the report is in.
-        let left = try init_.run(["sh", "-c", "sleep 4\(marker) & echo left"])
+        // A task that leaves processes, in its group and in a session of their own: all gone
+        // once the report is in (the init, their PID 1, reaped them).
+        let left = try init_.run(["sh", "-c", "sleep 4\(marker) & setsid sleep 5\(marker) & echo left"])
         #expect(left.output == "left\n")
-        // (Outside a container the init is not their parent: their end is seen a moment later.)
-        let until = Date().addingTimeInterval(5)
-        while Self.running("sleep 4\(marker)") && Date() < until { usleep(10_000) }
-        #expect(!Self.running("sleep 4\(marker)"), "a task's process outlived it")
+        #expect(!Self.running("sleep 4\(marker)") && !Self.running("sleep 5\(marker)"), "a task's process outlived it")
         _ = init_.end()
     }
 
@@ -247,7 +278,80 @@ struct TaskInitTests {
         #expect(huge.status == 126 && huge.errors.contains("over the limit"), "\(huge)")
         let badKey = try run(TaskInit.key("no spaces"))
         #expect(badKey.status == 126 && badKey.errors.contains("a malformed key"), "\(badKey)")
-        for r in [cut, foreign, huge, badKey] { #expect(!r.output.contains("ran")) }
+        // Once it has a key, it says so as a report of that key (the daemon trusts nothing else).
+        let keyed = try run(TaskInit.key("k1") + Array(full.dropLast(3)))
+        #expect(keyed.status == 126 && keyed.errors.isEmpty, "\(keyed)")
+        #expect(keyed.output == "\u{1E}releasectl-init k1 ready\n\u{1E}releasectl-init k1 fatal a message was cut short; not running it\n", "\(keyed)")
+        for r in [cut, foreign, huge, badKey, keyed] { #expect(!r.output.contains("ran")) }
+    }
+
+    @Test("it runs tasks only as PID 1 (the engine's own init in front of it, or the host's pids, would leave what a task starts out of its reach)", .enabled(if: program != nil))
+    func onlyAsPID1() throws {
+        let init_ = try Running(pid1: false)
+        init_.send(TaskInit.key("k1") + TaskInit.task(argv: ["sh", "-c", "echo ran"], environment: ["PATH": "/usr/bin:/bin"]))
+        let end = init_.end()
+        let output = String(decoding: init_.stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(end.status == 126 && end.errors.contains("releasectl-init: not the container's first process"), "\(end)")
+        #expect(output.isEmpty, "\(output)")
+    }
+
+    @Test("a task that changes its init's limits, nice value or CPU affinity (it may: the same user) is reported, so that no next task inherits them", .enabled(if: program != nil))
+    func limitsChanged() throws {
+        let init_ = try Running()
+        let clean = try init_.run(["sh", "-c", "echo hi"])
+        #expect(!init_.limitsChanged, "\(clean)")
+        for change in ["prlimit --pid 1 --nofile=64:64", "prlimit --pid 1 --fsize=1024:1024", "renice -n 5 -p 1 >/dev/null",
+                       "taskset -p 1 1 >/dev/null"] {
+            let r = try init_.run(["sh", "-c", change])
+            guard case .ended(.exited(0), _, _)? = r.report else { Issue.record("\(change): \(r)"); continue }
+            #expect(init_.limitsChanged, "\(change) went unreported")
+        }
+        _ = init_.end()
+    }
+
+    @Test("a report of an earlier task's key, printed by a later task (say its key leaked), is that task's output, not its end", .enabled(if: program != nil))
+    func earlierKeyIsOutput() throws {
+        let init_ = try Running()
+        _ = try init_.run(["true"])
+        let earlier = init_.key
+        let forged = "\u{1E}releasectl-init \(earlier) ended exit 0 cpu_us 1 maxrss_kb 1"
+        let r = try init_.run(["sh", "-c", "printf '%s\\n' '\(forged)'; sleep 0.2; exit 5"])
+        #expect(r.output == forged + "\n", "\(r)")
+        guard case .ended(.exited(5), _, _)? = r.report else { Issue.record("\(r)"); return }
+        _ = init_.end()
+    }
+
+    @Test("what a task's message took is not the next task's: after five tasks with 1 MB environments a `true` peaks as in a fresh init", .enabled(if: program != nil))
+    func messagesNotInherited() throws {
+        func truePeak(_ init_: Running) throws -> Int64 {
+            guard case .ended(_, _, let kib)? = try init_.run(["true"]).report else { throw HarnessFailure("no report") }
+            return kib
+        }
+        let fresh = try Running()
+        let baseline = try truePeak(fresh)
+        _ = fresh.end()
+        let used = try Running()
+        // (Ten variables of 100 KB each: one string over 128 KiB is more than exec takes.)
+        var big = ["PATH": "/usr/bin:/bin"]
+        for j in 0..<10 { big["BIG\(j)"] = String(repeating: "x", count: 100_000) }
+        for _ in 0..<5 {
+            let r = try used.run(["true"], big)
+            guard case .ended(.exited(0), _, _)? = r.report else { throw HarnessFailure("\(r)") }
+        }
+        let after = try truePeak(used)
+        #expect(after <= baseline + 512, "true peaked at \(after) KiB after large messages, \(baseline) KiB in a fresh init")
+        _ = used.end()
+    }
+
+    @Test("the CPU of what a task left running (reaped by the init) is the task's", .enabled(if: program != nil))
+    func leftoversCPUCounted() throws {
+        let init_ = try Running()
+        // The loop is orphaned at once (its parent subshell exits), burns CPU while the task
+        // sleeps, and is ended with the task: the task waited for none of it.
+        let r = try init_.run(["sh", "-c", "(sh -c 'while :; do :; done' &); sleep 1"])
+        guard case .ended(.exited(0), let cpu, _)? = r.report else { Issue.record("\(r)"); return }
+        #expect(cpu >= 300_000, "cpu \(cpu) µs: the orphaned loop's CPU was not counted")
+        _ = init_.end()
     }
 
     @Test("it is found beside the executable, else in ../libexec/releasectl; one others may write, or not root's, is refused")

@@ -281,7 +281,7 @@ struct ImageSecurityTests {
         #expect(lab.stdout.contains("root-writable"), "\(lab)")
         let config = shared.dir.file("released.toml")
         let plan = try await daemon.ctl(["plan", "--app", "lab", "--image", image.reference, "--config", config], environment: Podman.environment)
-        #expect(plan.stdout.contains("container:         no new privileges, capabilities NET_BIND_SERVICE, KILL ([apps.lab] capabilities), writable root ([apps.lab] read-only-root = false)"),
+        #expect(plan.stdout.contains("container:         no new privileges, capabilities NET_BIND_SERVICE, KILL ([apps.lab] capabilities), writable root ([apps.lab] read-only-root = false); a container of its own for each task"),
                 "\(plan)")
         await daemon.cleanUp()
         await image.remove()
@@ -436,6 +436,41 @@ struct ImageSecurityTests {
         await daemon.cleanUp()
         await image.remove()
         await clean.remove()
+    }
+
+    /// What one task can change of its container's init (the same user) no next task
+    /// inherits, and an app whose container may reach past the init gets one per task.
+    @Test("a task that renices its container's init leaves the next task a container of its own; with a capability beyond NET_BIND_SERVICE, or new privileges allowed, every task has its own, and plan says so")
+    func containerPerTaskWhenItCannotBeShared() async throws {
+        let shared = try SharedSpool()
+        defer { shared.remove() }
+        let image = try await TestImage.build(files: ["app/release.toml": #"""
+            [tasks.migrate]
+            command = "echo host=$(hostname); renice -n 5 -p 1 >/dev/null && echo reniced"
+            [tasks.seed]
+            command = "echo host=$(hostname) nice=$(cut -d' ' -f19 /proc/1/stat 2>/dev/null || echo hidden)"
+            """#])
+        let app3 = try TestUser.app3()
+        let daemon = try await Self.daemon(shared, "[apps.lab]\nuser = \"\(app3.name)\"\ncapabilities = [\"CHOWN\"]\n")
+        let gates = ["RUN_MIGRATIONS_DURING_RELEASE": "true", "SEED_DB_DURING_RELEASE": "true"]
+        let r = try await Self.submit(daemon, image: image.reference, env: gates)
+        #expect(r.status == 0, "\(r)")
+        #expect(r.lines.contains("       reniced"), "\(r)")
+        #expect(r.stdout.contains("migrate changed the limits, priority or CPU affinity of its container's init; the next task gets a container of its own"), "\(r)")
+        var hosts = r.lines.filter { $0.hasPrefix("       host=") }.map { $0.split(separator: " ")[0] }
+        #expect(hosts.count == 2 && Set(hosts).count == 2, "one container each: \(r)")
+
+        // An app with CAP_CHOWN kept: a container per task, said by plan.
+        let plan = try await daemon.ctl(["plan", "--app", "lab", "--image", image.reference, "--config", shared.dir.file("released.toml")],
+                                        environment: Podman.environment)
+        #expect(plan.stdout.contains("capabilities CHOWN ([apps.lab] capabilities), read-only root; a container of its own for each task"), "\(plan)")
+        let twoTasks = try await Self.submit(daemon, app: "lab", image: image.reference, env: gates)
+        #expect(twoTasks.status == 0, "\(twoTasks)")
+        #expect(!twoTasks.stdout.contains("changed the limits"), "a container per task: nothing to warn of: \(twoTasks)")
+        hosts = twoTasks.lines.filter { $0.hasPrefix("       host=") }.map { $0.split(separator: " ")[0] }
+        #expect(hosts.count == 2 && Set(hosts).count == 2, "one container each: \(twoTasks)")
+        await daemon.cleanUp()
+        await image.remove()
     }
 
     // MARK: 6. Devices in an image

@@ -261,6 +261,26 @@ struct RunAsHelperTests {
         #expect(!FileManager.default.fileExists(atPath: marker.file("ran")))
     }
 
+    @Test("the starter keeps the daemon's ids while its task runs as the app's user: the task can neither signal it nor change its limits, and its report comes")
+    func starterOutOfReach() async throws {
+        guard geteuid() == 0 else { Issue.record("this test needs root"); return }
+        let work = TempDir()
+        defer { work.remove() }
+        chmod(work.path, 0o777)
+        let report = work.file("report")
+        // The task tries every way a same-user process has at its parent, then exits 7.
+        let task = "for s in TERM KILL STOP INT HUP 34 64; do kill -s $s $PPID 2>/dev/null && echo \"sent $s\"; done; "
+            + "prlimit --pid $PPID --nofile=8:8 2>/dev/null && echo 'changed limits'; renice -n 9 -p $PPID >/dev/null 2>&1 && echo reniced; "
+            + "echo \"uid $(id -u)\"; exit 7"
+        let uid = LoneUser.id
+        let r = try await runProgram("/bin/sh", ["-c", "printf 'A=1\\000\\000' | \"$0\" --run-as \(uid) \(uid) - /bin/sh sh -c \"$1\" 3>\"$2\"",
+                                                 Binaries.taskInit, task, report], inheritEnvironment: false)
+        #expect(r.status == 7, "\(r)")
+        #expect(r.lines.filter { !$0.isEmpty } == ["uid \(uid)"], "the task reached its starter: \(r)")
+        let text = try String(contentsOfFile: report, encoding: .utf8)
+        #expect(text.hasPrefix("ended exit 7 cpu_us "), "\(text)")
+    }
+
     @Test("a command that cannot be run says why, with the shell's exit codes")
     func cannotRun() async throws {
         guard geteuid() == 0 else { Issue.record("this test needs root"); return }

@@ -102,7 +102,10 @@ final class ContainerExecutor: TaskExecutor {
         var arguments = ["run", "--rm", "--interactive", "--name", name,
                          "--label", "\(ContainerEngine.releaseLabel)=\(release)", "--label", "\(ContainerEngine.taskLabel)=\(context.task)",
                          "--label", "\(ContainerEngine.spoolLabel)=\(spool.root.string)",
-                         "--workdir", workingDirectory, "--pull", "never"]
+                         "--workdir", workingDirectory, "--pull", "never",
+                         // Only the init, and never an init of the engine's in front of it (it must be
+                         // PID 1 to end what a task leaves); the output is not kept in a log file.
+                         "--init=false", "--log-driver", "none"]
         arguments += Self.privilegeArguments(settings.privileges)
         if let network = settings.network { arguments += ["--network", network] }
         for volume in settings.volumes { arguments += ["--volume", volume] }
@@ -121,7 +124,7 @@ final class ContainerExecutor: TaskExecutor {
             if let accounting { await BlockingCall.run { accounting.finish() } }
             return .failure(NotStarted(why: "cannot start the container engine: \(error)"))
         }
-        let output = SessionOutput(key: Self.newKey())
+        let output = SessionOutput()
         let watched: ProcessMonitor.Watched
         do throws(Errno) {
             watched = try ProcessMonitor.shared.watch(pidfd: engineProcess.leader.pidfd, output: engineProcess.output) { output.take($0) }
@@ -135,19 +138,10 @@ final class ContainerExecutor: TaskExecutor {
         }
         output.watched = watched
         processGuard?.register(container: name, release: release)
-        let session = ContainerSession(name: name, limits: context.limits, engine: engine, process: engineProcess, watched: watched,
-                                       output: output, accounting: accounting, processGuard: processGuard, killGrace: killGrace)
-        session.send(TaskInit.key(output.key))
+        let session = ContainerSession(name: name, limits: context.limits, shared: settings.privileges.sharesContainers, engine: engine,
+                                       process: engineProcess, watched: watched, output: output, accounting: accounting,
+                                       processGuard: processGuard, killGrace: killGrace)
         return .success(session)
-    }
-
-    /// A key no task can guess: 128 random bits, in hex.
-    private static func newKey() -> String {
-        var generator = SystemRandomNumberGenerator()
-        return (0..<2).map { _ in
-            let hex = String(generator.next() as UInt64, radix: 16)
-            return String(repeating: "0", count: 16 - hex.count) + hex
-        }.joined()
     }
 
     /// The engine's options for what the container may do (see `ContainerPrivileges`).
@@ -189,6 +183,8 @@ final class ContainerExecutor: TaskExecutor {
 final class ContainerSession: Sendable {
     let name: String
     let limits: ResourceLimits
+    /// Whether the container may take a next task (see `ContainerPrivileges.sharesContainers`).
+    let shared: Bool
     private let engine: ContainerEngine
     private let process: SpawnedProcess
     private let watched: ProcessMonitor.Watched
@@ -201,10 +197,11 @@ final class ContainerSession: Sendable {
     private let writer = SerialQueue(idleLifetime: .seconds(2))
     private let ended = Mutex(false)
 
-    init(name: String, limits: ResourceLimits, engine: ContainerEngine, process: SpawnedProcess, watched: ProcessMonitor.Watched,
+    init(name: String, limits: ResourceLimits, shared: Bool, engine: ContainerEngine, process: SpawnedProcess, watched: ProcessMonitor.Watched,
          output: SessionOutput, accounting: ContainerAccounting?, processGuard: ProcessGuard?, killGrace: Duration) {
         self.name = name
         self.limits = limits
+        self.shared = shared
         self.engine = engine
         self.process = process
         self.watched = watched
@@ -227,8 +224,11 @@ final class ContainerSession: Sendable {
     /// Runs one task: how it ended, and whether the container can take the next one.
     func run(_ command: Command, context: TaskContext, log: ReleaseLog, control: ReleaseControl) async -> (TaskOutcome, reusable: Bool) {
         let task = context.task
-        output.begin(task: task, log: log)
+        // A key of the task's own: a report of another task (a late one) is output, not its end.
+        let key = Self.newKey()
+        output.begin(task: task, log: log, key: key)
         let oomBefore = accounting?.cgroup.oomKills()
+        send(TaskInit.key(key))
         send(TaskInit.task(argv: command.arguments, environment: context.environment))
         var stop: HostExecutor.Stop?
         switch await ProcessMonitor.shared.wait(for: watched, until: context.deadline, control: control) {
@@ -251,6 +251,13 @@ final class ContainerSession: Sendable {
         let report = output.takeReport()
         watched.unmark()
         log.flush(task: task)
+        // A task that changed its init's limits (it runs as the same user) leaves them to no
+        // other task: the container ends with it.
+        let reusable = shared && !output.limitsChanged
+        if shared && output.limitsChanged {
+            log.note("\(task) changed the limits, priority or CPU affinity of its container's init; the next task gets a container of its own",
+                     level: .warning)
+        }
         let usage: TaskUsage? = if case .ended(_, let cpu, let rss)? = report { TaskUsage(cpuMs: cpu / 1000, peakMemoryBytes: rss * 1024) } else { nil }
         switch stop {
         case .stopped(let reason)?: return (TaskOutcome(ending: .stopped(reason), usage: usage), false)
@@ -259,14 +266,17 @@ final class ContainerSession: Sendable {
         }
         switch report {
         case .ended(.exited(let code), _, _)?:
-            return (TaskOutcome(ending: .exited(code), usage: usage), true)
+            return (TaskOutcome(ending: .exited(code), usage: usage), reusable)
         case .ended(.signaled(let signal), _, _)?:
             let oom = signal == SIGKILL && (accounting?.cgroup.oomKilled(killed: true, limit: limits.memoryBytes, before: oomBefore ?? 0) ?? false)
-            return (TaskOutcome(ending: oom ? .oomKilled(limit: limits.memoryBytes) : .signaled(signal), usage: usage), true)
-        case .failed(_, let why)?:
-            // The init could not start the command (not found in the image, not executable).
-            return (TaskOutcome(ending: .notStarted("could not start: " + context.masking.apply(why) + " (in the image)")), true)
-        case nil:
+            return (TaskOutcome(ending: oom ? .oomKilled(limit: limits.memoryBytes) : .signaled(signal), usage: usage), reusable)
+        case .failed(_, let errno, let step)?:
+            // The init could not start the command (not found in the image, not executable):
+            // said from the daemon's own copy of the command and its PATH.
+            let why = TaskInit.startFailure(errno: errno, step: step, program: command.arguments.first ?? "",
+                                            path: context.environment["PATH"])
+            return (TaskOutcome(ending: .notStarted("could not start: " + Quoting.line(context.masking.apply(why)) + " (in the image)")), reusable)
+        case .ready?, .limitsChanged?, .fatal?, nil:
             return (await engineEnded(context: context, oomBefore: oomBefore), false)
         }
     }
@@ -276,19 +286,23 @@ final class ContainerSession: Sendable {
     private func engineEnded(context: TaskContext, oomBefore: Int64?) async -> TaskOutcome {
         if !watched.hasExited { await kill() }
         let ended = await reap()
-        let lines = output.lastLines
         if case .success(.exited(137)) = ended,
            accounting?.cgroup.oomKilled(killed: true, limit: limits.memoryBytes, before: oomBefore ?? 0) == true {
             return TaskOutcome(ending: .oomKilled(limit: limits.memoryBytes))
         }
+        // Before the init said it runs, the output is the engine's alone (and the init's own
+        // refusal): no task has run in the container yet. After it, nothing a task printed is
+        // taken for the engine's or the init's word.
+        let lines = output.engineLines
         switch ended {
-        case .success(.exited(let code)) where (125...127).contains(code) && lines.contains(where: { $0.hasPrefix("Error: ") }):
+        case .success(.exited(let code)) where !output.isReady && (125...127).contains(code) && lines.contains(where: { $0.hasPrefix("Error: ") }):
             // The engine's own failure (it says `Error: …`), not the task's exit status.
-            // The last lines of the output, which may hold what the task printed: masked.
             let message = EngineCommand.Result(status: code, output: lines.joined(separator: "\n"), errorOutput: "").message
-            return TaskOutcome(ending: .notStarted("could not start: the container engine failed (exit \(code)): \(context.masking.apply(message))"))
-        case .success(.exited(let code)) where lines.last?.hasPrefix(TaskInit.name + ": ") == true:
-            return TaskOutcome(ending: .notStarted("could not start: \(context.masking.apply(lines.last!)) (exit \(code))"))
+            return TaskOutcome(ending: .notStarted("could not start: the container engine failed (exit \(code)): \(Quoting.line(context.masking.apply(message)))"))
+        case .success(.exited(let code)) where !output.isReady && lines.last?.hasPrefix(TaskInit.name + ": ") == true:
+            return TaskOutcome(ending: .notStarted("could not start: \(Quoting.line(context.masking.apply(lines.last!))) (exit \(code))"))
+        case .success(.exited(let code)) where output.fatal != nil:
+            return TaskOutcome(ending: .ended("its container's init stopped: \(Quoting.line(output.fatal!)) (exit \(code))"))
         case .success(.exited(let code)):
             return TaskOutcome(ending: .ended("its container ended before the task did (the container engine exited with status \(code))"))
         case .success(.signaled(let signal)):
@@ -345,6 +359,15 @@ final class ContainerSession: Sendable {
         return status
     }
 
+    /// A key no task can guess: 128 random bits, in hex.
+    private static func newKey() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<2).map { _ in
+            let hex = String(generator.next() as UInt64, radix: 16)
+            return String(repeating: "0", count: 16 - hex.count) + hex
+        }.joined()
+    }
+
     /// The running task's processes, signalled through the init.
     private struct RunningTask: Terminable {
         let session: ContainerSession
@@ -354,26 +377,25 @@ final class ContainerSession: Sendable {
 }
 
 /// A container's output: the running task's, into the release log as it comes, and the
-/// init's reports, taken out of it (`ReportScanner`); each report marks the engine's process
-/// in the process monitor, which wakes the task waiting for it. Its last lines are kept (they
-/// hold the engine's or the init's message when a task did not start).
+/// init's reports, taken out of it with that task's key (`ReportScanner`); a report that ends
+/// the task (or says the init stops) marks the engine's process in the process monitor, which
+/// wakes the task waiting for it. Until the init says it runs, the output is the engine's own:
+/// its last lines are kept (they say why the container did not start).
 final class SessionOutput: Sendable {
-    let key: String
     private struct State {
-        var scanner: ReportScanner
+        /// The running task's (nil before the first task: the output is the engine's).
+        var scanner: ReportScanner?
         var task: String?
         var log: ReleaseLog?
-        var tail = OutputTail()
+        var engineTail = OutputTail()
+        var ready = false
+        var limitsChanged = false
+        var fatal: String?
         /// The running task's report, once it came (`.some(nil)`: one that could not be read).
         var report: TaskInit.Report??
     }
-    private let state: Mutex<State>
+    private let state = Mutex(State())
     private let marks = Mutex<ProcessMonitor.Watched?>(nil)
-
-    init(key: String) {
-        self.key = key
-        state = Mutex(State(scanner: ReportScanner(key: key)))
-    }
 
     /// The engine's process in the monitor, which a report marks.
     var watched: ProcessMonitor.Watched? {
@@ -381,9 +403,10 @@ final class SessionOutput: Sendable {
         set { marks.withLock { $0 = newValue } }
     }
 
-    /// The next task's output goes to `log` from now on.
-    func begin(task: String, log: ReleaseLog) {
+    /// The next task's output goes to `log` from now on, its reports marked by `key`.
+    func begin(task: String, log: ReleaseLog, key: String) {
         state.withLock { s in
+            s.scanner = ReportScanner(key: key)
             s.task = task
             s.log = log
             s.report = nil
@@ -392,12 +415,22 @@ final class SessionOutput: Sendable {
 
     /// Bytes the engine wrote (on the monitor's thread).
     func take(_ bytes: UnsafeRawBufferPointer) {
-        let (pieces, task, log) = state.withLock { s in (s.scanner.scan(bytes), s.task, s.log) }
+        let (pieces, task, log) = state.withLock { s -> ([ReportScanner.Piece], String?, ReleaseLog?) in
+            guard s.scanner != nil else { return ([.output(Array(bytes))], s.task, s.log) }
+            return (s.scanner!.scan(bytes), s.task, s.log)
+        }
         for piece in pieces {
             switch piece {
             case .output(let text):
-                state.withLock { $0.tail.add(text) }
+                state.withLock { s in if !s.ready { s.engineTail.add(text) } }
                 if let task, let log { log.output(text, task: task) }
+            case .report(.ready?):
+                state.withLock { $0.ready = true }
+            case .report(.limitsChanged?):
+                state.withLock { $0.limitsChanged = true }
+            case .report(.fatal(let why)?):
+                state.withLock { $0.fatal = why }
+                watched?.mark()
             case .report(let report):
                 state.withLock { $0.report = .some(report) }
                 watched?.mark()
@@ -405,14 +438,21 @@ final class SessionOutput: Sendable {
         }
     }
 
-    var hasReport: Bool { state.withLock { $0.report != nil } }
+    var hasReport: Bool { state.withLock { $0.report != nil || $0.fatal != nil } }
 
     /// The running task's report (nil when none came, or it could not be read).
     func takeReport() -> TaskInit.Report? {
         state.withLock { s in defer { s.report = nil }; return s.report ?? nil }
     }
 
-    var lastLines: [String] { state.withLock { $0.tail.lines } }
+    /// Whether the init said it runs.
+    var isReady: Bool { state.withLock { $0.ready } }
+    /// Whether a task changed the init's own limits.
+    var limitsChanged: Bool { state.withLock { $0.limitsChanged } }
+    /// Why the init stopped, when it said so.
+    var fatal: String? { state.withLock { $0.fatal } }
+    /// The last lines of the engine's output before the init ran.
+    var engineLines: [String] { state.withLock { $0.engineTail.lines } }
 }
 
 /// A task's container, ended through the engine.

@@ -103,7 +103,8 @@ struct HostExecutor: TaskExecutor {
             return TaskOutcome(ending: .notStarted("cannot start \(program): \(error)"))
         }
         let environment = TaskInit.runAsEnvironment(context.environment)
-        let finished = await supervise(process, environment: environment, reports: reports[0], context: context, log: log, control: control)
+        let finished = await supervise(process, program: program, environment: environment, reports: reports[0], context: context, log: log,
+                                       control: control)
         let usage = finished.usage
         if let why = finished.notStarted { return TaskOutcome(ending: .notStarted("could not start: \(why)")) }
         if let error = finished.unwatched {
@@ -127,7 +128,7 @@ struct HostExecutor: TaskExecutor {
     /// process monitor), the deadline and stops enforced on its group, leftovers ended. The
     /// leader is reaped only at the end, so its pid (the group's id) cannot be reused while
     /// what it left is ended.
-    private func supervise(_ process: SpawnedProcess, environment: [UInt8], reports: Int32, context: TaskContext, log: ReleaseLog,
+    private func supervise(_ process: SpawnedProcess, program: String, environment: [UInt8], reports: Int32, context: TaskContext, log: ReleaseLog,
                            control: ReleaseControl) async -> Finished {
         let task = context.task
         let release = context.request.id.rawValue
@@ -201,8 +202,11 @@ struct HostExecutor: TaskExecutor {
         var finished = Finished(stop: stop, usage: TaskUsage(cpuMs: ending?.usage.cpuMs), unwatched: unwatched)
         switch reported {
         case .ended(_, let cpu, let rss)?: finished.usage = TaskUsage(cpuMs: cpu / 1000, peakMemoryBytes: rss * 1024)
-        case .failed(_, let why)?: finished.notStarted = context.masking.apply(why)
-        case nil: break
+        case .failed(_, let errno, let step)?:
+            // Said from the daemon's own copy of the command, none of the starter's text.
+            let why = TaskInit.startFailure(errno: errno, step: step, program: program, path: context.environment["PATH"])
+            finished.notStarted = Quoting.line(context.masking.apply(why))
+        case .ready?, .limitsChanged?, .fatal?, nil: break
         }
         if let units {
             let cgroup = TaskCgroup(path: units.slicePath)

@@ -18,6 +18,16 @@ public struct ContainerPrivileges: Sendable, Equatable {
     /// Whether these are the defaults.
     public var isLeast: Bool { self == ContainerPrivileges() }
 
+    /// The capabilities a container may keep and still run several tasks one after another:
+    /// none lets a task reach its init's memory (`SYS_PTRACE`), act as another user, or escape
+    /// the init's end of what it left (a process under another uid survives its kill).
+    public static let sharable: Set<String> = ["NET_BIND_SERVICE"]
+
+    /// Whether a release's tasks may share one container: with no new privileges (a set-uid
+    /// program could take another uid, out of the init's reach) and only `sharable`
+    /// capabilities. Otherwise each task gets a container of its own.
+    public var sharesContainers: Bool { noNewPrivileges && Set(capabilities).isSubset(of: Self.sharable) }
+
     /// The settings for people, each relaxation naming its key: `no new privileges, no
     /// capabilities, read-only root`.
     public func describe(app: String) -> String {
@@ -25,7 +35,7 @@ public struct ContainerPrivileges: Sendable, Equatable {
             noNewPrivileges ? "no new privileges" : "new privileges allowed ([apps.\(app)] no-new-privileges = false)",
             capabilities.isEmpty ? "no capabilities" : "capabilities \(capabilities.joined(separator: ", ")) ([apps.\(app)] capabilities)",
             readOnlyRoot ? "read-only root" : "writable root ([apps.\(app)] read-only-root = false)",
-        ].joined(separator: ", ")
+        ].joined(separator: ", ") + (sharesContainers ? "" : "; a container of its own for each task")
     }
 
     /// The capability a name means (`net_bind_service`, `CAP_NET_BIND_SERVICE` →

@@ -243,7 +243,7 @@ struct Released: AsyncParsableCommand {
                 configBox.value = config
                 await scheduler.apply(config)
             },
-            stallOnSIGUSR2: testStallOnSigusr2)
+            signals: await SignalService.trapping(stallOnSIGUSR2: testStallOnSigusr2))
         // Shut down in reverse order: releases first (their grace), the watchdog last.
         var groupConfig = ServiceGroupConfiguration(
             services: [

@@ -16,12 +16,17 @@ struct SignalService: Service {
     /// Loads the configuration again, with the command-line flags applied.
     let reload: @Sendable () throws -> DaemonConfig
     let onReload: @Sendable (DaemonConfig) async -> Void
-    let stallOnSIGUSR2: Bool
+    /// The signals, trapped before the daemon says READY=1 (see `trapping`): one sent right
+    /// after it is never lost to the default action.
+    let signals: UnixSignalsSequence
+
+    /// The signals this service handles, trapped now.
+    static func trapping(stallOnSIGUSR2: Bool) async -> UnixSignalsSequence {
+        await UnixSignalsSequence(trapping: stallOnSIGUSR2 ? [.sighup, .sigusr2] : [.sighup])
+    }
 
     func run() async throws {
-        var signals: [UnixSignal] = [.sighup]
-        if stallOnSIGUSR2 { signals.append(.sigusr2) }
-        for await signal in await UnixSignalsSequence(trapping: signals).cancelOnGracefulShutdown() {
+        for await signal in signals.cancelOnGracefulShutdown() {
             if signal == .sigusr2 {
                 logger.warning("SIGUSR2: blocking the event loop (test hook)")
                 await scheduler.stall()

@@ -51,11 +51,12 @@ struct LimitTests {
 
     @Test("a fork bomb under pids is contained and fails its release; the daemon and another app's release carry on")
     func forkBomb() async throws {
-        // (The shell execs its sleep: a fork of its own would race the bomb for the last pids.)
+        // (The shell forks once, for the bomb, and then execs its sleep: a fork of its own
+        // after the bomb started would race it for the last pids, and fail the task early.)
         let work = TempDir(), app = try AppFixture(commands: ["migrate": "echo other app migrated"])
         let image = try await TestImage.build(files: ["app/release.toml": """
             [tasks.migrate]
-            command = 'echo bombing; b() { b | b & }; b; exec sleep 600'
+            command = 'echo bombing; b() { b | b & }; (b) & exec sleep 600'
             pids = 32
             timeout = "6s"
             """])

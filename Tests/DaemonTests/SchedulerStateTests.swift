@@ -109,6 +109,29 @@ struct SchedulerStateTests {
         #expect(state.cancel(ids[3]) == ([], true))
     }
 
+    @Test("cancel at every other stage: a request taken in with its marker there is recorded cancelled and never queued (valid or not); one let start but cancelled before its claim is recorded cancelled, and the next of its key starts")
+    func cancelsOfEveryStage() {
+        var state = SchedulerState(maxParallel: 1)
+        let ids = Self.ids(3)
+        let request = ReleaseRequest(id: ids[0], app: "shop", release: "v1", directory: "/srv/shop")
+        let marked = state.takenIn(request, entry: Self.entry(ids[0], "shop"), admitted: true, cancelMarked: true)
+        #expect(marked == [.cancelNotStarted(request)])
+        #expect(!state.knows(ids[0]) && state.dispatch().isEmpty, "never queued")
+        let invalid = ReleaseRequest(id: ids[1], app: "shop", release: "v2", directory: "/srv/shop")
+        #expect(state.takenIn(invalid, entry: Self.entry(ids[1], "shop"), admitted: false, cancelMarked: true) == [.cancelNotStarted(invalid)])
+        #expect(state.takenIn(invalid, entry: Self.entry(ids[1], "shop"), admitted: false, cancelMarked: false).isEmpty && !state.knows(ids[1]))
+        // Two of one key: the first let start, cancelled before it claimed; the second starts.
+        let first = ReleaseRequest(id: ids[1], app: "shop", release: "v2", directory: "/srv/shop")
+        _ = state.takenIn(first, entry: Self.entry(ids[1], "shop"), admitted: true, cancelMarked: false)
+        state.admitted(Self.entry(ids[2], "shop"))
+        #expect(Self.started(state.dispatch()) == [ids[1]])
+        let cancelled = state.cancelledBeforeClaim(first)
+        #expect(cancelled.first == .cancelNotStarted(first))
+        #expect(Self.started(cancelled) == [ids[2]])
+        #expect(!state.knows(ids[1]))
+        #expect(state.cancelledBeforeClaim(first).isEmpty, "once")
+    }
+
     @Test("arrivals: taken round-robin by owner; one already waiting, running or in flight is not taken in twice")
     func arrivals() {
         var state = SchedulerState(maxParallel: 1)

@@ -154,17 +154,17 @@ extension Scheduler {
                         partial: .init(id: id, app: request.app, release: request.release, submittedAt: request.submittedAt),
                         request: request, stem: "\(id).duplicate", durable: false)
         }
+        // Cancelled before the daemon picked it up (e.g. while no daemon ran), or queued.
+        let entry = intake.entry(for: request)
         if spool.exists(.cancel, id) {
-            // Cancelled before the daemon picked it up (e.g. while no daemon ran).
-            cancelQueued(request)
+            perform(state.takenIn(request, entry: entry, admitted: false, cancelMarked: true), status: false)
             return false
         }
         switch evaluation {
         case .invalid(_, let reason):
             return file(name, owner: owner, reason: reason, partial: .init(), request: request, durable: false)
         case .admitted(_, let admission):
-            let entry = intake.entry(for: request)
-            state.admitted(entry)
+            perform(state.takenIn(request, entry: entry, admitted: true, cancelMarked: false), status: false)
             context.coordinator.admitted(entry)
             if current { keep(admission) }
             context.logger.info("queued \(request.app) \(request.release)", metadata: .release(request, state: "queued"))

@@ -102,6 +102,8 @@ actor Scheduler {
                 let admission = admissions.take(entry.id)
                 let request = admission?.request ?? (try? intake.read(SpoolName("\(entry.id).json"), spool: context.spool).get())?.request
                 if let request { cancelQueued(request) }
+            case .cancelNotStarted(let request):
+                cancelQueued(request)
             case .retryLater:
                 Task {
                     try? await Task.sleep(for: .seconds(1))
@@ -157,14 +159,46 @@ actor Scheduler {
     /// Keeps an admission for a waiting release, within the memory budget.
     func keep(_ admission: Admission) { admissions.keep(admission) }
 
+    /// What the release service tells of a release the scheduler let start: its one way back.
+    enum ReleaseEvent: Sendable {
+        /// The coordinator said not now (`first`: the deploy key the cluster runs first).
+        case deferred(reason: String, first: String?)
+        /// The coordinator refused it (its deploy key is another app's): rejected, as intake
+        /// would have, and nothing of it runs.
+        case rejected(RejectReason, ReleaseRequest)
+        /// Its request is in `running/` (or it follows another node's run): it runs.
+        case claimed
+        /// How far it got, for the status line.
+        case progress(String)
+        /// Cancelled before it could claim its request: recorded cancelled, never started.
+        case cancelledBeforeClaim(ReleaseRequest)
+        /// It ended (its record is durable in `done/`), or never started after all (nil: its
+        /// request left `incoming/` meanwhile, or the daemon stops first).
+        case finished(ReleaseRecord?)
+    }
+
+    /// Books what the release service tells of a release (see `ReleaseEvent`).
+    func release(_ id: ReleaseID, _ event: ReleaseEvent) {
+        switch event {
+        case .deferred(let reason, let first): deferred(id, reason: reason, first: first)
+        case .rejected(let reason, let request): reject(id, request: request, reason: reason)
+        case .claimed: claimed(id)
+        case .progress(let text): setProgress(id, text: text)
+        case .cancelledBeforeClaim(let request):
+            controls[id] = nil
+            perform(state.cancelledBeforeClaim(request))
+        case .finished(let record): finished(id, record: record)
+        }
+    }
+
     /// The release's request is in `running/` (or it follows another node's run): it runs.
-    func claimed(_ id: ReleaseID) {
+    private func claimed(_ id: ReleaseID) {
         state.claimed(id)
         updateStatus()
     }
 
     /// The coordinator said not now: the release waits again, and is asked about again soon.
-    func deferred(_ id: ReleaseID, reason: String, first: String? = nil) {
+    private func deferred(_ id: ReleaseID, reason: String, first: String?) {
         controls[id] = nil
         let (actions, newReason) = state.deferred(id, reason: reason, first: first)
         if newReason { context.logger.notice("\(id) waits: \(reason)", metadata: ["release.id": "\(id)"]) }
@@ -173,10 +207,9 @@ actor Scheduler {
 
     /// The coordinator refused a release let start (its deploy key is another app's): it is
     /// rejected as intake would have, and nothing of it runs.
-    func reject(_ job: Job, reason: RejectReason) {
-        let id = job.entry.id
+    private func reject(_ id: ReleaseID, request: ReleaseRequest, reason: RejectReason) {
         controls[id] = nil
-        file(SpoolName("\(id).json"), owner: nil, reason: reason, partial: .init(), request: job.admission.request)
+        file(SpoolName("\(id).json"), owner: nil, reason: reason, partial: .init(), request: request)
         perform(state.dropped(id))
     }
 
@@ -184,14 +217,14 @@ actor Scheduler {
     func nudge() { perform(state.nudged()) }
 
     /// Told when a task starts: shown in the status line.
-    func setProgress(_ id: ReleaseID, text: String) {
+    private func setProgress(_ id: ReleaseID, text: String) {
         state.progress(id, text)
         updateStatus()
     }
 
     /// Books a release that ended (its record is durable in `done/`), or one that never
     /// started after all (its request left `incoming/` meanwhile: `record` nil).
-    func finished(_ id: ReleaseID, record: ReleaseRecord?) {
+    private func finished(_ id: ReleaseID, record: ReleaseRecord?) {
         controls[id] = nil
         if let record { context.metrics.metrics?.finished(record) }
         perform(state.finished(id, counted: record != nil))

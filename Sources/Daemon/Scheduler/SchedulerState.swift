@@ -24,6 +24,9 @@ struct SchedulerState: Sendable {
         case stop(ReleaseID, StopReason)
         /// Record a waiting release cancelled before it started.
         case cancelQueued(ReleaseQueue.Entry)
+        /// Record a release cancelled before it started, its request in hand (taken in with its
+        /// cancel marker there, or let start but cancelled before its claim).
+        case cancelNotStarted(ReleaseRequest)
         /// Ask the coordinator again in a second (or sooner, when the cluster changes).
         case retryLater
         /// Take the waiting arrivals in (the intake service).
@@ -77,11 +80,12 @@ struct SchedulerState: Sendable {
     /// Whether a name is waiting to be taken in or being taken in (a cancel for it waits).
     func isArriving(_ name: SpoolName) -> Bool { arrivals.contains(name) || inFlight.contains(name) }
 
+    /// An admitted request waits in the queue, in id order within its serial key.
+    mutating func admitted(_ entry: ReleaseQueue.Entry) { queue.enqueue(entry) }
+
     /// Whether a release of this id waits or was let start here.
     func knows(_ id: ReleaseID) -> Bool { queue.isWaiting(id) || started[id] != nil }
 
-    /// An admitted request waits in the queue, in id order within its serial key.
-    mutating func admitted(_ entry: ReleaseQueue.Entry) { queue.enqueue(entry) }
 
     // MARK: Dispatch
 
@@ -157,14 +161,35 @@ struct SchedulerState: Sendable {
 
     // MARK: Cancel
 
-    /// `releasectl cancel`: a started release is stopped; a waiting one leaves the queue and
-    /// is recorded cancelled; one still being taken in waits (its marker stays, and intake
-    /// cancels it). Returns the actions and whether the cancel marker has served.
+    // What a cancel does, at each stage of a release: the one place that decides it. (The
+    // record is `FinalRecord.cancelledBeforeStart`'s or the runner's; in a cluster, the
+    // coordinator tells the other nodes of a deploy's cancel.)
+
+    /// `releasectl cancel`'s marker: a started release is stopped; a waiting one leaves the
+    /// queue and is recorded cancelled; one still being taken in waits (its marker stays, and
+    /// `takenIn` cancels it). Returns the actions and whether the cancel marker has served.
     mutating func cancel(_ id: ReleaseID) -> (actions: [Action], markerDone: Bool) {
         if started[id] != nil { return ([.stop(id, .cancelled)], false) }  // the marker goes when it ends
         if isArriving(SpoolName("\(id).json")) { return ([], false) }
         guard let entry = queue.remove(id) else { return ([], true) }
         return ([.cancelQueued(entry)] + dispatch(), true)
+    }
+
+    /// A request taken in whose cancel marker is there already (cancelled before the daemon
+    /// picked it up, or while it was being taken in): recorded cancelled, never queued —
+    /// whether or not it was valid. One without a marker and admitted waits in the queue.
+    mutating func takenIn(_ request: ReleaseRequest, entry: ReleaseQueue.Entry, admitted: Bool, cancelMarked: Bool) -> [Action] {
+        if cancelMarked { return [.cancelNotStarted(request)] }
+        if admitted { self.admitted(entry) }
+        return []
+    }
+
+    /// A release let start was cancelled before it could claim its request (the claim was
+    /// being retried): it never started, and is recorded cancelled.
+    mutating func cancelledBeforeClaim(_ request: ReleaseRequest) -> [Action] {
+        guard started.removeValue(forKey: request.id) != nil else { return [] }
+        queue.ended(request.id)
+        return [.cancelNotStarted(request)] + dispatch() + idle()
     }
 
     // MARK: Shutdown

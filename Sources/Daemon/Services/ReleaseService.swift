@@ -52,13 +52,13 @@ struct ReleaseService: Service {
         let id = job.admission.request.id
         switch await context.coordinator.acquire(job.entry, control: job.control) {
         case .wait(let reason, let first):
-            await scheduler.deferred(id, reason: reason, first: first)
+            await scheduler.release(id, .deferred(reason: reason, first: first))
             return
         case .follow(let node):
             await follow(job, runningOn: node)
             return
         case .reject(let reason):
-            await scheduler.reject(job, reason: reason)
+            await scheduler.release(id, .rejected(reason, job.admission.request))
             return
         case .run:
             break
@@ -67,7 +67,7 @@ struct ReleaseService: Service {
         context.processGuard?.register(release: id.rawValue)
         defer { context.processGuard?.unregister(release: id.rawValue) }
         guard await claim(job) else { return }
-        await scheduler.claimed(id)
+        await scheduler.release(id, .claimed)
         let app = job.entry.app, release = job.entry.release
         let executor = executor
         var runner = ReleaseRunner(
@@ -78,7 +78,7 @@ struct ReleaseService: Service {
             releaseTimeout: job.config.releaseTimeout,
             logger: context.logger,
             onProgress: { [scheduler] task, index, count in
-                await scheduler.setProgress(id, text: "\(app) \(release): \(task) (\(index)/\(count))")
+                await scheduler.release(id, .progress("\(app) \(release): \(task) (\(index)/\(count))"))
             })
         if let node = context.coordinator.node {
             let coordinator = context.coordinator, entry = job.entry
@@ -91,7 +91,7 @@ struct ReleaseService: Service {
         // same for every node's caller); nil: the daemon stops first, the release stays pending.
         guard let record = await context.coordinator.commit(job.entry, record: ran.record, control: job.control) else {
             await ran.executor.finish()
-            await scheduler.finished(id, record: nil)
+            await scheduler.release(id, .finished(nil))
             return
         }
         let inPlace = context.coordinator.node == nil
@@ -101,7 +101,7 @@ struct ReleaseService: Service {
         // (an image release's container, whose init has nothing left to run) is taken down
         // now, before the release leaves its slot.
         await ran.executor.finish()
-        await scheduler.finished(id, record: record)
+        await scheduler.release(id, .finished(record))
     }
 
     /// A release whose deploy key runs or ran on another node of the cluster: its output is
@@ -110,8 +110,8 @@ struct ReleaseService: Service {
     /// again when it starts.
     private func follow(_ job: Job, runningOn node: String) async {
         let request = job.admission.request, id = request.id
-        await scheduler.claimed(id)
-        await scheduler.setProgress(id, text: "\(request.app) \(request.release): following node \(node)")
+        await scheduler.release(id, .claimed)
+        await scheduler.release(id, .progress("\(request.app) \(request.release): following node \(node)"))
         let masking = await Masking.forRelease(env: request.env)
         var logger = context.logger
         for (key, value) in Logger.Metadata.release(request, state: "running") { logger[metadataKey: key] = value }
@@ -120,7 +120,7 @@ struct ReleaseService: Service {
         log.note("\(request.app) \(request.release): deploy \(job.entry.deployKey) runs on node \(node); following it")
         guard let outcome = await context.coordinator.follow(job.entry, write: { log.relay($0) }, control: job.control) else {
             // This daemon stops: the request waits for the next start.
-            await scheduler.finished(id, record: nil)
+            await scheduler.release(id, .finished(nil))
             return
         }
         let record = FinalRecord.followed(request, ran: outcome.record, state: outcome.state, reason: outcome.reason,
@@ -131,7 +131,7 @@ struct ReleaseService: Service {
                  metadata: ["release.state": "\(record.state.rawValue)"])
         await makeDurable(record) { [spool = context.spool] in try spool.finishQueued($0) }
         await context.coordinator.ended(job.entry, record: record)
-        await scheduler.finished(id, record: record)
+        await scheduler.release(id, .finished(record))
     }
 
     /// Claims the request, retrying while the spool cannot take it (not writable, disk full):
@@ -142,8 +142,7 @@ struct ReleaseService: Service {
         var delay = Duration.seconds(1)
         while true {
             if job.control.reason == .cancelled {
-                await scheduler.cancelQueued(job.admission.request)
-                await scheduler.finished(id, record: nil)
+                await scheduler.release(id, .cancelledBeforeClaim(job.admission.request))
                 return false
             }
             do {
@@ -152,11 +151,11 @@ struct ReleaseService: Service {
             } catch {
                 guard context.spool.exists(context.spool.requestPath(.incoming, id.rawValue)) else {
                     context.logger.warning("\(id) left incoming/ before it could start", metadata: ["release.id": "\(id)"])
-                    await scheduler.finished(id, record: nil)
+                    await scheduler.release(id, .finished(nil))
                     return false
                 }
                 context.logger.error("cannot claim \(id); retrying in \(DurationParser.format(delay)): \(error)", metadata: ["release.id": "\(id)"])
-                if job.control.reason == .shutdown { await scheduler.finished(id, record: nil); return false }
+                if job.control.reason == .shutdown { await scheduler.release(id, .finished(nil)); return false }
                 try? await Task.sleep(for: delay)
                 delay = min(delay * 2, .seconds(30))
             }

@@ -66,7 +66,9 @@
 #include <stdarg.h>
 #include <fcntl.h>
 #include <grp.h>
+#ifdef __GLIBC__
 #include <malloc.h>
+#endif
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -420,6 +422,8 @@ static long parse_id(const char *text) {
 
 #define ENVIRONMENT_LIMIT (4u << 20)
 
+static void caught_nothing(int sig) { (void)sig; }
+
 static int run_as(int argc, char **argv) {
     if (argc < 7) refuse(2, 0, "usage", "usage: releasectl-init --run-as UID GID GROUPS EXECUTABLE ARGV0 [ARG...]");
     int keep = strcmp(argv[2], "-") == 0 && strcmp(argv[3], "-") == 0 && strcmp(argv[4], "-") == 0;
@@ -464,30 +468,31 @@ static int run_as(int argc, char **argv) {
     if (pipe2(status_pipe, O_CLOEXEC) < 0) refuse(126, errno, "pipe", "run-as: cannot make a pipe: %s", strerror(errno));
     // Until the task has been waited for, no signal ends this process but SIGKILL: a
     // SIGTERM to the task's group reaches the task, and this one reports how it ended. (It
-    // keeps the daemon's ids, so the task itself cannot signal it at all.)
-    for (int sig = 1; sig < 32; sig++) if (sig != SIGKILL && sig != SIGSTOP && sig != SIGCHLD) signal(sig, SIG_IGN);
-    pid_t task = fork();
+    // keeps the daemon's ids, so the task itself cannot signal it at all.) Caught, not
+    // ignored: the exec gives the task every signal's default action back by itself.
+    struct sigaction caught = {.sa_handler = caught_nothing, .sa_flags = SA_RESTART};
+    for (int sig = 1; sig < 32; sig++) if (sig != SIGKILL && sig != SIGSTOP && sig != SIGCHLD) sigaction(sig, &caught, NULL);
+    // vfork: the task starts without a copy of this process's memory (its peak counts this
+    // program's few pages, as with fork, at less cost). Until it execs, the child shares that
+    // memory, so it makes raw system calls only: no libc state is touched.
+    struct start_error e = {0, 0};
+    pid_t task = vfork();
     if (task < 0) refuse(126, errno, "fork", "run-as: cannot fork: %s", strerror(errno));
     if (task == 0) {
-        for (int sig = 1; sig < 65; sig++) signal(sig, SIG_DFL);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        struct start_error e = {0, 0};
+        // (The credentials are this thread's own: the raw calls change the child's alone.)
         if (!keep) {
             // Groups first (it needs root), then the group id, then the user id; for good.
-            if (setgroups(group_count, groups) != 0) e = (struct start_error){2, errno};
-            else if (setgid((gid_t)gid) != 0) e = (struct start_error){3, errno};
-            else if (setuid((uid_t)uid) != 0) e = (struct start_error){4, errno};
-            else if (uid != 0 && setuid(0) == 0) e = (struct start_error){5, 0};
+            if (syscall(SYS_setgroups, group_count, groups) != 0) e = (struct start_error){2, errno};
+            else if (syscall(SYS_setgid, (gid_t)gid) != 0) e = (struct start_error){3, errno};
+            else if (syscall(SYS_setuid, (uid_t)uid) != 0) e = (struct start_error){4, errno};
+            else if (uid != 0 && syscall(SYS_setuid, 0) == 0) e = (struct start_error){5, 0};
         }
         if (e.step == 0) {
-            environ = env;
-            execv(argv[5], argv + 6);
+            syscall(SYS_execve, argv[5], argv + 6, env);
             e = (struct start_error){0, errno};
         }
-        (void)!write(status_pipe[1], &e, sizeof e);
-        _exit(e.step == 0 && e.error == ENOENT ? 127 : 126);
+        syscall(SYS_write, status_pipe[1], &e, sizeof e);
+        syscall(SYS_exit, e.step == 0 && e.error == ENOENT ? 127 : 126);
     }
     close(status_pipe[1]);
     struct start_error start_error;
@@ -559,8 +564,11 @@ int main(int argc, char **argv) {
     // the daemon's 'S' messages, and a SIGKILL of the container ends everything anyway.
     signal(SIGPIPE, SIG_IGN);
     take_settings(&at_start);
+#ifdef __GLIBC__
     // Strings of a large message are mapped and unmapped on their own, never left in the heap.
+    // (musl's allocator, which script/build-init prefers, gives large blocks back by itself.)
     mallopt(M_MMAP_THRESHOLD, 65536);
+#endif
     while (environ && environ[image_count]) image_count++;
     image_environment = environ;
     for (;;) {
@@ -580,9 +588,11 @@ int main(int argc, char **argv) {
             shrink_input();
             run_task(&t);
             free_task(&t);
+#ifdef __GLIBC__
             // Freed memory back to the kernel, not only to malloc: the next task is forked
             // from this process and would count its resident pages.
             malloc_trim(0);
+#endif
         } else if (type == 'K') {
             take_key(payload, length);
             consume(length);

@@ -52,6 +52,9 @@ public struct TaskInit: Sendable, Equatable {
             }
             if st.st_mode & S_IFMT != S_IFREG || st.st_mode & 0o111 == 0 {
                 problems.append("\(candidate): not an executable file")
+            } else if st.st_mode & 0o001 == 0 {
+                // A container runs it as the app's user, through a bind mount.
+                problems.append("\(candidate): not executable by others (chmod o+x: a container's user runs it)")
             } else if st.st_uid != 0 && st.st_uid != geteuid() {
                 problems.append("\(candidate): owned by uid \(st.st_uid), not by root")
             } else if st.st_mode & 0o022 != 0 {
@@ -160,8 +163,9 @@ public struct TaskInit: Sendable, Equatable {
         /// It ran: its exit status or signal, and what it used (the task's processes, with
         /// the children they waited for: user + system CPU, the largest resident set).
         case ended(Ending, cpuMicros: Int64, maxRSSKiB: Int64)
-        /// It could not be started (126: not runnable, 127: not found): the step that failed
-        /// and its errno. No text of the task's is in it: see `startFailure`.
+        /// It could not be started (126: not runnable, 127: not found, 2: the starter's own
+        /// arguments): the step that failed and its errno. No text of the task's is in it: see
+        /// `startFailure`.
         case failed(code: Int32, errno: Int32, step: StartStep)
         /// The program cannot go on (the daemon's messages cannot be understood, or it is out
         /// of memory), and exits.
@@ -191,7 +195,7 @@ public struct TaskInit: Sendable, Equatable {
                 return
             }
             let parts = text.split(separator: " ", omittingEmptySubsequences: false)
-            if parts.count == 4, parts[0] == "failed", let code = Int32(parts[1]), code == 126 || code == 127,
+            if parts.count == 4, parts[0] == "failed", let code = Int32(parts[1]), [2, 126, 127].contains(code),
                let errno = Int32(parts[2]), errno >= 0, let step = StartStep(rawValue: String(parts[3])) {
                 self = .failed(code: code, errno: errno, step: step)
                 return
@@ -221,7 +225,10 @@ public struct TaskInit: Sendable, Equatable {
         case regainRoot = "regain-root"
         /// Its environment (on the host) was cut short or too large.
         case environment
+        /// The starter was out of memory.
         case memory
+        /// The starter refused its own arguments (the daemon's, never a task's).
+        case usage
     }
 
     /// A `failed` report in words, for a task whose command is `program`, looked up in
@@ -239,12 +246,13 @@ public struct TaskInit: Sendable, Equatable {
         case .regainRoot: return "the app's user could become root again after the switch; not started"
         case .environment: return "its environment was cut short or over the limit"
         case .memory: return "out of memory"
+        case .usage: return "\(TaskInit.name) refused its arguments"
         }
     }
 }
 
 /// Splits a container's output stream into the running task's output and the init's
-/// reports, which follow each task's output marked by the session's key:
+/// reports, which follow each task's output marked by the running task's key:
 /// `\u{1E}releasectl-init KEY ` and the report's text, up to a line break. Bytes that may be
 /// the start of a marker are held back until the next bytes tell; everything else passes on
 /// as it comes. A task that prints a marker without the key (it cannot know it) prints text.

@@ -91,6 +91,8 @@ struct Released: AsyncParsableCommand {
             rootLogger[metadataKey: "release.node"] = "\(cluster.node)"
             do { clusterPassword = try cluster.readPassword() } catch { throw fatal("configuration error: \(error)") }
         }
+        // Every task starts through releasectl-init: without it no release could run.
+        if case .failure(let missing) = Self.taskInit { throw fatal("refusing to start: \(missing)", errno: ENOENT) }
         let logger = rootLogger
         for warning in ConfigCheck.warnings(daemonConfig) { logger.warning("\(warning)") }
         let spoolOption = spool ?? daemonConfig.spool

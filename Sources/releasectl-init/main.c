@@ -78,6 +78,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -296,6 +297,9 @@ struct start_error {
 
 static const char *step_names[] = {"exec", "stdin", "setgroups", "setgid", "setuid", "regain-root"};
 
+// SIGCHLD, blocked and read here (see run_task); set up in main.
+static int children = -1;
+
 // Runs one task to its end, reading stdin meanwhile for signals to it.
 static void run_task(struct task *t) {
     long long cpu_before = children_cpu_us();
@@ -339,11 +343,27 @@ static void run_task(struct task *t) {
                step_names[start_error.step]);
         return;
     }
-    int pidfd = (int)syscall(SYS_pidfd_open, task, 0);
+    // Every child's end is a SIGCHLD on `children` (blocked, read through a signalfd): the
+    // task's, and those of what it left, which as PID 1 this program reaps as they end (a
+    // zombie would keep its pid under the container's pids limit).
+    int status = 0;
+    struct rusage usage;
+    memset(&usage, 0, sizeof usage);
+    int task_ended = 0;
     for (;;) {
-        struct pollfd fds[2] = {{.fd = pidfd, .events = POLLIN}, {.fd = input_closed ? -1 : 0, .events = POLLIN}};
-        if (poll(fds, 2, -1) < 0 && errno != EINTR) break;
-        if (fds[0].revents) break;
+        pid_t reaped;
+        struct rusage r;
+        int st;
+        while ((reaped = wait4(-1, &st, WNOHANG, &r)) > 0) {
+            if (reaped == task) { status = st; usage = r; task_ended = 1; }
+        }
+        if (task_ended) break;
+        struct pollfd fds[2] = {{.fd = children, .events = POLLIN}, {.fd = input_closed ? -1 : 0, .events = POLLIN}};
+        if (poll(fds, 2, -1) < 0 && errno != EINTR) fail("cannot wait for the task (poll)");
+        if (fds[0].revents) {
+            struct signalfd_siginfo info;
+            while (read(children, &info, sizeof info) > 0) {}
+        }
         if (fds[1].revents) {
             if (!read_input()) {
                 // The daemon is gone (or gave up): the task goes too.
@@ -365,10 +385,6 @@ static void run_task(struct task *t) {
             }
         }
     }
-    if (pidfd >= 0) close(pidfd);
-    int status;
-    struct rusage usage;
-    while (wait4(task, &status, 0, &usage) < 0 && errno == EINTR) {}
     end_leftovers();
     // The CPU of the task and of everything it left (all reaped by now); the peak of its
     // largest process among those it waited for.
@@ -474,7 +490,8 @@ static int run_as(int argc, char **argv) {
     for (int sig = 1; sig < 32; sig++) if (sig != SIGKILL && sig != SIGSTOP && sig != SIGCHLD) sigaction(sig, &caught, NULL);
     // vfork: the task starts without a copy of this process's memory (its peak counts this
     // program's few pages, as with fork, at less cost). Until it execs, the child shares that
-    // memory, so it makes raw system calls only: no libc state is touched.
+    // memory, so it makes raw system calls only; what it writes there is `errno` and `e`,
+    // which this process reads once the child has exec'd or exited.
     struct start_error e = {0, 0};
     pid_t task = vfork();
     if (task < 0) refuse(126, errno, "fork", "run-as: cannot fork: %s", strerror(errno));
@@ -564,6 +581,12 @@ int main(int argc, char **argv) {
     // the daemon's 'S' messages, and a SIGKILL of the container ends everything anyway.
     signal(SIGPIPE, SIG_IGN);
     take_settings(&at_start);
+    sigset_t child_signal;
+    sigemptyset(&child_signal);
+    sigaddset(&child_signal, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &child_signal, NULL);
+    children = signalfd(-1, &child_signal, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (children < 0) fail("cannot watch its children (signalfd)");
 #ifdef __GLIBC__
     // Strings of a large message are mapped and unmapped on their own, never left in the heap.
     // (musl's allocator, which script/build-init prefers, gives large blocks back by itself.)

@@ -343,6 +343,41 @@ struct TaskInitTests {
         _ = used.end()
     }
 
+    /// Pids (on this host) whose parent is `parent`, with their state letter.
+    static func children(of parent: Int32) -> [(pid: Int32, state: Character)] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry -> (Int32, Character)? in
+            guard let pid = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return nil }
+            let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
+            guard fields.count > 1, Int32(fields[1]) == parent, let state = fields[0].first else { return nil }
+            return (pid, state)
+        }
+    }
+
+    @Test("what a task leaves is reaped as it ends, while the task still runs: no zombie holds a pid under the container's limit", .enabled(if: program != nil))
+    func orphansReapedWhileTaskRuns() throws {
+        let init_ = try Running()
+        init_.start(["sh", "-c", "(true &); (true &); (true &); echo started; sleep 3"])
+        var seen = ""
+        while !seen.contains("started\n") {
+            for piece in Array(init_.stdout.fileHandleForReading.availableData).withUnsafeBytes({ init_.scanner.scan($0) }) {
+                if case .output(let b) = piece { seen += String(decoding: b, as: UTF8.self) }
+            }
+        }
+        // The init is unshare's child; its children are the task and, for a moment, the orphans.
+        let initPid = try #require(Self.children(of: init_.process.processIdentifier).first?.pid)
+        let until = Date().addingTimeInterval(1.5)
+        var zombies = Self.children(of: initPid).filter { $0.state == "Z" }
+        while !zombies.isEmpty && Date() < until {
+            usleep(20_000)
+            zombies = Self.children(of: initPid).filter { $0.state == "Z" }
+        }
+        #expect(zombies.isEmpty, "zombies under the init while the task runs: \(zombies.map(\.pid))")
+        let r = try init_.finish()
+        guard case .ended(.exited(0), _, _)? = r.report else { Issue.record("\(r)"); return }
+        _ = init_.end()
+    }
+
     @Test("the CPU of what a task left running (reaped by the init) is the task's", .enabled(if: program != nil))
     func leftoversCPUCounted() throws {
         let init_ = try Running()

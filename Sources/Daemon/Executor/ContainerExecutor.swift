@@ -413,16 +413,20 @@ final class SessionOutput: Sendable {
         }
     }
 
-    /// Bytes the engine wrote (on the monitor's thread).
+    /// Bytes the engine wrote (on the monitor's thread). Once a task's report is in, what
+    /// follows is no task's (until the next `begin`): the engine's, kept only before `ready`.
     func take(_ bytes: UnsafeRawBufferPointer) {
-        let (pieces, task, log) = state.withLock { s -> ([ReportScanner.Piece], String?, ReleaseLog?) in
-            guard s.scanner != nil else { return ([.output(Array(bytes))], s.task, s.log) }
-            return (s.scanner!.scan(bytes), s.task, s.log)
+        let pieces = state.withLock { s -> [ReportScanner.Piece] in
+            guard s.scanner != nil else { return [.output(Array(bytes))] }
+            return s.scanner!.scan(bytes)
         }
         for piece in pieces {
             switch piece {
             case .output(let text):
-                state.withLock { s in if !s.ready { s.engineTail.add(text) } }
+                let (task, log) = state.withLock { s in
+                    if !s.ready { s.engineTail.add(text) }
+                    return (s.task, s.log)
+                }
                 if let task, let log { log.output(text, task: task) }
             case .report(.ready?):
                 state.withLock { $0.ready = true }
@@ -432,7 +436,11 @@ final class SessionOutput: Sendable {
                 state.withLock { $0.fatal = why }
                 watched?.mark()
             case .report(let report):
-                state.withLock { $0.report = .some(report) }
+                state.withLock { s in
+                    s.report = .some(report)
+                    s.task = nil
+                    s.log = nil
+                }
                 watched?.mark()
             }
         }
@@ -455,7 +463,7 @@ final class SessionOutput: Sendable {
     var engineLines: [String] { state.withLock { $0.engineTail.lines } }
 }
 
-/// A task's container, ended through the engine.
+/// A release's container, ended through the engine.
 struct ContainerTarget: Terminable {
     let engine: ContainerEngine
     let name: String
@@ -471,7 +479,8 @@ struct ContainerTarget: Terminable {
     }
 }
 
-/// The last lines of a task's output (the engine's message is among them when it failed).
+/// The last lines of a container's output before its init ran (the engine's message is among
+/// them when it could not start the container).
 struct OutputTail {
     private var text: [UInt8] = []
 
@@ -485,10 +494,11 @@ struct OutputTail {
     }
 }
 
-/// Where a container task's figures come from: a cgroup the engine puts the container under,
-/// which outlives it. With the engine's systemd cgroup manager, a transient slice this daemon
-/// holds (see `TaskUnits`); with its cgroupfs manager, a folder path of the task's own
-/// (`/releasectl/<id>_<task>`), which the engine makes and this removes.
+/// The cgroup a release's container goes under, which outlives it: the OOM killer's count is
+/// read from it before and after each task (the figures come from the init's reports). With
+/// the engine's systemd cgroup manager, a transient slice this daemon holds (see
+/// `TaskUnits`); with its cgroupfs manager, a folder path of the container's own
+/// (`/releasectl/<id>_<first task>`), which the engine makes and this removes.
 struct ContainerAccounting: Sendable {
     let cgroupParent: String
     let cgroup: TaskCgroup

@@ -154,7 +154,7 @@ struct HostExecutor: TaskExecutor {
             _ = await BlockingCall.run { process.reap() }
             return Finished(notStarted: "cannot watch its output: \(error)")
         }
-        // Its scope first (the helper waits on stdin meanwhile: nothing of the task runs).
+        // Its scope first (the starter waits on stdin meanwhile: nothing of the task runs).
         var units: TaskUnits?
         if scopes {
             let pid = leader.pid

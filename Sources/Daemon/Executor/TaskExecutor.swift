@@ -7,8 +7,8 @@ import Synchronization
 /// `HostExecutor` runs a process on this host; `ContainerExecutor` runs it in the release's
 /// image. Termination itself (SIGTERM, the kill grace, SIGKILL) is `Termination`'s. One
 /// executor serves one release, whose tasks run one after another; `finish` comes once its
-/// last task has ended and the release's
-/// record is durable (its caller is told without waiting for the engine to clean up).
+/// last task has ended and the release's record is durable (its caller is told without
+/// waiting for the engine to clean up).
 protocol TaskExecutor: Sendable {
     func run(_ command: Command, for context: TaskContext, log: ReleaseLog, control: ReleaseControl) async -> TaskOutcome
     /// Ends what the executor kept for the release's next task (a container).

@@ -48,8 +48,6 @@ struct Released: AsyncParsableCommand {
         return n > 0 ? String(decoding: buffer.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
     }()
 
-    /// The program that starts every task (`TaskInit`), found once beside this executable.
-    static let taskInit = TaskInit.locate(besides: executablePath)
 
     func validate() throws {
         if let n = maxParallel, n < 1 { throw ValidationError("--max-parallel must be at least 1") }
@@ -91,8 +89,13 @@ struct Released: AsyncParsableCommand {
             rootLogger[metadataKey: "release.node"] = "\(cluster.node)"
             do { clusterPassword = try cluster.readPassword() } catch { throw fatal("configuration error: \(error)") }
         }
-        // Every task starts through releasectl-init: without it no release could run.
-        if case .failure(let missing) = Self.taskInit { throw fatal("refusing to start: \(missing)", errno: ENOENT) }
+        // Every task starts through releasectl-init (`TaskInit`), found beside this executable:
+        // without it no release could run.
+        let taskInit: TaskInit
+        switch TaskInit.locate(besides: Self.executablePath) {
+        case .success(let found): taskInit = found
+        case .failure(let missing): throw fatal("refusing to start: \(missing)", errno: ENOENT)
+        }
         let logger = rootLogger
         for warning in ConfigCheck.warnings(daemonConfig) { logger.warning("\(warning)") }
         let spoolOption = spool ?? daemonConfig.spool
@@ -227,10 +230,10 @@ struct Released: AsyncParsableCommand {
                     return ContainerExecutor(engine: ContainerEngine(executable: job.config.containerEngine, environment: environment),
                                              image: admission.image?.id ?? image, workingDirectory: admission.workingDirectory ?? "/",
                                              settings: job.config.settings(for: admission.request.app), identity: admission.identity,
-                                             spool: spool, processGuard: processGuard, killGrace: job.config.killGrace)
+                                             spool: spool, processGuard: processGuard, killGrace: job.config.killGrace, initProgram: taskInit)
                 }
-                return HostExecutor(processGuard: processGuard, killGrace: job.config.killGrace, identity: admission.identity, running: running,
-                                    scopes: ServiceManager.makesScopes)
+                return HostExecutor(starter: taskInit, processGuard: processGuard, killGrace: job.config.killGrace, identity: admission.identity,
+                                    running: running, scopes: ServiceManager.makesScopes)
             },
             shutdownGrace: { configBox.value.shutdownGrace })
         let watchdog = WatchdogService(scheduler: scheduler, notifier: notifier)

@@ -87,6 +87,25 @@ struct SecurityTests {
         #expect(r.stderr.contains("refusing to start: \(spool)/incoming is world-writable"), "\(r)")
     }
 
+    @Test("the daemon refuses to start without releasectl-init beside it (or in ../libexec/releasectl), and with one others may write, naming each place it looked")
+    func noTaskInit() async throws {
+        let dir = TempDir()
+        defer { dir.remove() }
+        try FileManager.default.createDirectory(atPath: dir.file("bin"), withIntermediateDirectories: true)
+        // A copy: the daemon looks beside what /proc/self/exe names, which a link would not change.
+        try FileManager.default.copyItem(atPath: Binaries.released, toPath: dir.file("bin/released"))
+        let spool = dir.file("spool")
+        let missing = try await runProgram(dir.file("bin/released"), ["--spool", spool, "--log-target", "console"])
+        #expect(missing.status == 1, "\(missing)")
+        #expect(missing.stderr.contains("refusing to start: releasectl-init, which starts release tasks, is not usable (\(dir.file("bin/releasectl-init")): No such file or directory"),
+                "\(missing)")
+        try FileManager.default.copyItem(atPath: Binaries.taskInit, toPath: dir.file("bin/releasectl-init"))
+        chmod(dir.file("bin/releasectl-init"), 0o777)
+        let writable = try await runProgram(dir.file("bin/released"), ["--spool", spool, "--log-target", "console"])
+        #expect(writable.status == 1 && writable.stderr.contains("releasectl-init: writable by its group or others"), "\(writable)")
+        #expect(!FileManager.default.fileExists(atPath: spool + "/.lock"), "it went on to take the spool")
+    }
+
     @Test("a second daemon on the same spool exits with a clear error")
     func secondDaemon() async throws {
         let daemon = try await DaemonProcess()

@@ -35,11 +35,14 @@ final class ContainerExecutor: TaskExecutor {
     let spool: Spool
     let processGuard: ProcessGuard?
     let killGrace: Duration
+    /// The container's entrypoint, which runs its tasks.
+    let initProgram: TaskInit
     /// The container the next task may run in (tasks of a release run one after another).
     private let open = Mutex<ContainerSession?>(nil)
 
     init(engine: ContainerEngine, image: String, workingDirectory: String, settings: DaemonConfig.AppSettings, identity: TaskIdentity?,
-         spool: Spool, processGuard: ProcessGuard?, killGrace: Duration) {
+         spool: Spool, processGuard: ProcessGuard?, killGrace: Duration, initProgram: TaskInit) {
+        self.initProgram = initProgram
         self.engine = engine
         self.image = image
         self.workingDirectory = workingDirectory
@@ -93,11 +96,6 @@ final class ContainerExecutor: TaskExecutor {
         let name = Self.containerName(release: release, task: context.task)
         guard let program = ExecutableLookup.find(engine.executable, path: Self.path(of: engine.environment)) ?? absolute(engine.executable) else {
             return .failure(NotStarted(why: "the container engine \(engine.executable) is not installed (container-engine in released.toml)"))
-        }
-        let initProgram: TaskInit
-        switch Released.taskInit {
-        case .success(let found): initProgram = found
-        case .failure(let missing): return .failure(NotStarted(why: "\(missing)"))
         }
         var arguments = ["run", "--rm", "--interactive", "--name", name,
                          "--label", "\(ContainerEngine.releaseLabel)=\(release)", "--label", "\(ContainerEngine.taskLabel)=\(context.task)",

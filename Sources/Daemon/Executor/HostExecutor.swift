@@ -22,6 +22,8 @@ import SystemPackage
 /// left in it. The starter waits for its environment on stdin, which comes once the starter
 /// is in its scope, so nothing of the task runs outside it.
 struct HostExecutor: TaskExecutor {
+    /// `releasectl-init`, every task's starter.
+    let starter: TaskInit
     let processGuard: ProcessGuard?
     let killGrace: Duration
     let identity: TaskIdentity?
@@ -74,11 +76,6 @@ struct HostExecutor: TaskExecutor {
                 return TaskOutcome(ending: .notStarted("command not found: \(program) (PATH=\(path))"))
             }
             executable = FilePath(found)
-        }
-        let starter: TaskInit
-        switch Released.taskInit {
-        case .success(let found): starter = found
-        case .failure(let missing): return TaskOutcome(ending: .notStarted("could not start: \(missing)"))
         }
         // Every task starts through releasectl-init (see TaskInit): it switches ids (which a
         // child of this many-threaded process must not do), forks the task so that its peak is

@@ -128,7 +128,7 @@ let package = Package(
             dependencies: ["ReleaseKit", "ReleaseSupport", "ReleaseTOML"],
             path: "Fuzz/ReleaseFuzz"
         ),
-        .testTarget(name: "TOMLTests", dependencies: ["ReleaseTOML"]),
+        .testTarget(name: "TOMLTests", dependencies: ["ReleaseTOML", "ReleaseSupport"]),
         .testTarget(
             name: "SupportTests",
             dependencies: ["ReleaseSupport", .product(name: "SystemPackage", package: "swift-system")]

@@ -1,5 +1,6 @@
 #if !FUZZING
 import FoundationEssentials
+import ReleaseSupport
 
 /// Without libFuzzer (a normal build): replays the files given as arguments, or with
 /// `--random N [--seed S]` runs N inputs from a seeded generator (mutations of the seed
@@ -13,7 +14,7 @@ struct RandomDriver {
             if let j = args.firstIndex(of: "--seed"), j + 1 < args.count, let s = UInt64(args[j + 1]) { seed = s }
             args.removeAll { $0.hasPrefix("--") || Int($0) != nil }
             let corpus = args.compactMap { FileManager.default.contents(atPath: $0).map(Array.init) }
-            var rng = SplitMix64(seed: seed)
+            var rng = SeededGenerator(seed: seed)
             for k in 0..<n {
                 var input = corpus.isEmpty ? [] : corpus[Int(rng.next() % UInt64(corpus.count))]
                 let edits = Int(rng.next() % 8)
@@ -40,15 +41,4 @@ struct RandomDriver {
     }
 }
 
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 #endif

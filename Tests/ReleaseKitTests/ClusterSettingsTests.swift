@@ -1,4 +1,5 @@
 import ReleaseKit
+import ReleaseSupport
 import Testing
 
 /// released.toml's `[cluster]`: the URL's parts, the defaults, and every bad value refused at

@@ -1,5 +1,6 @@
 import Foundation
 import ReleaseKit
+import ReleaseSupport
 import Testing
 
 /// released.toml's `[limits]` and `[apps.<name>.limits]`: defaults and ceilings, key by key,

@@ -1,4 +1,5 @@
 import ReleaseKit
+import ReleaseSupport
 import Testing
 
 /// Task output is masked before it is cut into lines, so no secret is ever split by a cut, a

@@ -1,4 +1,5 @@
 import ReleaseKit
+import ReleaseSupport
 import Testing
 
 /// Masking with one automaton over all secrets: every byte of every occurrence masked, one

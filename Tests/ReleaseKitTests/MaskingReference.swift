@@ -1,18 +1,8 @@
 // Slow, obviously correct models of masking and of line splitting, for the masking tests to
-// compare the real ones with, and a seeded random generator so that failures reproduce.
+// compare the real ones with (their randomized inputs come from ReleaseSupport's
+// `SeededGenerator`, so that failures reproduce).
 
-/// SplitMix64: small, seeded, the same on every platform.
-struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+import ReleaseSupport
 
 /// One piece of masked text: a byte of plain text, or a mask.
 enum MaskedToken: Equatable {

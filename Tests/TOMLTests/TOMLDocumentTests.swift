@@ -1,3 +1,4 @@
+import ReleaseSupport
 import Testing
 @testable import ReleaseTOML
 
@@ -141,7 +142,7 @@ struct TOMLDocumentTests {
             "a.b = {c = [1, 2.5, 1979-05-27T07:32:00Z, 'x', \"\"\"y\\\nz\"\"\"]}\n[[t]]\nv = 0x_ff\n",
             "\u{FEFF}k = -9223372036854775808 # c\r\n[t.\"q\"]\nd = 07:32:00.999\n",
         ]
-        var rng = SplitMix(seed: 7)
+        var rng = SeededGenerator(seed: 7)
         let alphabet = Array("[]{}=,.\"'#\\ \n\r\t_-+:0aeEtxzZT\u{0}\u{FEFF}é".unicodeScalars)
         for round in 0..<3_000 {
             var scalars = Array(seeds[round % seeds.count].unicodeScalars)
@@ -167,15 +168,3 @@ struct TOMLDocumentTests {
     }
 }
 
-/// A small seeded generator, so the mutations are the same on every run.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

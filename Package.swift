@@ -137,7 +137,7 @@ let package = Package(
             name: "WatcherTests",
             dependencies: ["ReleaseWatcher", .product(name: "SystemPackage", package: "swift-system")]
         ),
-        .testTarget(name: "ContainersTests", dependencies: ["ReleaseContainers"]),
+        .testTarget(name: "ContainersTests", dependencies: ["ReleaseContainers", "ReleaseSupport"]),
         .testTarget(
             name: "ReleaseKitTests",
             dependencies: ["ReleaseKit", "ReleaseSupport", "ReleaseTOML"]

@@ -16,6 +16,8 @@ public struct ContainerEngine: Sendable {
     /// short-lived program such as `releasectl plan`); else on this queue's thread, after it
     /// (the daemon: the release need not wait for it). See `pendingUnmounts`.
     public let unmounts: SerialQueue?
+    /// Told of an unmount that failed (an image left mounted), when nobody waits for it.
+    public let warn: (@Sendable (String) -> Void)?
 
     /// The label on every container a release starts: its release id.
     public static let releaseLabel = "io.releasectl.release"
@@ -26,10 +28,11 @@ public struct ContainerEngine: Sendable {
 
     /// `environment`: the daemon's, of which the engine gets only what configures an engine
     /// (`engineEnvironment`).
-    public init(executable: String, environment: [String], unmounts: SerialQueue? = nil) {
+    public init(executable: String, environment: [String], unmounts: SerialQueue? = nil, warn: (@Sendable (String) -> Void)? = nil) {
         self.executable = executable
         self.environment = Self.engineEnvironment(environment)
         self.unmounts = unmounts
+        self.warn = warn
     }
 
     /// The daemon's queue for `unmounts`: one for every engine value it makes, flushed before
@@ -151,7 +154,10 @@ public struct ContainerEngine: Sendable {
             _ = run(["image", "unmount", id])
             return
         }
-        unmounts.post { _ = self.run(["image", "unmount", id]) }
+        unmounts.post {
+            let r = self.run(["image", "unmount", id])
+            if r.status != 0 { self.warn?("the image \(id) stays mounted: cannot unmount it after reading it: \(r.message)") }
+        }
     }
 
     /// How the engine makes its containers' cgroups: `systemd` (scopes in the slice given as

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import ReleaseContainers
+import ReleaseSupport
 import Testing
 
 /// `releasectl-init`'s messages and reports, and the program itself, run on the host as a
@@ -197,6 +198,32 @@ struct TaskInitTests {
         #expect(notExecutable.report == .failed(code: 126, errno: EACCES, step: .exec), "\(notExecutable)")
         let end = init_.end()
         #expect(end.status == 0 && end.errors.isEmpty, "\(end)")
+    }
+
+    @Test("a command name an image author wrote (an escape sequence, a carriage return, a secret) is in no report: the daemon words the failure from its own copy, masked, on one line", .enabled(if: program != nil))
+    func hostileCommandName() throws {
+        let secret = "s3cr3t-\(UInt32.random(in: 0...UInt32.max))"
+        let name = "no-such-\u{1B}[2J\r\(secret)"
+        let init_ = try Running()
+        init_.start([name], ["PATH": "/nonexistent"])
+        var raw: [UInt8] = []
+        var report: TaskInit.Report??
+        while report == nil {
+            let data = Array(init_.stdout.fileHandleForReading.availableData)
+            if data.isEmpty { break }
+            raw += data
+            for piece in data.withUnsafeBytes({ init_.scanner.scan($0) }) {
+                if case .report(let r) = piece, r != .ready { report = .some(r) }
+            }
+        }
+        #expect(report == .some(.failed(code: 127, errno: ENOENT, step: .exec)))
+        let text = String(decoding: raw, as: UTF8.self)
+        #expect(!text.contains(secret) && !text.contains("\u{1B}"), "the init wrote the command's name: \(text.debugDescription)")
+        // What the daemon makes of it (ContainerExecutor: the mask over it, then one line).
+        let said = Quoting.line(TaskInit.startFailure(errno: ENOENT, step: .exec, program: name, path: "/nonexistent")
+            .replacingOccurrences(of: secret, with: "***"))
+        #expect(said == "command not found: no-such-\\u{1b}[2J\\r*** (PATH=/nonexistent)", "\(said)")
+        _ = init_.end()
     }
 
     @Test("a signal message reaches the running task's whole group, and what the task left in it is ended before its report", .enabled(if: program != nil))

@@ -124,6 +124,29 @@ struct ContainerTests {
         await next.remove()
     }
 
+    @Test("an image the engine cannot unmount after intake read it is said in the daemon's log, and the release is not held up by it")
+    func unmountFailureSaid() async throws {
+        let work = TempDir()
+        let image = try await TestImage.build(files: ["app/release.toml": "[tasks.migrate]\ncommand = \"echo migrated\"\n"])
+        defer { work.remove() }
+        let engine = work.file("engine")
+        try """
+            #!/bin/sh
+            if [ "$1 $2" = "image unmount" ]; then echo "Error: unmount refused by the test" >&2; exit 125; fi
+            exec podman "$@"
+            """.write(toFile: engine, atomically: true, encoding: .utf8)
+        #expect(chmod(engine, 0o755) == 0)
+        let daemon = try await Self.daemon(work, "container-engine = \"\(engine)\"\n")
+        let r = try await Self.submit(daemon, image: image.reference, env: ["RUN_MIGRATIONS_DURING_RELEASE": "true"], wait: true)
+        #expect(r.status == 0, "\(r)")
+        try await eventually("the warning in the daemon's log") {
+            daemon.log.contains("the image \(image.id) stays mounted: cannot unmount it after reading it: unmount refused by the test")
+        }
+        await daemon.cleanUp()
+        _ = try? await Podman.run(["image", "unmount", "--force", image.reference])
+        await image.remove()
+    }
+
     @Test("a failing task fails the release (exit 1) and the rest do not run; retry keeps the image; an app user is the container's user")
     func failingTask() async throws {
         let work = TempDir()

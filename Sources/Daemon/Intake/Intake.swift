@@ -40,7 +40,8 @@ struct Intake: Sendable {
         self.config = config
         self.registry = registry
         policy = IntakePolicy(config: config) { logger.warning("\($0)") }
-        engine = ContainerEngine(executable: config.containerEngine, environment: environment, unmounts: ContainerEngine.pendingUnmounts)
+        engine = ContainerEngine(executable: config.containerEngine, environment: environment, unmounts: ContainerEngine.pendingUnmounts,
+                                 warn: { logger.warning("\($0)") })
     }
 
     /// The serial key of an app: its releases run one at a time, and with those of every app

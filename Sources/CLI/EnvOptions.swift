@@ -55,3 +55,15 @@ struct TaskOptions: ParsableArguments {
         return task.isEmpty ? nil : task
     }
 }
+
+/// `--phase`: when in the deploy a release runs.
+struct PhaseOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("predeploy (before traffic moves; the default) or postdeploy (after the PaaS moved traffic to this release; runs only once its predeploy succeeded).", valueName: "phase"))
+    var phase: String?
+
+    func resolve() throws(CLIError) -> ReleasePhase {
+        guard let phase else { return .default }
+        guard let p = ReleasePhase(rawValue: phase) else { throw .usage("--phase \(Masking.preview(phase)) is not a phase (\(ReleasePhase.names))") }
+        return p
+    }
+}

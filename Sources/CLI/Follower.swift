@@ -90,7 +90,7 @@ struct Follower {
 enum RecordText {
     /// The last line of `submit --wait`: the outcome and each task that ran.
     static func summary(_ r: ReleaseRecord) -> String {
-        let name = "\(r.app ?? "?") \(r.release ?? "?")"
+        let name = "\(r.app ?? "?") \(r.release ?? "?")" + (r.phase == .default ? "" : " \(r.phase.rawValue)")
         var line = "==> \(name): \(r.state.rawValue)"
         if let reason = r.reason, r.state != .succeeded { line += ": \(reason)" }
         if let ms = r.durationMs { line += " (\(Summary.duration(ms)))" }
@@ -107,6 +107,7 @@ enum RecordText {
     static func detail(_ r: ReleaseRecord) -> String {
         var out = "\(r.id)  \(r.app ?? "?") \(r.release ?? "?")  \(r.state.rawValue)\n"
         if let reason = r.reason { out += "  reason:    \(reason)\n" }
+        out += "  phase:     \(r.phase.rawValue)\n"
         for w in r.warnings { out += "  warning:   \(w)\n" }
         if let d = r.directory { out += "  directory: \(d)\n" }
         if let image = r.image { out += "  image:     \(image)" + (r.imageID.map { " (id \($0.prefix(12)))" } ?? "") + "\n" }
@@ -136,7 +137,7 @@ enum RecordText {
     /// One row of `list`.
     static func row(_ r: ReleaseRecord) -> [String] {
         let when = r.finishedAt ?? r.startedAt ?? r.submittedAt
-        return [r.id, r.app ?? "-", r.release ?? "-", r.state.rawValue,
+        return [r.id, r.app ?? "-", r.release ?? "-", r.phase.rawValue, r.state.rawValue,
                 when.map(Timestamp.format) ?? "-", r.durationMs.map(Summary.duration) ?? "-"]
     }
 }

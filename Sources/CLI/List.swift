@@ -31,6 +31,6 @@ struct List: RunnableCommand {
             Output.line("no releases in \(spool.root)")
             return
         }
-        Output.out(Output.table([["ID", "APP", "RELEASE", "STATE", "WHEN", "TOOK"]] + records.map(RecordText.row)))
+        Output.out(Output.table([["ID", "APP", "RELEASE", "PHASE", "STATE", "WHEN", "TOOK"]] + records.map(RecordText.row)))
     }
 }

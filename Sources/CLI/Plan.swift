@@ -28,6 +28,7 @@ struct Plan: RunnableCommand {
     @Option(name: .long, help: ArgumentHelp("The app directory (with --image: optional).", valueName: "dir")) var dir: String?
     @Option(name: .long, help: ArgumentHelp("An image release: its files are read from this image (as root: podman image mount).", valueName: "ref"))
     var image: String?
+    @OptionGroup var phaseOptions: PhaseOptions
     @OptionGroup var envOptions: EnvOptions
     @OptionGroup var taskOptions: TaskOptions
     @Option(name: .long, help: ArgumentHelp("The daemon's configuration, for app-roots and the release time limit (default: /etc/releasectl/released.toml if readable).", valueName: "file"))
@@ -51,6 +52,7 @@ struct Plan: RunnableCommand {
         w.beginObject()
         w.key("app"); w.string(plan.app)
         w.key("directory"); w.string(plan.directory)
+        w.key("phase"); w.string(plan.phase.rawValue)
         if let image { w.key("image"); w.string(image) }
         w.key("preset"); w.string(plan.preset)
         w.key("tasks")
@@ -62,6 +64,7 @@ struct Plan: RunnableCommand {
             w.key("willRun"); w.bool(step.willRun)
             w.key("willFail"); w.bool(step.willRun && step.problem != nil)
             w.key("reason"); w.string(step.reason)
+            w.key("firstDeployOnly"); w.bool(step.firstDeployOnly)
             w.key("gate")
             w.beginObject()
             w.key("variable"); w.string(step.gate.variable)
@@ -132,12 +135,13 @@ struct Plan: RunnableCommand {
             daemonConfig = DaemonConfig()
         }
         let masking = Masking(env: env)
-        let plan: ReleasePlan
+        let phase = try phaseOptions.resolve()
+        var plan: ReleasePlan
         do throws(RejectReason) {
             // The daemon's own intake (an image is read as it will be: mounted, nothing of it
             // run), by this user; limits on the host are noted below rather than refused.
             let request = ReleaseRequest(id: ReleaseID.generate(), app: app, release: "plan", directory: directory, image: image,
-                                         env: env, tasks: tasks)
+                                         env: env, tasks: tasks, phase: phase)
             let environment = ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" }
             let settings = IntakePipeline.Settings(
                 config: daemonConfig, policy: IntakePolicy(config: daemonConfig), registry: Registry.tasks,
@@ -145,6 +149,10 @@ struct Plan: RunnableCommand {
                 hostLimitsMissing: nil)
             let accepted = try IntakePipeline.accept(request, settings)
             plan = accepted.plan
+            if plan.hasFirstDeployTasks {
+                // What this host's records say (a cluster's database may know of deploys elsewhere).
+                plan.settleFirstDeploy(DeployHistory(spoolOptions.resolved.finishedRecords()).firstDeploy(app: app, phase: phase))
+            }
             if let image, accepted.image == nil {
                 Output.error("the engine does not have \(image) yet: planned without its files (release.toml, Procfile, preset) until it is pulled")
             }
@@ -182,16 +190,18 @@ struct Plan: RunnableCommand {
     /// `container`: what an image release's containers may do, in words.
     static func text(_ plan: ReleasePlan, releaseTimeout: String, masking: Masking, user: String? = nil, image: String? = nil,
                      container: String? = nil) -> String {
-        let pad = String(repeating: " ", count: 21)
+        let pad = String(repeating: " ", count: 8 + max(13, (plan.steps.map(\.name.count).max() ?? 0) + 2))
         var out = "\(plan.app) in " + (image.map { "image \($0)" } ?? plan.directory) + "\n"
+        out += "  phase:             \(plan.phase.rawValue) (\(plan.phase.moment))\n"
         out += "  preset:            \(plan.preset ?? "none detected")\n"
         out += "  working directory: \(plan.directory)" + (image == nil ? "" : " (in the container)") + "\n"
         if let user { out += "  runs as:           \(user)\n" }
         if let container { out += "  container:         \(container)\n" }
         out += "  release limit:     \(releaseTimeout)\n\n"
+        let width = max(13, (plan.steps.map(\.name.count).max() ?? 0) + 2)
         for step in plan.steps {
             let mark = step.willRun ? (step.problem == nil ? "run " : "FAIL") : "skip"
-            out += "  \(mark)  \(step.name.padding(13))\(step.reason)\n"
+            out += "  \(mark)  \(step.name.padding(width))\(step.reason)\n"
             if let command = step.command {
                 // The exact argv the daemon will execute, quoted so it can be pasted into a shell.
                 out += pad + "$ " + Command.argv(command.arguments.map(masking.apply)).description + "\n"

@@ -45,7 +45,7 @@ enum Releases {
     }
 
     static func pending(_ request: ReleaseRequest?, id: String, state: ReleaseState) -> ReleaseRecord {
-        ReleaseRecord(id: id, app: request?.app, release: request?.release, state: state, directory: request?.directory,
+        ReleaseRecord(id: id, app: request?.app, release: request?.release, phase: request?.phase ?? .default, state: state, directory: request?.directory,
                       submittedAt: request?.submittedAt, retryOf: request?.retryOf?.rawValue)
     }
 

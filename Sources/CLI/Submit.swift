@@ -32,6 +32,7 @@ struct Submit: RunnableCommand {
     @Option(name: .long, help: ArgumentHelp("With a cluster: the deploy this request belongs to on every host (default: app/release); its tasks run once.", valueName: "key"))
     var deployKey: String?
 
+    @OptionGroup var phaseOptions: PhaseOptions
     @OptionGroup var envOptions: EnvOptions
     @OptionGroup var taskOptions: TaskOptions
     @OptionGroup var waitOptions: WaitOptions
@@ -57,7 +58,7 @@ struct Submit: RunnableCommand {
         let tasks = try taskOptions.resolve(known: Registry.tasks.map { $0.name })
         let request = ReleaseRequest(id: ReleaseID.generate(), app: app, release: release,
                                      directory: dir.map { FilePath($0).absolute().string }, image: image, env: env, tasks: tasks,
-                                     deployKey: deployKey)
+                                     deployKey: deployKey, phase: try phaseOptions.resolve())
         try Spooling.submitAndReport(request, spool: spoolOptions.resolved, wait: waitOptions)
     }
 }

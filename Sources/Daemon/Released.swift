@@ -194,10 +194,12 @@ struct Released: AsyncParsableCommand {
 
         let metrics = MetricsSlot()
         metrics.use(path: daemonConfig.metricsFile)
-        metrics.metrics?.restoreLastSuccess(from: spool.finishedRecords())
+        let finished = spool.finishedRecords()
+        metrics.metrics?.restoreLastSuccess(from: finished)
         let environment = ProcessInfo.processInfo.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
         let context = DaemonContext(spool: spool, registry: Registry.tasks, processGuard: processGuard, notifier: notifier,
-                                    coordinator: coordinator, metrics: metrics, logger: logger, environment: environment)
+                                    coordinator: coordinator, metrics: metrics, history: HistoryBook(finished), logger: logger,
+                                    environment: environment)
         let engine = ContainerEngine(executable: daemonConfig.containerEngine, environment: environment)
         if let program = ExecutableLookup.find(engine.executable, path: ContainerExecutor.path(of: environment)) {
             processGuard?.use(engine: program)

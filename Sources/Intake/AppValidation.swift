@@ -61,13 +61,15 @@ public enum AppValidation {
     /// `credentials` (a root daemon releasing an app with a user of its own) the directory and
     /// the app's files are looked at as that user, never with more privilege than its tasks
     /// will have.
-    public static func validate(app: String, directory: String, env: [String: String], tasks: [String]?, policy: IntakePolicy,
+    public static func validate(app: String, directory: String, env: [String: String], tasks: [String]?,
+                                phase: ReleasePhase = .default, policy: IntakePolicy,
                                 registry: [any ReleaseTask.Type], credentials: FileCredentials?) throws(RejectReason) -> Validation {
         try asUser(credentials) { () throws(RejectReason) -> Validation in
             try checkDirectory(directory, policy: policy)
             let files = try AppDirectory.open(directory)
             let inspection = try AppInspection.inspect(files, path: TaskEnvironment.path(for: env), registry: registry)
-            let plan = try ReleasePlan.make(app: app, directory: directory, env: env, tasks: tasks, registry: registry, inspection: inspection)
+            let plan = try ReleasePlan.make(app: app, directory: directory, env: env, tasks: tasks, phase: phase, registry: registry,
+                                            inspection: inspection)
             return Validation(plan: plan, fingerprint: files.fingerprint, config: inspection.config)
         }
     }
@@ -76,9 +78,10 @@ public enum AppValidation {
     /// image's working directory), release.toml from `configFrom` when it has one, the gates
     /// and tasks from the request. The fingerprint is of what the app directory parts hold.
     public static func validate(app: String, files: AppDirectory, configFrom: AppDirectory?, env: [String: String], tasks: [String]?,
-                                registry: [any ReleaseTask.Type]) throws(RejectReason) -> Validation {
+                                phase: ReleasePhase = .default, registry: [any ReleaseTask.Type]) throws(RejectReason) -> Validation {
         let inspection = try AppInspection.inspect(files, configFrom: configFrom, path: TaskEnvironment.path(for: env), registry: registry)
-        let plan = try ReleasePlan.make(app: app, directory: files.shownPath, env: env, tasks: tasks, registry: registry, inspection: inspection)
+        let plan = try ReleasePlan.make(app: app, directory: files.shownPath, env: env, tasks: tasks, phase: phase, registry: registry,
+                                        inspection: inspection)
         return Validation(plan: plan, fingerprint: configFrom?.fingerprint ?? [:], config: inspection.config)
     }
 

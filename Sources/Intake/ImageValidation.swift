@@ -33,7 +33,7 @@ public enum ImageValidation {
             let files = try AppDirectory.open(imageRoot: root, workingDirectory: image.workingDirectory, image: "image \(reference)")
             let validation = try AppValidation.asUser(credentials) { () throws(RejectReason) in
                 try AppValidation.validate(app: request.app, files: files, configFrom: overrides, env: request.env, tasks: request.tasks,
-                                           registry: registry)
+                                           phase: request.phase, registry: registry)
             }
             return Result(image: image, validation: validation, workingDirectory: validation.workdir ?? image.workingDirectory)
         }
@@ -47,7 +47,7 @@ public enum ImageValidation {
         }
         let inspection = AppInspection(directory: empty.directory, config: files?.config ?? AppConfig())
         let plan = try ReleasePlan.make(app: request.app, directory: empty.directory, env: request.env, tasks: request.tasks,
-                                        registry: registry, inspection: inspection)
+                                        phase: request.phase, registry: registry, inspection: inspection)
         return Result(image: nil, validation: AppValidation.Validation(plan: plan, fingerprint: overrides?.fingerprint ?? [:],
                                                                        config: inspection.config),
                       workingDirectory: inspection.config.workdir)

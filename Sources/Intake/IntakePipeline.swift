@@ -58,7 +58,7 @@ public enum IntakePipeline {
         } else {
             guard let directory = request.directory else { throw RejectReason(.schema, "the request has no \"directory\"") }
             accepted = Accepted(validation: try AppValidation.validate(app: request.app, directory: directory, env: request.env,
-                                                                       tasks: request.tasks, policy: settings.policy,
+                                                                       tasks: request.tasks, phase: request.phase, policy: settings.policy,
                                                                        registry: settings.registry, credentials: settings.credentials))
         }
         try accepted.validation.plan.applyLimits(accepted.validation.config, policy: settings.config.limitPolicy(for: request.app))

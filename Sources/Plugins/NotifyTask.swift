@@ -191,10 +191,10 @@ public struct NotifyTask: ReleaseTask {
     public static func text(for record: ReleaseRecord) -> String {
         let app = record.app ?? "?"
         let release = record.release ?? "?"
-        var line = "\(app) \(release): release \(record.state.rawValue)"
+        var line = "\(app) \(release): \(record.phase == .postdeploy ? "postdeploy" : "release") \(record.state.rawValue)"
         if let reason = record.reason { line += " (\(reason))" }
         if let ms = record.durationMs { line += " in \(Summary.duration(ms))" }
-        let tasks = record.tasks.filter { $0.name != name && $0.state != .skipped }
+        let tasks = record.tasks.filter { $0.name != name && $0.name != NotifyDeployedTask.name && $0.state != .skipped }
             .map { "\($0.name) \($0.state.rawValue)" }
         if !tasks.isEmpty { line += " — " + tasks.joined(separator: ", ") }
         return line

@@ -87,9 +87,57 @@ extension ClusterCoordinator {
             return rows
         }
         for (key, runner) in swept {
-            logger.warning("\(key): node \(runner ?? "?") stopped renewing its lease; interrupted for the whole cluster")
+            logger.warning("\(ReleaseRequest.showClusterKey(key)): node \(runner ?? "?") stopped renewing its lease; interrupted for the whole cluster")
         }
-        if !swept.isEmpty, let onChange = state.withLock({ $0.onChange }) { await onChange() }
+        let barriers = try await sweepBarriers()
+        if !swept.isEmpty || !barriers.isEmpty, let onChange = state.withLock({ $0.onChange }) { await onChange() }
+    }
+
+    /// Fails every postdeploy whose traffic barrier timed out while a node of its predeploy
+    /// had still not submitted it: nothing of it runs, anywhere, and every caller is told
+    /// which node was missing. Returns the keys failed.
+    func sweepBarriers() async throws -> [String] {
+        let failed: [(String, String)] = try await database.run { conn in
+            var rows: [(String, String)] = []
+            for try await r in try await conn.query("""
+                UPDATE releasectl_deploys d
+                SET state = \(DeployState.failed), finished_at = now(),
+                    reason = 'the traffic barrier timed out after ' || (extract(epoch FROM d.barrier_until - d.first_submitted))::bigint
+                        || 's: node(s) ' || m.missing || ' took part in the predeploy but did not submit the postdeploy (has traffic moved there?); nothing ran'
+                FROM (SELECT b.deploy_key, string_agg(p.node, ', ' ORDER BY p.node) AS missing
+                      FROM releasectl_deploys b JOIN releasectl_participants p ON p.deploy_key = b.parent_key
+                      WHERE b.phase = 'postdeploy' AND b.state = \(DeployState.queued) AND b.barrier_until < now()
+                        AND NOT EXISTS (SELECT 1 FROM releasectl_participants s WHERE s.deploy_key = b.deploy_key AND s.node = p.node)
+                      GROUP BY b.deploy_key) m
+                WHERE d.deploy_key = m.deploy_key AND d.state = \(DeployState.queued)
+                RETURNING d.deploy_key, m.missing
+                """, logger: self.logger).decode((String, String).self) { rows.append(r) }
+            for (key, _) in rows { try await conn.query("SELECT pg_notify('releasectl', \(key))", logger: self.logger).count() }
+            return rows
+        }
+        for (key, missing) in failed {
+            logger.error("\(ReleaseRequest.showClusterKey(key)): the traffic barrier timed out waiting for node(s) \(missing); failed for the whole cluster")
+        }
+        return failed.map(\.0)
+    }
+
+    /// Why the postdeploy of cluster key `key` still waits at its traffic barrier, or nil
+    /// when every node of its predeploy has submitted it.
+    func barrier(_ key: String) async throws -> String? {
+        try await database.run { conn in
+            var found: String?
+            for try await (missing, leftMs) in try await conn.query("""
+                SELECT string_agg(p.node, ', ' ORDER BY p.node), (extract(epoch FROM d.barrier_until - now()) * 1000)::bigint
+                FROM releasectl_deploys d JOIN releasectl_participants p ON p.deploy_key = d.parent_key
+                WHERE d.deploy_key = \(key)
+                  AND NOT EXISTS (SELECT 1 FROM releasectl_participants s WHERE s.deploy_key = d.deploy_key AND s.node = p.node)
+                GROUP BY d.barrier_until
+                """, logger: self.logger).decode((String, Int64).self) {
+                let left = DurationParser.format(.milliseconds(max(0, leftMs)))
+                found = "waiting at the traffic barrier for node(s) \(missing) to submit the postdeploy (every node of the predeploy must have switched traffic; gives up in \(left))"
+            }
+            return found
+        }
     }
 
     /// What `cluster status` shows (see `ClusterStatus`).
@@ -107,7 +155,7 @@ extension ClusterCoordinator {
                     SELECT deploy_key, app, release, node, (extract(epoch FROM lease_until - now()) * 1000)::bigint
                     FROM releasectl_deploys WHERE state = \(DeployState.running) ORDER BY started_at
                     """, logger: self.logger).decode((String, String, String, String, Int64).self) {
-                    running.append(.init(deployKey: key, app: app, release: release, node: node, leaseLeftMs: left))
+                    running.append(.init(deployKey: ReleaseRequest.showClusterKey(key), app: app, release: release, node: node, leaseLeftMs: left))
                 }
                 var waiting: [ClusterStatus.Waiting] = []
                 for try await (key, app, release, serial, nodes) in try await conn.query("""
@@ -115,7 +163,7 @@ extension ClusterCoordinator {
                     FROM releasectl_deploys d LEFT JOIN releasectl_requests q ON q.deploy_key = d.deploy_key
                     WHERE d.state = \(DeployState.queued) GROUP BY d.deploy_key ORDER BY d.first_submitted LIMIT 200
                     """, logger: self.logger).decode((String, String, String, String, String).self) {
-                    waiting.append(.init(deployKey: key, app: app, release: release, serialKey: serial,
+                    waiting.append(.init(deployKey: ReleaseRequest.showClusterKey(key), app: app, release: release, serialKey: serial,
                                          nodes: nodes.split(separator: ",").map(String.init)))
                 }
                 return ClusterStatus.Snapshot(node: self.settings.node, database: nil, nodes: nodes, running: running, waiting: waiting)

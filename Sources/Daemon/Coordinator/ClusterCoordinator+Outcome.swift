@@ -28,13 +28,13 @@ extension ClusterCoordinator {
             let seen = changes.generation
             // The output first: a follower that sees the end has all of it.
             if await flushOutput(), let settled = try? await settle(record) {
-                if waiting { logger.notice("\(release.deployKey): the cluster took the outcome of \(id): \(settled.state.rawValue)") }
-                letGo(release.deployKey, id: id)
+                if waiting { logger.notice("\(ReleaseRequest.showClusterKey(release.clusterKey)): the cluster took the outcome of \(id): \(settled.state.rawValue)") }
+                letGo(release.clusterKey, id: id)
                 return settled
             }
             if !waiting {
                 waiting = true
-                logger.warning("\(release.deployKey): the tasks of \(id) ended (\(record.state.rawValue)); waiting for the cluster database to take the outcome, which is what its callers are told",
+                logger.warning("\(ReleaseRequest.showClusterKey(release.clusterKey)): the tasks of \(id) ended (\(record.state.rawValue)); waiting for the cluster database to take the outcome, which is what its callers are told",
                                metadata: ["release.id": "\(id)"])
             }
             if control.reason == .shutdown { return nil }
@@ -49,7 +49,8 @@ extension ClusterCoordinator {
     /// the record the cluster holds.
     func settle(_ record: ReleaseRecord) async throws -> ReleaseRecord {
         let node = settings.node, id = record.id
-        guard let key = record.cluster?.deployKey else { return record }
+        guard let deployKey = record.cluster?.deployKey else { return record }
+        let key = ReleaseRequest.clusterKey(deployKey, phase: record.phase)
         let text = String(decoding: record.encoded(), as: UTF8.self)
         let interrupted = FinalRecord.notTaken(record)
         let interruptedText = String(decoding: interrupted.encoded(), as: UTF8.self)

@@ -8,7 +8,7 @@ import ReleaseKit
 /// them by position into their own logs, woken by LISTEN (or a poll).
 extension ClusterCoordinator {
     func publish(_ release: ReleaseQueue.Entry, _ bytes: [UInt8]) {
-        state.withLock { $0.output[release.deployKey, default: []].append(contentsOf: bytes) }
+        state.withLock { $0.output[release.clusterKey, default: []].append(contentsOf: bytes) }
     }
 
     /// Writes the output gathered so far, one row per key, and wakes the followers; returns
@@ -34,7 +34,7 @@ extension ClusterCoordinator {
     }
 
     func follow(_ release: ReleaseQueue.Entry, write: @escaping @Sendable ([UInt8]) -> Void, control: ReleaseControl) async -> FollowedOutcome? {
-        let key = release.deployKey
+        let key = release.clusterKey
         var last: Int64 = 0
         var cancelSent = false
         while true {
@@ -50,11 +50,11 @@ extension ClusterCoordinator {
                     }
                     cancelSent = true
                 }
-                let (keyState, runner, recordText): (DeployState, String?, String?) = try await database.run { conn in
-                    var row: (DeployState, String?, String?) = (.queued, nil, nil)
+                let (keyState, runner, recordText, keyReason): (DeployState, String?, String?, String?) = try await database.run { conn in
+                    var row: (DeployState, String?, String?, String?) = (.queued, nil, nil, nil)
                     for try await r in try await conn.query(
-                        "SELECT state, node, record FROM releasectl_deploys WHERE deploy_key = \(key) AND app = \(release.app)", logger: self.logger
-                    ).decode((DeployState, String?, String?).self) { row = r }
+                        "SELECT state, node, record, reason FROM releasectl_deploys WHERE deploy_key = \(key) AND app = \(release.app)", logger: self.logger
+                    ).decode((DeployState, String?, String?, String?).self) { row = r }
                     return row
                 }
                 // Output after the state: a key that has ended has all its output written.
@@ -65,8 +65,9 @@ extension ClusterCoordinator {
                 }
                 if let final = keyState.releaseState {
                     let record = recordText.flatMap { try? ReleaseRecord.decode(Array($0.utf8)) }
-                    let reason = record?.reason ?? (final == .interrupted ? "interrupted: node \(runner ?? "?") stopped renewing its lease" : nil)
-                    return FollowedOutcome(record: record, state: final, ranOn: runner ?? "?", reason: reason)
+                    let reason = record?.reason ?? keyReason
+                        ?? (final == .interrupted ? "interrupted: node \(runner ?? "?") stopped renewing its lease" : nil)
+                    return FollowedOutcome(record: record, state: final, ranOn: runner ?? "no node", reason: reason)
                 }
             } catch {
                 // Waits for the database; nothing of it is lost (the output is copied by position).

@@ -164,7 +164,7 @@ final class ClusterCoordinator: Coordinator {
                         """, logger: self.logger).count()
                     try await conn.query("SELECT pg_notify('releasectl', \(key))", logger: self.logger).count()
                 }
-                logger.warning("\(key) was running on this node when it last stopped: interrupted")
+                logger.warning("\(ReleaseRequest.showClusterKey(key)) was running on this node when it last stopped: interrupted")
             }
         }
         state.withLock { $0.reconciled = true }
@@ -186,8 +186,9 @@ final class ClusterCoordinator: Coordinator {
     }
 
     /// Registers admitted releases one after another, in order; what cannot be written
-    /// (the database is away) is tried again, still in order. A release whose key is another
-    /// app's is left for `acquire` to reject.
+    /// (the database is away) is tried again, still in order. A release the cluster refuses
+    /// (its key is another app's, a postdeploy without a succeeded predeploy) is left for
+    /// `acquire` to reject.
     func registerAdmitted() async {
         while !Task.isCancelled {
             let seen = registrations.generation
@@ -203,25 +204,57 @@ final class ClusterCoordinator: Coordinator {
         }
     }
 
-    /// Registers a release's deploy key (for its app, when the key is new) and this node's
-    /// request of it. Returns the app the key belongs to: when that is not the release's app,
-    /// nothing of this node is registered under the key — it is never followed, cancelled or
-    /// counted as this node's.
-    func register(_ release: ReleaseQueue.Entry) async throws -> String {
-        let node = settings.node, key = release.deployKey, id = release.id.rawValue, app = release.app
+    /// What the cluster made of a release's registration.
+    enum Registration {
+        case registered
+        /// Nothing of this node is registered under the key: it is never followed, cancelled
+        /// or counted as this node's, and the release is rejected.
+        case refused(RejectReason)
+    }
+
+    /// Registers a release's deploy key (for its app, when the key is new), this node's
+    /// request of it, and this node as one of the key's participants (for good: a postdeploy's
+    /// barrier waits for every node that took part in the predeploy). A key another app holds
+    /// is refused; so is a postdeploy whose predeploy did not succeed in the cluster — checked
+    /// before its row exists, so no app can take another's postdeploy key either.
+    func register(_ release: ReleaseQueue.Entry) async throws -> Registration {
+        let node = settings.node, key = release.clusterKey, id = release.id.rawValue, app = release.app
+        let barrierMs = settings.barrierTimeout.milliseconds
         return try await database.run { conn in
+            if release.phase == .postdeploy {
+                var pre: (String, DeployState)?
+                for try await row in try await conn.query(
+                    "SELECT app, state FROM releasectl_deploys WHERE deploy_key = \(release.deployKey)", logger: self.logger
+                ).decode((String, DeployState).self) { pre = row }
+                guard let (owner, preState) = pre else {
+                    return .refused(RejectReason(.phase, "no predeploy of deploy key \(Masking.preview(release.deployKey)) in the cluster: a postdeploy runs only after its deploy's predeploy succeeded"))
+                }
+                guard owner == app else { return .refused(Self.keyTaken(release, owner: owner)) }
+                guard preState == .succeeded else {
+                    let now = preState.isFinal ? preState.rawValue : "still \(preState.rawValue)"
+                    return .refused(RejectReason(.phase, "the predeploy of deploy key \(Masking.preview(release.deployKey)) is \(now) in the cluster: a postdeploy runs only after its deploy's predeploy succeeded"))
+                }
+            }
             try await conn.query("""
-                INSERT INTO releasectl_deploys (deploy_key, app, release, serial_key) VALUES (\(key), \(app), \(release.release), \(release.serialKey))
+                INSERT INTO releasectl_deploys (deploy_key, app, release, serial_key, phase, parent_key, barrier_until)
+                VALUES (\(key), \(app), \(release.release), \(release.serialKey), \(release.phase.rawValue),
+                        CASE WHEN \(release.phase.rawValue) = 'postdeploy' THEN \(release.deployKey) END,
+                        CASE WHEN \(release.phase.rawValue) = 'postdeploy' THEN now() + \(barrierMs) * interval '1 millisecond' END)
                 ON CONFLICT (deploy_key) DO NOTHING
                 """, logger: self.logger).count()
             var owner = app
             for try await o in try await conn.query("SELECT app FROM releasectl_deploys WHERE deploy_key = \(key)", logger: self.logger)
                 .decode(String.self) { owner = o }
-            guard owner == app else { return owner }
+            guard owner == app else { return .refused(Self.keyTaken(release, owner: owner)) }
             try await conn.query("""
                 INSERT INTO releasectl_requests (node, request_id, deploy_key) VALUES (\(node), \(id), \(key)) ON CONFLICT DO NOTHING
                 """, logger: self.logger).count()
-            return owner
+            try await conn.query("""
+                INSERT INTO releasectl_participants (deploy_key, node) VALUES (\(key), \(node)) ON CONFLICT DO NOTHING
+                """, logger: self.logger).count()
+            // A node arriving at a barrier: the nodes waiting there look again.
+            if release.phase == .postdeploy { try await conn.query("SELECT pg_notify('releasectl', \(key))", logger: self.logger).count() }
+            return .registered
         }
     }
 
@@ -232,11 +265,10 @@ final class ClusterCoordinator: Coordinator {
 
     func acquire(_ release: ReleaseQueue.Entry, control: ReleaseControl) async -> CoordinatorGrant {
         guard state.withLock({ $0.reconciled }) else { return .wait(reason: "waiting for the cluster database") }
-        let node = settings.node, key = release.deployKey, id = release.id.rawValue, lease = leaseMs
+        let node = settings.node, key = release.clusterKey, id = release.id.rawValue, lease = leaseMs
         let stale = leaseMs * 3
         do {
-            let owner = try await register(release)
-            guard owner == release.app else { return .reject(Self.keyTaken(release, owner: owner)) }
+            if case .refused(let reason) = try await register(release) { return .reject(reason) }
             let sent = ContinuousClock.now
             // One statement: the key, if it is the first waiting one of its serial key and
             // none of that serial key runs. The unique index turns a concurrent second claim
@@ -250,6 +282,10 @@ final class ClusterCoordinator: Coordinator {
                             lease_until = now() + \(lease) * interval '1 millisecond'
                         WHERE d.deploy_key = \(key) AND d.app = \(release.app) AND d.state = \(DeployState.queued)
                           AND NOT EXISTS (SELECT 1 FROM releasectl_deploys r WHERE r.serial_key = d.serial_key AND r.state = \(DeployState.running))
+                          AND NOT EXISTS (
+                            SELECT 1 FROM releasectl_participants p
+                            WHERE p.deploy_key = d.parent_key
+                              AND NOT EXISTS (SELECT 1 FROM releasectl_participants s WHERE s.deploy_key = d.deploy_key AND s.node = p.node))
                           AND NOT EXISTS (
                             SELECT 1 FROM releasectl_deploys e
                             WHERE e.serial_key = d.serial_key AND e.state = \(DeployState.queued)
@@ -288,6 +324,9 @@ final class ClusterCoordinator: Coordinator {
             }
             switch keyState {
             case .queued:
+                if release.phase == .postdeploy, let barrier = try await barrier(key) {
+                    return .wait(reason: barrier, first: first)
+                }
                 return .wait(reason: "an earlier deploy of serial key \(serialKey) runs or waits first in the cluster", first: first)
             case .running where runner == node:
                 // This very release's claim, whose answer was lost (the statement timed out
@@ -299,19 +338,35 @@ final class ClusterCoordinator: Coordinator {
                 hold(release, control: control, claimedAt: renewed)
                 if cancelled { control.stop(.cancelled) }
                 return .run
-            default: return .follow(node: runner ?? "an unknown node")
+            default: return .follow(node: runner ?? "no node")
             }
         } catch {
             return .wait(reason: "waiting for the cluster database")
         }
     }
 
+    func firstDeploy(_ release: ReleaseQueue.Entry, local: ReleasePlan.FirstDeploy) async -> ReleasePlan.FirstDeploy? {
+        if case .deployedBefore = local { return local }
+        let phase = release.phase.rawValue
+        return try? await database.run { conn in
+            var found: ReleasePlan.FirstDeploy = .first
+            for try await (name, node, run) in try await conn.query("""
+                SELECT release, node, run_id FROM releasectl_deploys
+                WHERE app = \(release.app) AND phase = \(phase) AND state = \(DeployState.succeeded)
+                ORDER BY finished_at DESC LIMIT 1
+                """, logger: self.logger).decode((String, String?, String?).self) {
+                found = .deployedBefore("release \(name) (\(run ?? "?")) succeeded" + (node.map { " on \($0)" } ?? "") + " in the cluster")
+            }
+            return found
+        }
+    }
+
     func ended(_ release: ReleaseQueue.Entry, record: ReleaseRecord) async {
         do {
             try await finish(release, record: record)
-            state.withLock { $0.pendingEnds[release.deployKey] = nil }
+            state.withLock { $0.pendingEnds[release.clusterKey] = nil }
         } catch {
-            state.withLock { $0.pendingEnds[release.deployKey] = (release, record) }
+            state.withLock { $0.pendingEnds[release.clusterKey] = (release, record) }
         }
     }
 
@@ -319,7 +374,7 @@ final class ClusterCoordinator: Coordinator {
     /// it started goes to the whole deploy, and this node's request of the key is gone. (The
     /// outcome of a release that ran here was committed before: `commit`.)
     func finish(_ release: ReleaseQueue.Entry, record: ReleaseRecord) async throws {
-        let node = settings.node, key = release.deployKey, id = release.id.rawValue
+        let node = settings.node, key = release.clusterKey, id = release.id.rawValue
         let ranHere = record.cluster?.ranOn == node
         try await database.run { conn in
             if !ranHere, record.cluster == nil, record.state == .cancelled {

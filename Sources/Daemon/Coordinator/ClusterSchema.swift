@@ -13,8 +13,15 @@ import PostgresNIO
 /// - `releasectl_requests`: which node holds a request of which key (the key's followers).
 /// - `releasectl_output`: the running node's output, in chunks, for its followers.
 /// - `releasectl_nodes`: each node's last heartbeat.
+/// - `releasectl_participants` (version 2): every node that ever held a request of a key,
+///   kept after the request ends: the nodes a postdeploy's traffic barrier waits for.
+///
+/// Version 2 adds the phase: a postdeploy's row is keyed by its cluster key (the deploy key,
+/// U+001E, `postdeploy`: `ReleaseRequest.clusterKey`), with `phase`, its predeploy's key
+/// (`parent_key`), when its barrier gives up (`barrier_until`), and the reason of an outcome
+/// no node's record holds (`reason`: a barrier that timed out).
 enum ClusterSchema {
-    static let version = 1
+    static let version = 2
     /// The advisory lock migrations hold (any fixed number; this is "releasectl" in ASCII).
     static let lockKey: Int64 = 0x72_65_6c_65_61_73_65
 
@@ -52,6 +59,16 @@ enum ClusterSchema {
             seq bigserial,
             chunk bytea NOT NULL,
             PRIMARY KEY (deploy_key, seq))
+        """,
+        "ALTER TABLE releasectl_deploys ADD COLUMN IF NOT EXISTS phase text NOT NULL DEFAULT 'predeploy'",
+        "ALTER TABLE releasectl_deploys ADD COLUMN IF NOT EXISTS parent_key text",
+        "ALTER TABLE releasectl_deploys ADD COLUMN IF NOT EXISTS barrier_until timestamptz",
+        "ALTER TABLE releasectl_deploys ADD COLUMN IF NOT EXISTS reason text",
+        """
+        CREATE TABLE IF NOT EXISTS releasectl_participants (
+            deploy_key text NOT NULL,
+            node text NOT NULL,
+            PRIMARY KEY (deploy_key, node))
         """,
         """
         CREATE TABLE IF NOT EXISTS releasectl_nodes (

@@ -45,7 +45,7 @@ struct LeaseBook: Sendable {
 
     /// The key was claimed (or its claim's lost answer recovered) with a statement sent at `at`.
     mutating func claimed(_ entry: ReleaseQueue.Entry, at: ContinuousClock.Instant) -> [Action] {
-        held[entry.deployKey] = Held(entry: entry, renewedAt: at)
+        held[entry.clusterKey] = Held(entry: entry, renewedAt: at)
         return [fence(entry.id, at)]
     }
 

@@ -24,6 +24,10 @@ struct ReleaseRunner: Sendable {
     /// In a cluster: this node and the release's deploy key, for the records.
     var cluster: ClusterInfo? = nil
     var node: String? = nil
+    /// Whether this is the app's first successful release of its phase, asked only when a
+    /// first-deploy-only task would run (see `ReleasePlan.settleFirstDeploy`); nil: it cannot
+    /// be known now (the cluster database is away), and the release fails before its tasks.
+    var firstDeploy: @Sendable () async -> ReleasePlan.FirstDeploy? = { .first }
 
     /// How long a reporting task (notify) may take, at most.
     static let reportLimit = Duration.seconds(120)
@@ -49,7 +53,7 @@ struct ReleaseRunner: Sendable {
         let clock = ContinuousClock()
         let startInstant = clock.now
         let releaseDeadline = startInstant + releaseTimeout
-        var base = ReleaseRecord(id: request.id.rawValue, app: request.app, release: request.release, state: .running,
+        var base = ReleaseRecord(id: request.id.rawValue, app: request.app, release: request.release, phase: request.phase, state: .running,
                                  warnings: admission.plan.warnings, directory: request.directory, submittedAt: request.submittedAt,
                                  retryOf: request.retryOf?.rawValue)
         base.startedAt = Date()
@@ -68,8 +72,19 @@ struct ReleaseRunner: Sendable {
                 unprepared = failure
             }
         }
+        // First-deploy-only tasks, decided now that the release holds its serial key: an
+        // earlier release of the app that succeeded meanwhile counts.
+        var undecided: String?
+        if unprepared == nil, admission.plan.hasFirstDeployTasks {
+            if let answer = await firstDeploy() {
+                admission.accepted.validation.plan.settleFirstDeploy(answer)
+            } else {
+                undecided = "cannot tell whether this is \(request.app)'s first deploy (the cluster database cannot be reached); its first-deploy-only tasks neither run nor are skipped blindly"
+            }
+        }
         var progress = ReleaseProgress(plan: admission.plan, record: base, masking: masking)
         if let unprepared { progress.failBeforeTasks(unprepared.reason) }
+        if let undecided { progress.failBeforeTasks(undecided) }
         let executor = executor(admission)
         let directory = admission.workingDirectory ?? request.directory ?? "/"
         let names = progress.toRun
@@ -79,6 +94,7 @@ struct ReleaseRunner: Sendable {
             log.note("warning: \(warning)", level: .warning)
         }
         if let unprepared { log.note(unprepared.reason, level: .error) }
+        if let undecided { log.note(undecided, level: .error) }
 
         let home = admission.identity?.home ?? TaskIdentity.home(of: getuid())
         var count = 0

@@ -87,7 +87,8 @@ final class Metrics: Sendable {
     func finished(_ record: ReleaseRecord) {
         change { f in
             let app = record.app ?? "unknown"
-            f.releases[app, default: [:]][record.state.rawValue, default: 0] += 1
+            // Keyed by the labels after app's: phase and state.
+            f.releases[app, default: [:]]["phase=\"\(record.phase.rawValue)\",state=\"\(record.state.rawValue)\"", default: 0] += 1
             for task in record.tasks {
                 guard let ms = task.durationMs else { continue }
                 f.durations[app, default: [:]][task.name, default: Histogram()].observe(Double(ms) / 1000)
@@ -105,11 +106,11 @@ final class Metrics: Sendable {
         let f = figures.withLock { $0 }
         let releases = f.releases, durations = f.durations, lastSuccess = f.lastSuccess, queueDepth = f.queueDepth
         var out = ""
-        out += "# HELP releasectl_releases_total Finished releases by app and final state.\n"
+        out += "# HELP releasectl_releases_total Finished releases by app, phase and final state.\n"
         out += "# TYPE releasectl_releases_total counter\n"
         for app in releases.keys.sorted() {
-            for (state, count) in releases[app]!.sorted(by: { $0.key < $1.key }) {
-                out += "releasectl_releases_total{app=\"\(Self.escape(app))\",state=\"\(state)\"} \(count)\n"
+            for (labels, count) in releases[app]!.sorted(by: { $0.key < $1.key }) {
+                out += "releasectl_releases_total{app=\"\(Self.escape(app))\",\(labels)} \(count)\n"
             }
         }
         out += "# HELP releasectl_task_duration_seconds How long release tasks ran.\n"

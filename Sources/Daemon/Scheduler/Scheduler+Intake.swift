@@ -164,6 +164,9 @@ extension Scheduler {
         case .invalid(_, let reason):
             return file(name, owner: owner, reason: reason, partial: .init(), request: request, durable: false)
         case .admitted(_, let admission):
+            if let reason = phaseProblem(request, entry: entry) {
+                return file(name, owner: owner, reason: reason, partial: .init(), request: request, durable: false)
+            }
             perform(state.takenIn(request, entry: entry, admitted: true, cancelMarked: false), status: false)
             context.coordinator.admitted(entry)
             if current { keep(admission) }
@@ -172,6 +175,28 @@ extension Scheduler {
         case .gone, .unreadable:
             return false
         }
+    }
+
+    /// Why a postdeploy cannot be accepted here: its deploy's predeploy waits or runs here
+    /// still, or ended here other than succeeded, or (on a single host) never ran here. In a
+    /// cluster a predeploy this node did not take part in is the cluster's to judge (at
+    /// registration). On a single host a deploy is its app and release label.
+    func phaseProblem(_ request: ReleaseRequest, entry: ReleaseQueue.Entry) -> RejectReason? {
+        guard request.phase == .postdeploy else { return nil }
+        let clustered = context.coordinator.node != nil
+        let key = clustered ? request.deployKeyOrDefault : ReleaseRequest.defaultDeployKey(app: request.app, release: request.release)
+        if let pending = state.queue.first(where: { other in
+            other.phase == .predeploy && other.app == request.app
+                && (clustered ? other.deployKey == key : other.release == request.release)
+        }) {
+            let where_ = state.queue.isRunning(pending.id) ? "runs" : "waits"
+            return RejectReason(.phase, "the predeploy of \(request.app) \(request.release) (\(pending.id)) still \(where_) here: a postdeploy runs only after its deploy's predeploy succeeded")
+        }
+        guard let (problem, unknown) = context.history.read({ $0.predeployProblem(app: request.app, release: request.release, key: key) }) else {
+            return nil
+        }
+        if unknown && clustered { return nil }
+        return RejectReason(.phase, problem)
     }
 
     /// Files a rejection: the record, then the request, into `rejected/`; the submitter's
@@ -201,7 +226,7 @@ extension Scheduler {
                                  metadata: .release(record, messageID: MessageID.releaseRejected))
         }
         state.counted()
-        context.metrics.metrics?.finished(record)
+        book(record)
         return true
     }
 
@@ -256,7 +281,7 @@ extension Scheduler {
         context.logger.notice("cancelled \(request.app) \(request.release) before it started",
                               metadata: .release(request, state: "cancelled", messageID: MessageID.releaseCancelled))
         state.counted()
-        context.metrics.metrics?.finished(record)
+        book(record)
         // In a cluster a cancel is the deploy's, on every node.
         let coordinator = context.coordinator, entry = intake.entry(for: request)
         Task { await coordinator.ended(entry, record: record) }

@@ -13,6 +13,8 @@ struct DaemonContext: Sendable {
     let notifier: SystemdNotifier
     let coordinator: any Coordinator
     let metrics: MetricsSlot
+    /// What the releases that ended here say about each app's deploys.
+    let history: HistoryBook
     let logger: Logger
     /// The daemon's own environment, as `KEY=value` (what the container engine runs with).
     let environment: [String]
@@ -80,8 +82,14 @@ actor Scheduler {
     /// the cluster at start).
     func count(_ record: ReleaseRecord) {
         state.counted()
-        context.metrics.metrics?.finished(record)
+        book(record)
         updateStatus()
+    }
+
+    /// Books a release's end in the metrics and the deploy history: every end passes here.
+    func book(_ record: ReleaseRecord) {
+        context.metrics.metrics?.finished(record)
+        context.history.add(record)
     }
 
     // MARK: Acting
@@ -95,7 +103,7 @@ actor Scheduler {
             case .stop(let id, let reason):
                 if let release = state.started[id], reason == .cancelled {
                     context.logger.notice("cancelling \(release.entry.app) \(release.entry.release)",
-                                          metadata: .release(id: id.rawValue, app: release.entry.app, name: release.entry.release, state: nil))
+                                          metadata: .release(id: id.rawValue, app: release.entry.app, name: release.entry.release, phase: release.entry.phase, state: nil))
                 }
                 controls[id]?.stop(reason)
             case .cancelQueued(let entry):
@@ -226,7 +234,7 @@ actor Scheduler {
     /// started after all (its request left `incoming/` meanwhile: `record` nil).
     private func finished(_ id: ReleaseID, record: ReleaseRecord?) {
         controls[id] = nil
-        if let record { context.metrics.metrics?.finished(record) }
+        if let record { book(record) }
         perform(state.finished(id, counted: record != nil))
     }
 

@@ -80,8 +80,11 @@ struct ReleaseService: Service {
             onProgress: { [scheduler] task, index, count in
                 await scheduler.release(id, .progress("\(app) \(release): \(task) (\(index)/\(count))"))
             })
+        let history = context.history, coordinator = context.coordinator, entry = job.entry
+        runner.firstDeploy = {
+            await coordinator.firstDeploy(entry, local: history.read { $0.firstDeploy(app: entry.app, phase: entry.phase) })
+        }
         if let node = context.coordinator.node {
-            let coordinator = context.coordinator, entry = job.entry
             runner.logTap = { coordinator.publish(entry, $0) }
             runner.node = node
             runner.cluster = ClusterInfo(deployKey: entry.deployKey, ranOn: node)

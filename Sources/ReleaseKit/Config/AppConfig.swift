@@ -22,6 +22,9 @@ public struct AppConfig: Sendable, Equatable {
         public var timeout: Duration?
         /// Limits for this task alone (over the release's `[limits]`).
         public var limits = ResourceLimits()
+        /// `first-deploy = true`: the task runs only on the app's first successful release of
+        /// its phase (nil: as the task itself says).
+        public var firstDeploy: Bool?
 
         /// Settings as a parsed `[tasks.<name>]` table holds them (nil: not set there).
         public init(command: Command? = nil, timeout: Duration? = nil) {
@@ -104,9 +107,12 @@ public struct AppConfig: Sendable, Equatable {
                     } catch {
                         throw fail("[tasks.\(name)] timeout: \(error)")
                     }
+                case "first-deploy":
+                    guard let b = t[key]!.boolean else { throw fail("[tasks.\(name)] first-deploy must be true or false, not \(t[key]!.kind)") }
+                    settings.firstDeploy = b
                 default:
                     guard try settings.limits.read(key, t[key]!, fail: { fail("[tasks.\(name)] \($0)") }) else {
-                        throw fail("unknown key \(Quoting.quoted(key, limit: Quoting.tokenLimit)) in [tasks.\(name)] (known: command, timeout, memory, cpus, pids)")
+                        throw fail("unknown key \(Quoting.quoted(key, limit: Quoting.tokenLimit)) in [tasks.\(name)] (known: command, timeout, first-deploy, memory, cpus, pids)")
                     }
                 }
             }

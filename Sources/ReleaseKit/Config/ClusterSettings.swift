@@ -19,6 +19,13 @@ public struct ClusterSettings: Sendable, Equatable {
     public var node: String
     /// How long a running release's lease lasts; renewed every third of it.
     public var lease: Duration
+    /// How long the postdeploy of a deploy key waits, from its first submission, for every
+    /// node that took part in the predeploy to submit theirs (the traffic barrier); a node
+    /// still missing then fails it everywhere. Set by the node that submits first.
+    public var barrierTimeout = ClusterSettings.defaultBarrierTimeout
+
+    public static let defaultBarrierTimeout = Duration.seconds(600)
+    public static let maximumBarrierTimeout = Duration.seconds(86_400)
 
     public enum TLSMode: String, Sendable, Equatable {
         case disable, prefer, require
@@ -48,7 +55,7 @@ public struct ClusterSettings: Sendable, Equatable {
 
     /// Reads `[cluster]`; `fail` makes the error.
     static func parse(_ table: TOML.Table, fail: (String) -> DaemonConfig.ConfigError) throws(DaemonConfig.ConfigError) -> ClusterSettings {
-        var url: String?, passwordFile: String?, node: String?, lease = Duration.seconds(30)
+        var url: String?, passwordFile: String?, node: String?, lease = Duration.seconds(30), barrier = defaultBarrierTimeout
         for key in table.keys.sorted() {
             let v = table[key]!
             switch key {
@@ -69,8 +76,14 @@ public struct ClusterSettings: Sendable, Equatable {
                     do throws(DurationParser.ParseError) { lease = try DurationParser.parse(s) } catch { throw fail("[cluster] lease: \(error)") }
                 }
                 guard lease >= minimumLease else { throw fail("[cluster] lease must be at least \(DurationParser.format(minimumLease))") }
+            case "barrier-timeout":
+                guard let text = v.string else { throw fail("[cluster] barrier-timeout must be a duration such as \"10m\", not \(v.kind)") }
+                do throws(DurationParser.ParseError) { barrier = try DurationParser.parse(text) } catch { throw fail("[cluster] barrier-timeout: \(error)") }
+                guard barrier >= .seconds(1), barrier <= maximumBarrierTimeout else {
+                    throw fail("[cluster] barrier-timeout must be from 1s to \(DurationParser.format(maximumBarrierTimeout)), not \(DurationParser.format(barrier))")
+                }
             default:
-                throw fail("unknown key \(Masking.preview(key)) in [cluster] (known: url, password-file, node, lease)")
+                throw fail("unknown key \(Masking.preview(key)) in [cluster] (known: url, password-file, node, lease, barrier-timeout)")
             }
         }
         guard let url else { throw fail("[cluster] needs url (postgres://USER@HOST:PORT/DATABASE)") }
@@ -78,6 +91,7 @@ public struct ClusterSettings: Sendable, Equatable {
         settings.passwordFile = passwordFile
         settings.node = node ?? hostName()
         settings.lease = lease
+        settings.barrierTimeout = barrier
         return settings
     }
 

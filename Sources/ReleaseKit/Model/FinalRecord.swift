@@ -12,7 +12,7 @@ public enum FinalRecord {
         let partialRelease = partial.release.flatMap { Syntax.isValidReleaseLabel($0) && $0.utf8.count <= 512 ? $0 : nil }
         let message = request.map { Masking.apply(reason.message, secretsOf: $0.env) } ?? reason.message
         var record = ReleaseRecord(id: stem, app: request?.app ?? partialApp, release: request?.release ?? partialRelease,
-                                   state: .rejected, reason: message, directory: request?.directory,
+                                   phase: request?.phase ?? partial.phase ?? .default, state: .rejected, reason: message, directory: request?.directory,
                                    submittedAt: request?.submittedAt ?? partial.submittedAt,
                                    retryOf: request?.retryOf?.rawValue ?? partial.retryOf.flatMap { ReleaseID($0)?.rawValue })
         record.reasonCode = reason.code.rawValue
@@ -22,7 +22,7 @@ public enum FinalRecord {
 
     /// A waiting release cancelled before anything of it ran.
     public static func cancelledBeforeStart(_ request: ReleaseRequest, now: Date = Date()) -> ReleaseRecord {
-        var record = ReleaseRecord(id: request.id.rawValue, app: request.app, release: request.release, state: .cancelled,
+        var record = ReleaseRecord(id: request.id.rawValue, app: request.app, release: request.release, phase: request.phase, state: .cancelled,
                                    reason: "cancelled by releasectl cancel before it started", directory: request.directory,
                                    submittedAt: request.submittedAt, retryOf: request.retryOf?.rawValue)
         record.finishedAt = now
@@ -38,6 +38,7 @@ public enum FinalRecord {
         record.id = request.id.rawValue
         record.app = request.app
         record.release = request.release
+        record.phase = request.phase
         record.state = state
         record.directory = request.directory
         record.image = request.image
@@ -63,7 +64,7 @@ public enum FinalRecord {
     /// says which task was running), else from its request.
     public static func interrupted(id: String, progress: ReleaseRecord?, request: ReleaseRequest?, now: Date) -> ReleaseRecord {
         var record = progress ?? ReleaseRecord(
-            id: id, app: request?.app, release: request?.release, state: .running, directory: request?.directory,
+            id: id, app: request?.app, release: request?.release, phase: request?.phase ?? .default, state: .running, directory: request?.directory,
             submittedAt: request?.submittedAt, retryOf: request?.retryOf?.rawValue)
         record.state = .interrupted
         record.reason = "interrupted: the daemon stopped while the release ran; it is not re-run by itself (releasectl retry \(id))"

@@ -27,6 +27,9 @@ public struct RejectReason: Error, Sendable, Hashable, CustomStringConvertible {
         public static let unknownTask = Code(rawValue: "unknown-task")
         public static let appConfig = Code(rawValue: "release-toml")
         public static let procfile = Code(rawValue: "procfile")
+        public static let appJSON = Code(rawValue: "app-json")
+        /// A postdeploy whose deploy's predeploy did not succeed (or is not known).
+        public static let phase = Code(rawValue: "phase")
         /// Another of the app's files (a Gemfile, bin/rails) cannot be used.
         public static let appFile = Code(rawValue: "app-file")
         public static let env = Code(rawValue: "env")

@@ -38,6 +38,7 @@ extension ReleaseRecord {
         w.key("id"); w.string(id)
         w.key("app"); w.string(app)
         w.key("release"); w.string(release)
+        w.key("phase"); w.string(phase.rawValue)
         w.key("state"); w.string(state.rawValue)
         if let reason { w.key("reason"); w.string(reason) }
         if let reasonCode { w.key("reasonCode"); w.string(reasonCode) }

@@ -93,6 +93,8 @@ public struct ReleaseRecord: Decodable, Sendable, Equatable {
     public var id: String
     public var app: String?
     public var release: String?
+    /// When in the deploy it ran (absent in a record: predeploy).
+    public var phase: ReleasePhase = .default
     public var state: ReleaseState
     public var reason: String?
     /// A stable code for the reason of a rejection.
@@ -114,10 +116,11 @@ public struct ReleaseRecord: Decodable, Sendable, Equatable {
     public var retryOf: String?
     public var tasks: [TaskRecord]
 
-    public init(id: String, app: String?, release: String?, state: ReleaseState, reason: String? = nil,
+    public init(id: String, app: String?, release: String?, phase: ReleasePhase = .default, state: ReleaseState, reason: String? = nil,
                 warnings: [String] = [], directory: String? = nil, submittedAt: Date? = nil, retryOf: String? = nil,
                 tasks: [TaskRecord] = []) {
         self.id = id
+        self.phase = phase
         self.app = app
         self.release = release
         self.state = state
@@ -130,7 +133,7 @@ public struct ReleaseRecord: Decodable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case version, id, app, release, state, reason, reasonCode, warnings, directory, image, imageID, node, cluster
+        case version, id, app, release, phase, state, reason, reasonCode, warnings, directory, image, imageID, node, cluster
         case submittedAt, startedAt, finishedAt, durationMs, retryOf, tasks
     }
 
@@ -140,6 +143,7 @@ public struct ReleaseRecord: Decodable, Sendable, Equatable {
         id = try c.decode(String.self, forKey: .id)
         app = try c.decodeIfPresent(String.self, forKey: .app)
         release = try c.decodeIfPresent(String.self, forKey: .release)
+        phase = try c.decodeIfPresent(ReleasePhase.self, forKey: .phase) ?? .default
         state = try c.decode(ReleaseState.self, forKey: .state)
         reason = try c.decodeIfPresent(String.self, forKey: .reason)
         reasonCode = try c.decodeIfPresent(String.self, forKey: .reasonCode)

@@ -28,10 +28,14 @@ public struct ReleaseRequest: Sendable, Equatable {
     public var retryOf: ReleaseID?
     /// Groups the requests of one deploy across several hosts (see `deployKeyOrDefault`).
     public var deployKey: String?
+    /// When in the deploy it runs (`"phase"`; absent: predeploy).
+    public var phase: ReleasePhase
 
     public init(id: ReleaseID, app: String, release: String, directory: String?, image: String? = nil, env: [String: String] = [:],
-                tasks: [String]? = nil, submittedAt: Date? = Date(), retryOf: ReleaseID? = nil, deployKey: String? = nil) {
+                tasks: [String]? = nil, submittedAt: Date? = Date(), retryOf: ReleaseID? = nil, deployKey: String? = nil,
+                phase: ReleasePhase = .default) {
         self.deployKey = deployKey
+        self.phase = phase
         self.id = id
         self.app = app
         self.release = release
@@ -50,6 +54,7 @@ public struct ReleaseRequest: Sendable, Equatable {
         public var release: String?
         public var submittedAt: Date?
         public var retryOf: String?
+        public var phase: ReleasePhase?
 
         public init(id: String? = nil, app: String? = nil, release: String? = nil, submittedAt: Date? = nil, retryOf: String? = nil) {
             self.id = id
@@ -61,10 +66,24 @@ public struct ReleaseRequest: Sendable, Equatable {
     }
 
     static let knownFields: Set<String> = ["version", "id", "app", "release", "directory", "image", "env", "tasks", "submittedAt", "retryOf",
-                                           "deployKey"]
+                                           "deployKey", "phase"]
 
     /// The deploy key a cluster groups this request under: `deployKey`, else `app/release`.
     public var deployKeyOrDefault: String { deployKey ?? Self.defaultDeployKey(app: app, release: release) }
+
+    /// A deploy key and phase as one key of the cluster's database: the deploy key itself for
+    /// a predeploy, the deploy key, a record separator (U+001E) and `postdeploy` for a
+    /// postdeploy. No deploy key holds a control character, so no key of one phase can be
+    /// another's.
+    public static func clusterKey(_ deployKey: String, phase: ReleasePhase) -> String {
+        phase == .predeploy ? deployKey : deployKey + "\u{1E}" + phase.rawValue
+    }
+
+    /// A cluster key as people read it: `shop/v42`, `shop/v42 (postdeploy)`.
+    public static func showClusterKey(_ key: String) -> String {
+        guard let separator = key.firstIndex(of: "\u{1E}") else { return key }
+        return "\(key[..<separator]) (\(key[key.index(after: separator)...]))"
+    }
 
     /// The deploy key of a request that names none: `app/release`.
     public static func defaultDeployKey(app: String, release: String) -> String { "\(app)/\(release)" }
@@ -100,6 +119,7 @@ public struct ReleaseRequest: Sendable, Equatable {
         if case .string(let s)? = object["release"] { partial.release = s }
         if case .string(let s)? = object["submittedAt"] { partial.submittedAt = Timestamp.parse(s) }
         if case .string(let s)? = object["retryOf"] { partial.retryOf = s }
+        if case .string(let s)? = object["phase"] { partial.phase = ReleasePhase(rawValue: s) }
 
         if let unknown = object.keys.filter({ !knownFields.contains($0) }).sorted().first {
             throw RejectReason(.schema, "unknown field \(Masking.preview(unknown)) in the request")
@@ -196,8 +216,15 @@ public struct ReleaseRequest: Sendable, Equatable {
             if let problem = deployKeyProblem(s, app: app) { throw RejectReason(.deployKey, "\"deployKey\" \(problem)") }
             deployKey = s
         }
+        var phase = ReleasePhase.default
+        if let s = try string("phase", required: false) {
+            guard let p = ReleasePhase(rawValue: s) else {
+                throw RejectReason(.schema, "\"phase\" \(Masking.preview(s)) is not a phase (\(ReleasePhase.names))")
+            }
+            phase = p
+        }
         return ReleaseRequest(id: id, app: app, release: release, directory: directory, image: image, env: env,
-                              tasks: tasks, submittedAt: submittedAt, retryOf: retryOf, deployKey: deployKey)
+                              tasks: tasks, submittedAt: submittedAt, retryOf: retryOf, deployKey: deployKey, phase: phase)
     }
 
     /// The request file's bytes, as `releasectl` writes them.
@@ -214,10 +241,13 @@ public struct ReleaseRequest: Sendable, Equatable {
             var submittedAt: String?
             var retryOf: String?
             var deployKey: String?
+            /// Written only for a postdeploy: a daemon that does not know phases then rejects
+            /// it (unknown field) rather than running it as a predeploy.
+            var phase: String?
         }
         let wire = Wire(version: Self.schemaVersion, id: id.rawValue, app: app, release: release, directory: directory, image: image,
                         env: env, tasks: tasks, submittedAt: submittedAt.map(Timestamp.format), retryOf: retryOf?.rawValue,
-                        deployKey: deployKey)
+                        deployKey: deployKey, phase: phase == .default ? nil : phase.rawValue)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         return Array(try! encoder.encode(wire)) + [UInt8(ascii: "\n")]

@@ -17,14 +17,21 @@ public struct ReleaseQueue: Sendable {
         public var release: String
         /// The deploy it belongs to across a cluster's nodes (see `ReleaseRequest.deployKey`).
         public var deployKey: String
+        public var phase: ReleasePhase
 
-        public init(id: ReleaseID, serialKey: String, app: String, release: String, deployKey: String? = nil) {
+        public init(id: ReleaseID, serialKey: String, app: String, release: String, deployKey: String? = nil,
+                    phase: ReleasePhase = .default) {
             self.deployKey = deployKey ?? ReleaseRequest.defaultDeployKey(app: app, release: release)
+            self.phase = phase
             self.id = id
             self.serialKey = serialKey
             self.app = app
             self.release = release
         }
+
+        /// The deploy key and phase as one key of the cluster's database (see
+        /// `ReleaseRequest.clusterKey`).
+        public var clusterKey: String { ReleaseRequest.clusterKey(deployKey, phase: phase) }
     }
 
     /// Waiting releases by serial key, each list in id order.
@@ -42,6 +49,13 @@ public struct ReleaseQueue: Sendable {
     public var runningCount: Int { runningByKey.count }
     /// The running releases, by serial key.
     public var running: [Entry] { runningByKey.keys.sorted().map { runningByKey[$0]! } }
+
+    /// The first waiting or running release that satisfies `predicate`.
+    public func first(where predicate: (Entry) -> Bool) -> Entry? {
+        if let found = runningByKey.values.first(where: predicate) { return found }
+        for queue in waiting.values { if let found = queue.first(where: predicate) { return found } }
+        return nil
+    }
 
     /// Whether the release waits here.
     public func isWaiting(_ id: ReleaseID) -> Bool { waitingKeys[id] != nil }
@@ -101,11 +115,11 @@ public struct ReleaseQueue: Sendable {
 
     /// A started release could not start after all and waits again, ahead of the releases of
     /// its key that came after it (id order puts it back at the head).
-    /// Moves the waiting release of `deployKey` to the head of its serial key's queue (the
-    /// cluster runs it first); false when none waits here.
+    /// Moves the waiting release of `deployKey` (a cluster key: see `Entry.clusterKey`) to the head of its
+    /// serial key's queue (the cluster runs it first); false when none waits here.
     @discardableResult
     public mutating func promote(deployKey: String, serialKey: String) -> Bool {
-        guard var queue = waiting[serialKey], let index = queue.firstIndex(where: { $0.deployKey == deployKey }) else { return false }
+        guard var queue = waiting[serialKey], let index = queue.firstIndex(where: { $0.clusterKey == deployKey }) else { return false }
         let entry = queue.remove(at: index)
         queue.insert(entry, at: queue.startIndex)
         waiting[serialKey] = queue

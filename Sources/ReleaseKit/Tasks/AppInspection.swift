@@ -1,9 +1,10 @@
 /// What an app directory says about its release: its release.toml, the `release:` line of its
-/// Procfile, and the framework preset detected from its files.
+/// Procfile, the scripts of its app.json, and the framework preset detected from its files.
 public struct AppInspection: Sendable {
     public var directory: String
     public var config: AppConfig
     public var procfileRelease: String?
+    public var appJSON = AppJSON()
     public var preset: Preset?
 
     public init(directory: String, config: AppConfig = AppConfig(), procfileRelease: String? = nil, preset: Preset? = nil) {
@@ -13,7 +14,7 @@ public struct AppInspection: Sendable {
         self.preset = preset
     }
 
-    /// The largest release.toml or Procfile read.
+    /// The largest release.toml, Procfile or app.json read.
     public static let maximumFileSize = 64 * 1024
     /// The most read of a file that is only a hint (a Gemfile read for preset detection).
     public static let maximumHintSize = 1 << 20
@@ -23,8 +24,8 @@ public struct AppInspection: Sendable {
         try inspect(AppDirectory.open(directory), path: path, registry: registry)
     }
 
-    /// Reads an app's release.toml, Procfile and preset files, each opened beneath the app
-    /// directory (see `AppDirectory`). A missing release.toml or Procfile is fine; one that is
+    /// Reads an app's release.toml, Procfile, app.json and preset files, each opened beneath the app
+    /// directory (see `AppDirectory`). A missing release.toml, Procfile or app.json is fine; one that is
     /// malformed, unreadable, not a regular file, a link leading out, or over 64 KiB rejects
     /// the release, naming the file: a file the daemon cannot read must never make it skip a
     /// task silently.
@@ -47,6 +48,9 @@ public struct AppInspection: Sendable {
         }
         if let bytes = try app.read(Procfile.fileName, limit: maximumFileSize, code: .procfile) {
             inspection.procfileRelease = Procfile.releaseCommand(in: String(decoding: bytes, as: UTF8.self))
+        }
+        if let bytes = try app.read(AppJSON.fileName, limit: maximumFileSize, code: .appJSON) {
+            inspection.appJSON = try AppJSON.parse(bytes, path: app.display(AppJSON.fileName))
         }
         inspection.preset = try Preset.detect(in: app, path: path)
         return inspection

@@ -3,6 +3,14 @@ import ReleaseSupport
 /// What a release will do, worked out before anything runs: which tasks, why, with which
 /// command and limits. The daemon runs from it; `releasectl plan` prints it.
 public struct ReleasePlan: Sendable {
+    /// Whether a release is its app's first successful one of its phase.
+    public enum FirstDeploy: Sendable, Equatable {
+        /// No release of the app has succeeded in this phase.
+        case first
+        /// One has: which, in words ("release v41 (01J…) succeeded on web-1").
+        case deployedBefore(String)
+    }
+
     public struct Step: Sendable {
         public var name: String
         public var willRun: Bool
@@ -28,30 +36,44 @@ public struct ReleasePlan: Sendable {
         /// Its resource limits (see `applyLimits`), and where each came from, by key.
         public var limits = ResourceLimits()
         public var limitSources: [String: String] = [:]
+        /// The task runs only on the app's first successful release of the phase (see
+        /// `settleFirstDeploy`).
+        public var firstDeployOnly = false
     }
 
     public var app: String
     public var directory: String
+    public var phase: ReleasePhase = .default
     public var preset: String?
     public var steps: [Step]
     public var warnings: [String]
 
-    /// Works out the plan. Throws a `RejectReason` for anything that rejects the release:
-    /// an unknown task in `tasks`, a gate value that is neither on nor off, a variable that
-    /// looks like a misspelt gate and is not off, a task's own variable that is invalid
-    /// (`ReleaseTask.validate`).
+    /// Works out the plan of a release of `phase`: that phase's tasks. Throws a `RejectReason`
+    /// for anything that rejects the release: an unknown task in `tasks` (or one of the other
+    /// phase), a gate value that is neither on nor off (of either phase: a typo in a
+    /// postdeploy gate is found before traffic moves), a variable that looks like a misspelt
+    /// gate and is not off, a task's own variable that is invalid (`ReleaseTask.validate`).
+    ///
+    /// `firstDeploy`: whether this is the app's first successful release of the phase, when
+    /// known (nil: decided when the release starts, `settleFirstDeploy`).
     public static func make(app: String, directory: String, env: [String: String], tasks requested: [String]?,
-                            registry: [any ReleaseTask.Type], inspection: AppInspection) throws(RejectReason) -> ReleasePlan {
+                            phase: ReleasePhase = .default, firstDeploy: FirstDeploy? = nil,
+                            registry all: [any ReleaseTask.Type], inspection: AppInspection) throws(RejectReason) -> ReleasePlan {
+        let registry = all.filter { $0.phase == phase }
         let names = registry.map { $0.name }
         if let requested {
             for name in requested where !names.contains(name) {
-                throw RejectReason(.unknownTask, "unknown task \(Masking.preview(name)) (known: \(names.joined(separator: ", ")))")
+                if let other = all.first(where: { $0.name == name }) {
+                    throw RejectReason(.unknownTask, "task \(name) runs in the \(other.phase.rawValue) phase, not in this \(phase.rawValue) (submit it with --phase \(other.phase.rawValue))")
+                }
+                throw RejectReason(.unknownTask, "unknown task \(Masking.preview(name)) (known: \(all.map { $0.name }.joined(separator: ", ")))")
             }
         }
-        // Every gate is read, requested or not: a typo anywhere rejects.
+        // Every gate is read, requested or not, of either phase: a typo anywhere rejects.
         var on: [String: Bool] = [:]
-        for task in registry {
+        for task in all {
             let value = try Gate.parse(variable: task.gate, value: env[task.gate])
+            guard task.phase == phase else { continue }
             let requestedHere = requested?.contains(task.name) ?? true
             on[task.name] = requestedHere && (value.map { $0 == .on } ?? task.isOnByDefault(in: inspection))
         }
@@ -80,7 +102,7 @@ public struct ReleasePlan: Sendable {
                 step.willRun = true
                 step.command = command
                 step.reason = "\(why); command from release.toml"
-            } else if let covering, covering.name != task.name, let coverage = covering.coverage {
+            } else if let covering, covering.name != task.name, task.isCoverable, let coverage = covering.coverage {
                 step.reason = coverage
                 step.leftTo = covering.name
             } else if let command = task.defaultCommand(in: inspection) {
@@ -92,6 +114,7 @@ public struct ReleasePlan: Sendable {
                 step.reason = "\(why); no command"
                 step.problem = task.missingCommand(in: inspection)
             }
+            step.firstDeployOnly = settings?.firstDeploy ?? task.isFirstDeployOnly
             if step.willRun {
                 try task.validate(env: env)
                 step.problem = step.problem ?? task.knownProblem(env: env)
@@ -101,9 +124,9 @@ public struct ReleasePlan: Sendable {
         }
         // A variable that looks like a misspelt gate: switched on, it rejects — the task it
         // meant to switch on would be skipped while the deploy goes ahead; off, a warning.
-        let known = Set(registry.flatMap { $0.variables })
+        let known = Set(all.flatMap { $0.variables })
         var warnings: [String] = []
-        for (variable, gate) in Gate.nearMisses(in: env, gates: registry.map { $0.gate } + registry.flatMap { $0.switches }, known: known) {
+        for (variable, gate) in Gate.nearMisses(in: env, gates: all.map { $0.gate } + all.flatMap { $0.switches }, known: known) {
             let value = env[variable] ?? ""
             // (With the gate itself set too, the look-alike decides nothing: a warning.)
             guard env[gate] != nil || (try? Gate.parse(variable: variable, value: value)) == .off else {
@@ -111,8 +134,31 @@ public struct ReleasePlan: Sendable {
             }
             warnings.append("\(variable) looks like \(gate)")
         }
-        return ReleasePlan(app: app, directory: directory, preset: inspection.preset?.name, steps: steps, warnings: warnings)
+        var plan = ReleasePlan(app: app, directory: directory, phase: phase, preset: inspection.preset?.name, steps: steps, warnings: warnings)
+        if let firstDeploy { plan.settleFirstDeploy(firstDeploy) }
+        return plan
     }
+
+    /// Decides the first-deploy-only tasks that would run: they run when this is the app's
+    /// first successful release of the phase, and are skipped, saying which release made it
+    /// not, otherwise.
+    public mutating func settleFirstDeploy(_ answer: FirstDeploy) {
+        for i in steps.indices where steps[i].firstDeployOnly && steps[i].willRun {
+            switch answer {
+            case .first:
+                if !steps[i].reason.contains("first deploy") { steps[i].reason += "; first deploy of \(app)" }
+            case .deployedBefore(let evidence):
+                steps[i].willRun = false
+                steps[i].command = nil
+                steps[i].problem = nil
+                steps[i].note = nil
+                steps[i].reason = "first deploy only, and \(app) has been deployed before (\(evidence))"
+            }
+        }
+    }
+
+    /// Whether any task that would run is first-deploy-only (then the release asks its history).
+    public var hasFirstDeployTasks: Bool { steps.contains { $0.firstDeployOnly && $0.willRun } }
 
     /// Gives each task that runs a command its limits: release.toml's (`config`), within the
     /// operator's `policy` (see `LimitPolicy.resolve`). A value over a ceiling rejects the

@@ -31,6 +31,15 @@ public protocol ReleaseTask: Sendable {
     /// Procfile's `release:` line is the app's own release logic, as on Heroku): the reason
     /// such a task is skipped with, "left to the Procfile release: line".
     static var coverage: String? { get }
+    /// The phase the task runs in: before traffic moves (predeploy) or after (postdeploy).
+    static var phase: ReleasePhase { get }
+    /// Whether a task that covers others (the Procfile's `release:` line) covers this one
+    /// when it has no command of its own in release.toml. A task whose command is the app's
+    /// own (an app.json script) is never covered.
+    static var isCoverable: Bool { get }
+    /// Whether the task runs only on the app's first successful release of its phase (Heroku's
+    /// `scripts.postdeploy`); release.toml's `first-deploy = true` marks any task so.
+    static var isFirstDeployOnly: Bool { get }
     /// The variables other than its gate that the task reads: never taken for misspelt gates.
     static var variables: [String] { get }
     /// Those of `variables` that are on/off switches read like a gate: a variable that looks
@@ -73,6 +82,9 @@ extension ReleaseTask {
     public static var takesCommand: Bool { true }
     public static var runsAfterFailure: Bool { false }
     public static var coverage: String? { nil }
+    public static var phase: ReleasePhase { .predeploy }
+    public static var isCoverable: Bool { true }
+    public static var isFirstDeployOnly: Bool { false }
     public static var variables: [String] { [] }
     public static var switches: [String] { [] }
     public static func defaultCommand(in app: AppInspection) -> Command? { nil }

@@ -293,7 +293,7 @@ struct ClusterTests {
         let c = try await Self.node(pg, db, "c", in: work, waitReady: false)
         try await eventually("released to exit", timeout: .seconds(30)) { !c.isRunning }
         #expect(c.process.terminationStatus != 0)
-        #expect(c.log.contains("the cluster database's schema is version 99; this released knows up to version 1: upgrade released on this node"),
+        #expect(c.log.contains("the cluster database's schema is version 99; this released knows up to version 2: upgrade released on this node"),
                 "\(c.log)")
         await c.cleanUp()
         await pg.remove()

@@ -65,13 +65,13 @@ struct PlanTests {
         #expect(plan["directory"] as? String == app.path)
         #expect(plan["preset"] as? String == "rails")
         let tasks = try #require(plan["tasks"] as? [[String: Any]])
-        #expect(tasks.map { $0["name"] as? String } == ["procfile", "migrate", "seed", "cache-clear", "notify"])
+        #expect(tasks.map { $0["name"] as? String } == ["app-json-predeploy", "procfile", "migrate", "seed", "cache-clear", "notify"])
         for task in tasks {
             for key in ["name", "willRun", "reason", "gate", "command", "timeout"] {
                 #expect(task.keys.contains(key), "\(key) missing in \(task)")
             }
         }
-        let migrate = tasks[1]
+        let migrate = tasks[2]
         #expect(migrate["willRun"] as? Bool == true)
         #expect(migrate["reason"] as? String == "RUN_MIGRATIONS_DURING_RELEASE=true; command from release.toml")
         #expect(migrate["command"] as? [String] == ["/bin/sh", "-c", "touch ran-migrate"])

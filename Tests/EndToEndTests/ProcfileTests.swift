@@ -98,7 +98,7 @@ struct ProcfileTests {
         #expect(firstRow.hasPrefix("procfile     RUN_PROCFILE_RELEASE"), "\(plugins)")
         let json = try await daemon.ctl(["plugins", "--json"])
         let entries = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]])
-        #expect(entries.map { $0["name"] as? String } == ["procfile", "migrate", "seed", "cache-clear", "notify"])
+        #expect(entries.map { $0["name"] as? String } == ["app-json-predeploy", "procfile", "migrate", "seed", "cache-clear", "notify"])
         #expect(entries[0]["gate"] as? String == "RUN_PROCFILE_RELEASE")
         await daemon.cleanUp()
     }

@@ -54,8 +54,8 @@ struct ReleaseFlowTests {
         #expect(try String(contentsOfFile: log, encoding: .utf8) == "migrate\nseed\ncache-clear\n")
         let id = r.lines[0]
         let record = try #require(try daemon.record(id))
-        #expect(record.tasks.map(\.name) == ["procfile", "migrate", "seed", "cache-clear", "notify"])
-        #expect(record.tasks.map(\.state) == [.skipped, .succeeded, .succeeded, .succeeded, .succeeded])
+        #expect(record.tasks.map(\.name) == ["app-json-predeploy", "procfile", "migrate", "seed", "cache-clear", "notify"])
+        #expect(record.tasks.map(\.state) == [.skipped, .skipped, .succeeded, .succeeded, .succeeded, .succeeded])
         // notify started after cache-clear ended
         let cacheClear = try #require(record.tasks.first { $0.name == "cache-clear" })
         let notify = try #require(record.tasks.first { $0.name == "notify" })

@@ -33,7 +33,7 @@ struct ReleasePlanTests {
     @Test("every task appears once, in the registry's order, whatever runs")
     func stepsInOrder() throws {
         let p = try Self.plan()
-        #expect(p.steps.map(\.name) == ["procfile", "migrate", "seed", "cache-clear", "notify"])
+        #expect(p.steps.map(\.name) == ["app-json-predeploy", "procfile", "migrate", "seed", "cache-clear", "notify"])
         #expect(p.steps.allSatisfy { !$0.willRun })
         #expect(p.app == "shop" && p.directory == Self.dir && p.preset == nil && p.warnings.isEmpty)
         #expect(try !Self.step(p, "notify").failureFailsRelease)

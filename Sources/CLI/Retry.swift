@@ -24,7 +24,7 @@ struct Retry: RunnableCommand {
         let newID = ReleaseID.generate()
         let request = ReleaseRequest(id: newID, app: old.app, release: old.release, directory: old.directory,
                                      image: old.image, env: old.env, tasks: old.tasks, retryOf: old.id,
-                                     deployKey: "retry-\(newID.rawValue)")
+                                     deployKey: "retry-\(newID.rawValue)", phase: old.phase)
         try Spooling.submitAndReport(request, spool: spool, wait: waitOptions)
     }
 }

@@ -9,12 +9,13 @@ import Testing
 @Suite("cluster", .serialized, .enabled(if: TestPostgres.isAvailable, "needs PostgreSQL (apt-get install postgresql)"))
 struct ClusterTests {
     /// One node: its own spool and released.toml, `[cluster]` on `database`.
+    /// `clusterExtra`: more keys of `[cluster]`.
     static func node(_ pg: TestPostgres, _ database: String, _ name: String, in work: TempDir, lease: String = "6s", extra: String = "",
-                     host: String = "127.0.0.1", wrapper: [String] = [], password: String = TestPostgres.password,
+                     clusterExtra: String = "", host: String = "127.0.0.1", wrapper: [String] = [], password: String = TestPostgres.password,
                      spool: TempDir? = nil, waitReady: Bool = true) async throws -> DaemonProcess {
         let path = work.file("released-\(name).toml")
         try ("kill-grace = \"1s\"\n" + extra + (try pg.clusterTOML(database: database, node: name, lease: lease, host: host, in: work,
-                                                                     password: password)))
+                                                                     password: password)) + clusterExtra)
             .write(toFile: path, atomically: true, encoding: .utf8)
         return try await DaemonProcess(arguments: ["--config", path], spool: spool, waitReady: waitReady, wrapper: wrapper)
     }

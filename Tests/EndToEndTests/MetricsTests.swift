@@ -46,16 +46,16 @@ struct MetricsTests {
         #expect(rejected.status == 2, "\(rejected)")
 
         try await eventually("the rejection counted") {
-            (try? metrics().value("releasectl_releases_total", ["app": "shop", "state": "rejected"])) == 1
+            (try? metrics().value("releasectl_releases_total", ["app": "shop", "phase": "predeploy", "state": "rejected"])) == 1
         }
         let m = try metrics()
         #expect(m.types["releasectl_releases_total"] == "counter")
         #expect(m.types["releasectl_task_duration_seconds"] == "histogram")
         #expect(m.types["releasectl_queue_depth"] == "gauge")
         #expect(m.types["releasectl_last_success_timestamp_seconds"] == "gauge")
-        #expect(m.value("releasectl_releases_total", ["app": "shop", "state": "succeeded"]) == 3)
-        #expect(m.value("releasectl_releases_total", ["app": "shop", "state": "failed"]) == 1)
-        #expect(m.value("releasectl_releases_total", ["app": "blog", "state": "succeeded"]) == 1)
+        #expect(m.value("releasectl_releases_total", ["app": "shop", "phase": "predeploy", "state": "succeeded"]) == 3)
+        #expect(m.value("releasectl_releases_total", ["app": "shop", "phase": "predeploy", "state": "failed"]) == 1)
+        #expect(m.value("releasectl_releases_total", ["app": "blog", "phase": "predeploy", "state": "succeeded"]) == 1)
         #expect(m.samples(named: "releasectl_releases_total").count == 4, "\(m.samples(named: "releasectl_releases_total"))")
         #expect(m.value("releasectl_queue_depth") == 0)
 

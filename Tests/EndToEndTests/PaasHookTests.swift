@@ -15,7 +15,9 @@ struct PaasHookTests {
         let tree = dir.file("build-\(version)")
         try FileManager.default.createDirectory(atPath: tree + "/db", withIntermediateDirectories: true)
         try "\(version)\n".write(toFile: tree + "/VERSION", atomically: true, encoding: .utf8)
-        try "[tasks.migrate]\ncommand = [\"sh\", \"db/migrate.sh\"]\n".write(toFile: tree + "/release.toml", atomically: true, encoding: .utf8)
+        // The postdeploy notes where `current` pointed when it ran (after the switch).
+        try "[tasks.migrate]\ncommand = [\"sh\", \"db/migrate.sh\"]\n[tasks.post-migrate]\ncommand = \"readlink ../../current >> ../../postdeploys\"\n"
+            .write(toFile: tree + "/release.toml", atomically: true, encoding: .utf8)
         try (migrationFails ? "echo 'migrating \(version)'; echo 'ERROR: column already exists' >&2; exit 1\n"
                             : "echo \"migrating $(cat VERSION) with $DATABASE_URL\"\n")
             .write(toFile: tree + "/db/migrate.sh", atomically: true, encoding: .utf8)
@@ -33,7 +35,7 @@ struct PaasHookTests {
         let apps = work.file("apps")
         let current = apps + "/shop/current"
         try FileManager.default.createDirectory(atPath: apps + "/shop", withIntermediateDirectories: true)
-        try "RUN_MIGRATIONS_DURING_RELEASE=true\nDATABASE_URL=postgres://shop:hunter2@db/shop\n"
+        try "RUN_MIGRATIONS_DURING_RELEASE=true\nRUN_MIGRATIONS_AFTER_DEPLOY=true\nDATABASE_URL=postgres://shop:hunter2@db/shop\n"
             .write(toFile: apps + "/shop/app.env", atomically: true, encoding: .utf8)
         let reloads = work.file("reloads")
         func deploy(_ tarball: String, _ release: String) async throws -> CommandResult {
@@ -66,15 +68,18 @@ struct PaasHookTests {
         #expect(live() == "releases/v3")
         #expect(liveVersion() == "v3\n")
         #expect(try String(contentsOfFile: reloads, encoding: .utf8) == "v1\nv3\n", "reloaded after each switch, never after a failure")
+        #expect(try String(contentsOfFile: apps + "/shop/postdeploys", encoding: .utf8) == "releases/v1\nreleases/v3\n",
+                "each postdeploy ran after its switch, never after a failure")
 
         // The daemon's records agree.
         let list = try await daemon.ctl(["list", "--app", "shop", "--json"])
         let records = try #require(try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]])
-        #expect(records.map { "\($0["release"]!) \($0["state"]!)" } == ["v3 succeeded", "v2 failed", "v1 succeeded"])
+        #expect(records.map { "\($0["release"]!) \($0["phase"]!) \($0["state"]!)" }
+                == ["v3 postdeploy succeeded", "v3 predeploy succeeded", "v2 predeploy failed", "v1 postdeploy succeeded", "v1 predeploy succeeded"])
         #expect(records[0]["directory"] as? String == apps + "/shop/releases/v3")
 
         // Nothing half-made is left beside current; a release name is never reused.
-        #expect(try FileManager.default.contentsOfDirectory(atPath: apps + "/shop").sorted() == [".deploy.lock", "app.env", "current", "releases"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: apps + "/shop").sorted() == [".deploy.lock", "app.env", "current", "postdeploys", "releases"])
         let again = try await deploy(try await Self.build("v1b", in: work), "v1")
         #expect(again.status == 2, "\(again)")
         #expect(again.stderr.contains("releases/v1 already exists"))

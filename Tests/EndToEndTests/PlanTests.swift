@@ -33,13 +33,14 @@ struct PlanTests {
         #expect(r.stdout.contains("  working directory: \(app.path)\n"))
         #expect(r.stdout.contains("  release limit:     1h\n"))
         #expect(r.stdout.contains("""
-              skip  procfile     RUN_PROCFILE_RELEASE is off (unset)
-              run   migrate      RUN_MIGRATIONS_DURING_RELEASE=yes; command from release.toml
-                                 $ /bin/sh -c 'touch ran-migrate'
-                                 timeout 15m
-              skip  seed         SEED_DB_DURING_RELEASE is off (off)
-              skip  cache-clear  CLEAR_CACHE_DURING_RELEASE is off (unset)
-              skip  notify       NOTIFY_DURING_RELEASE is off (unset)
+              skip  app-json-predeploy  RUN_APP_JSON_PREDEPLOY is off (unset)
+              skip  procfile            RUN_PROCFILE_RELEASE is off (unset)
+              run   migrate             RUN_MIGRATIONS_DURING_RELEASE=yes; command from release.toml
+                                        $ /bin/sh -c 'touch ran-migrate'
+                                        timeout 15m
+              skip  seed                SEED_DB_DURING_RELEASE is off (off)
+              skip  cache-clear         CLEAR_CACHE_DURING_RELEASE is off (unset)
+              skip  notify              NOTIFY_DURING_RELEASE is off (unset)
 
             """), "\(r)")
         #expect(!FileManager.default.fileExists(atPath: app.dir.file("ran-migrate")), "plan must not run anything")
@@ -48,8 +49,8 @@ struct PlanTests {
         // The preset's command for a task release.toml does not name.
         let seed = try await Self.plan(app, ["SEED_DB_DURING_RELEASE": "1"])
         #expect(seed.stdout.contains("""
-              run   seed         SEED_DB_DURING_RELEASE=1; command from the rails preset
-                                 $ bundle exec rails db:seed
+              run   seed                SEED_DB_DURING_RELEASE=1; command from the rails preset
+                                        $ bundle exec rails db:seed
 
             """), "\(seed)")
     }
@@ -79,10 +80,10 @@ struct PlanTests {
         let gate = try #require(migrate["gate"] as? [String: Any])
         #expect(gate["variable"] as? String == "RUN_MIGRATIONS_DURING_RELEASE")
         #expect(gate["value"] as? String == "true")
-        let cacheClear = tasks[3]
+        let cacheClear = tasks[4]
         #expect(cacheClear["command"] as? [String] == ["bundle", "exec", "rails", "r", "Rails.cache.clear"])
         #expect(cacheClear["timeout"] is NSNull)
-        let seed = tasks[2]
+        let seed = tasks[3]
         #expect(seed["willRun"] as? Bool == false)
         #expect(seed["command"] is NSNull)
         #expect(seed["reason"] as? String == "SEED_DB_DURING_RELEASE is off (unset)")
@@ -107,7 +108,7 @@ struct PlanTests {
         let near = try await Self.plan(app, ["RUN_MIGRATION_DURING_RELEASE": "false"])
         #expect(near.status == 0, "\(near)")
         #expect(near.stdout.contains("warning: RUN_MIGRATION_DURING_RELEASE looks like RUN_MIGRATIONS_DURING_RELEASE"))
-        #expect(near.stdout.contains("skip  migrate      RUN_MIGRATIONS_DURING_RELEASE is off (unset)"))
+        #expect(near.stdout.contains("skip  migrate             RUN_MIGRATIONS_DURING_RELEASE is off (unset)"))
     }
 
     @Test("other rejections exit 2 too: a missing directory, a malformed release.toml, an unknown --task")
@@ -137,9 +138,9 @@ struct PlanTests {
         let r = try await releasectl(["plan", "--app", "shop", "--dir", app.path, "--env-file", files.file("shop.env"),
                                       "--env", "SEED_DB_DURING_RELEASE=false", "--task", "migrate", "--task", "seed"])
         #expect(r.status == 0, "\(r)")
-        #expect(r.stdout.contains("run   migrate      RUN_MIGRATIONS_DURING_RELEASE=true; command from release.toml"))
-        #expect(r.stdout.contains("skip  seed         SEED_DB_DURING_RELEASE is off (false)"), "--env wins over --env-file")
-        #expect(r.stdout.contains("skip  cache-clear  not requested (tasks: migrate, seed)"))
+        #expect(r.stdout.contains("run   migrate             RUN_MIGRATIONS_DURING_RELEASE=true; command from release.toml"))
+        #expect(r.stdout.contains("skip  seed                SEED_DB_DURING_RELEASE is off (false)"), "--env wins over --env-file")
+        #expect(r.stdout.contains("skip  cache-clear         not requested (tasks: migrate, seed)"))
         #expect(!r.stdout.contains("hunter2"), "\(r)")
         #expect(r.stdout.contains("***"))
     }
@@ -152,7 +153,7 @@ struct PlanTests {
         #expect(r.status == 1, "\(r)")
         #expect(r.stderr == "releasectl: the release would fail: migrate cannot succeed (marked FAIL)\n", "\(r)")
         #expect(r.stdout.contains("  preset:            none detected\n"))
-        #expect(r.stdout.contains("FAIL  migrate      RUN_MIGRATIONS_DURING_RELEASE=on; no command\n"), "\(r)")
+        #expect(r.stdout.contains("FAIL  migrate             RUN_MIGRATIONS_DURING_RELEASE=on; no command\n"), "\(r)")
         #expect(r.stdout.contains("will fail: no command for migrate in this app: add [tasks.migrate] command = \"…\" to \(app.path)/release.toml"))
     }
 
@@ -165,8 +166,8 @@ struct PlanTests {
                                       "--env", "RELEASE_NOTIFY_SECRET=k", "--env", "RELEASE_NOTIFY_TIMEOUT=3s"])
         #expect(r.status == 0, "\(r)")
         #expect(r.stdout.contains("""
-              run   notify       NOTIFY_DURING_RELEASE=true
-                                 POST to https://hooks.slack.com/…, http://10.0.0.5:8080/…, signed (X-Releasectl-Signature), 3s per request
+              run   notify              NOTIFY_DURING_RELEASE=true
+                                        POST to https://hooks.slack.com/…, http://10.0.0.5:8080/…, signed (X-Releasectl-Signature), 3s per request
 
             """), "\(r)")
         #expect(!r.stdout.contains("XYZ"), "webhook paths are secrets")

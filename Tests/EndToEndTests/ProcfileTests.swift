@@ -43,7 +43,7 @@ struct ProcfileTests {
 
         let record = try #require(try daemon.record(r.lines[0]))
         let byName = Dictionary(uniqueKeysWithValues: record.tasks.map { ($0.name, $0) })
-        #expect(record.tasks.map(\.name).first == "procfile")
+        #expect(record.tasks.first { $0.state != .skipped }?.name == "procfile", "the first task to run")
         #expect(byName["procfile"]?.state == .succeeded)
         #expect(byName["procfile"]?.command == ["/bin/sh", "-c", "bash ./release-tasks.sh"])
         #expect(byName["procfile"]?.gate == GateReading(variable: "RUN_PROCFILE_RELEASE", value: nil))
@@ -86,20 +86,22 @@ struct ProcfileTests {
         #expect(!r.stdout.contains("Running Release Tasks"), "the script must not run")
         #expect(fakes.calls == ["bundle [exec] [rails] [db:migrate] @\(app.path)"])
         let record = try #require(try daemon.record(r.lines[0]))
-        let procfile = try #require(record.tasks.first)
-        #expect(procfile.name == "procfile")
+        let procfile = try #require(record.tasks.first { $0.name == "procfile" })
         #expect(procfile.state == .skipped)
         #expect(procfile.reason == "RUN_PROCFILE_RELEASE is off (false)")
         #expect(record.tasks.first { $0.name == "migrate" }?.command == ["bundle", "exec", "rails", "db:migrate"])
 
         let plugins = try await daemon.ctl(["plugins"])
         #expect(plugins.status == 0)
-        let firstRow = try #require(plugins.lines.dropFirst().first)
-        #expect(firstRow.hasPrefix("procfile     RUN_PROCFILE_RELEASE"), "\(plugins)")
+        // Only app.json's predeploy script (Dokku runs it before the release: line) comes first.
+        let rows = plugins.lines.dropFirst().prefix(2).map { $0.split(separator: " ").prefix(3).joined(separator: " ") }
+        #expect(rows == ["app-json-predeploy predeploy RUN_APP_JSON_PREDEPLOY", "procfile predeploy RUN_PROCFILE_RELEASE"], "\(plugins)")
         let json = try await daemon.ctl(["plugins", "--json"])
         let entries = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]])
-        #expect(entries.map { $0["name"] as? String } == ["app-json-predeploy", "procfile", "migrate", "seed", "cache-clear", "notify"])
-        #expect(entries[0]["gate"] as? String == "RUN_PROCFILE_RELEASE")
+        #expect(entries.map { $0["name"] as? String }.prefix(6) == ["app-json-predeploy", "procfile", "migrate", "seed", "cache-clear", "notify"])
+        #expect(entries[1]["gate"] as? String == "RUN_PROCFILE_RELEASE")
+        #expect(entries.filter { $0["phase"] as? String == "postdeploy" }.map { $0["name"] as? String }
+                == ["post-migrate", "app-json-postdeploy", "app-json-first-deploy", "warm-up", "notify-deployed"])
         await daemon.cleanUp()
     }
 
@@ -149,7 +151,7 @@ struct ProcfileTests {
         #expect(clock.now - start < .seconds(15), "the timeout stops the script (and its sleep)")
         #expect(r.status == 1, "\(r)")
         let record = try #require(try daemon.record(r.lines[0]))
-        let procfile = try #require(record.tasks.first)
+        let procfile = try #require(record.tasks.first { $0.name == "procfile" })
         #expect(procfile.state == .timedOut)
         #expect(record.reason == "procfile timed out after its timeout of 300ms")
         await daemon.cleanUp()
@@ -163,7 +165,7 @@ struct ProcfileTests {
         let r = try await daemon.submitWait(app: "shop", dir: app.path, env: ["RUN_MIGRATIONS_DURING_RELEASE": "true"])
         #expect(r.status == 0, "\(r)")
         let record = try #require(try daemon.record(r.lines[0]))
-        #expect(record.tasks.first?.reason == "RUN_PROCFILE_RELEASE is off (unset)")
+        #expect(record.tasks.first { $0.name == "procfile" }?.reason == "RUN_PROCFILE_RELEASE is off (unset)")
         #expect(record.tasks.first { $0.name == "migrate" }?.state == .succeeded)
 
         let on = try await daemon.submitWait(app: "shop", dir: app.path, env: ["RUN_PROCFILE_RELEASE": "true"])

@@ -88,7 +88,7 @@ struct RejectionTests {
             ["priority": "high"]
         },
         .json("an unknown task name in tasks", code: "unknown-task",
-              reason: #"unknown task "deploy" (known: procfile, migrate, seed, cache-clear, notify)"#) { _ in
+              reason: #"unknown task "deploy" (known: app-json-predeploy, procfile, migrate, seed, cache-clear, notify, post-migrate, app-json-postdeploy, app-json-first-deploy, warm-up, notify-deployed)"#) { _ in
             ["tasks": ["migrate", "deploy"]]
         },
         .json("a bad app name", code: "schema", reason: #""app" "Shop!" is not a valid app name"#, app: .unchecked) { _ in
@@ -351,7 +351,7 @@ struct RejectionTests {
         UsageCase("an empty release", ["--release", ""], "--release must be 1 to 128 printable characters"),
         UsageCase("a release with a newline", ["--release", "v1\nv2"], "--release must be 1 to 128 printable characters"),
         UsageCase("an empty dir", ["--dir", ""], "--dir must not be empty"),
-        UsageCase("an unknown task", ["--task", "deploy"], #"unknown task "deploy" (known: procfile, migrate, seed, cache-clear, notify)"#),
+        UsageCase("an unknown task", ["--task", "deploy"], #"unknown task "deploy" (known: app-json-predeploy, procfile, migrate, seed, cache-clear, notify, post-migrate, app-json-postdeploy, app-json-first-deploy, warm-up, notify-deployed)"#),
         UsageCase("a task in the wrong case", ["--task", "migrate", "--task", "Seed"], #"unknown task "Seed""#),
         UsageCase("--env without '='", ["--env", "NOEQUALS"], #"--env "NOEQUALS" is not of the form KEY=VALUE"#),
         UsageCase("--env with an empty name", ["--env", "=value"], "--env has an empty variable name"),

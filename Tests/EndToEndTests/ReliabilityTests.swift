@@ -369,4 +369,31 @@ struct RetentionTests {
         await restarted.cleanUp()
         daemon.notify.close()
     }
+
+    @Test("an app's newest succeeded release of each phase outlives retention: the app stays known as deployed (first-deploy tasks)")
+    func keepsLastDeployed() async throws {
+        let work = TempDir()
+        defer { work.remove() }
+        let app = try AppFixture(commands: ["migrate": "test \"$FAIL\" != 1", "post-migrate": "true"])
+        defer { app.remove() }
+        let daemon = try await DaemonProcess()
+        let on = ["RUN_MIGRATIONS_DURING_RELEASE": "1", "RUN_MIGRATIONS_AFTER_DEPLOY": "1"]
+        let deployed = try await daemon.submitWait(app: "shop", release: "v0", dir: app.path, env: on).lines[0]
+        let post = try await daemon.submitWait(app: "shop", release: "v0", dir: app.path, env: on, extra: ["--phase", "postdeploy"]).lines[0]
+        var failed: [String] = []
+        for i in 1...3 {
+            failed.append(try await daemon.submitWait(app: "shop", release: "v\(i)", dir: app.path, env: on.merging(["FAIL": "1"]) { $1 }).lines[0])
+        }
+        try await daemon.stop()
+        let config = work.file("released.toml")
+        try "retention-days = 0\nretention-keep = 1\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let restarted = try await DaemonProcess(arguments: ["--config", config], spool: daemon.spool)
+        try await eventually("the sweep at start") { restarted.log.contains("retention: removed 2 finished release(s)") }
+        #expect(try restarted.record(deployed) != nil, "the last succeeded predeploy stays")
+        #expect(try restarted.record(post) != nil, "the last succeeded postdeploy stays")
+        #expect(try restarted.record(failed[2]) != nil, "the newest stays")
+        #expect(try restarted.record(failed[0]) == nil && restarted.record(failed[1]) == nil)
+        await restarted.cleanUp()
+        daemon.notify.close()
+    }
 }

@@ -37,6 +37,14 @@ struct AppConfigTests {
         #expect(config.tasks["migrate"]?.command?.arguments == ["bin/rails", "db:migrate"])
     }
 
+    @Test("first-deploy = true marks a task; false unmarks one that is so by itself")
+    func firstDeploy() throws {
+        let config = try Self.parse("[tasks.seed]\nfirst-deploy = true\n[tasks.migrate]\nfirst-deploy = false\n")
+        #expect(config.tasks["seed"]?.firstDeploy == true)
+        #expect(config.tasks["migrate"]?.firstDeploy == false)
+        #expect(config.tasks["seed"]?.command == nil)
+    }
+
     @Test("timeouts as duration strings or whole seconds; a table with only a timeout keeps no command")
     func timeouts() throws {
         let config = try Self.parse("""
@@ -92,7 +100,9 @@ struct AppConfigTests {
         Case("[tasks.migrate]\ncommand = [\"rake\", 1]", "[tasks.migrate] command array must hold only strings"),
         Case("[tasks.migrate]\ncommand = 5", "[tasks.migrate] command must be a string (run by /bin/sh -c) or an array of strings"),
         Case("[tasks.migrate]\ncommand = { run = \"x\" }", "[tasks.migrate] command must be a string (run by /bin/sh -c) or an array of strings"),
-        Case("[tasks.migrate]\ncmd = \"x\"", #"unknown key "cmd" in [tasks.migrate] (known: command, timeout, memory, cpus, pids)"#),
+        Case("[tasks.migrate]\ncmd = \"x\"", #"unknown key "cmd" in [tasks.migrate] (known: command, timeout, first-deploy, memory, cpus, pids)"#),
+        Case("[tasks.seed]\nfirst-deploy = \"yes\"", #"[tasks.seed] first-deploy must be true or false, not a string"#),
+        Case("[tasks.seed]\nfirst-deploy = 1", #"[tasks.seed] first-deploy must be true or false, not an integer"#),
         Case("[tasks.migrate]\ntimeout = \"soon\"", #"[tasks.migrate] timeout: "soon" is not a duration (examples: 90, 30s, 15m, 1h30m, 500ms)"#),
         Case("[tasks.migrate]\ntimeout = \"0s\"", #"[tasks.migrate] timeout: "0s" is not a duration (examples: 90, 30s, 15m, 1h30m, 500ms)"#),
         Case("[tasks.migrate]\ntimeout = \"0\"", #"[tasks.migrate] timeout: "0" is not a duration (examples: 90, 30s, 15m, 1h30m, 500ms)"#),

@@ -23,6 +23,8 @@ struct ClusterSettingsTests {
         #expect(c.passwordFile == "/run/credentials/released.service/cluster-password")
         #expect(c.node == "web-1")
         #expect(c.lease == .seconds(45))
+        #expect(c.barrierTimeout == .seconds(600), "the default barrier")
+        #expect(try Self.cluster("url = \"postgres://rc@db/rc\"\nbarrier-timeout = \"90s\"\n")?.barrierTimeout == .seconds(90))
         let d = try #require(try Self.cluster("url = \"postgresql://rc@[::1]/rc\"\n"))
         #expect(d.host == "::1" && d.port == 5432 && d.tls == .prefer && d.lease == .seconds(30) && !d.node.isEmpty)
         #expect(try DaemonConfig.parse("", path: "released.toml").cluster == nil, "no [cluster]: no database")
@@ -41,7 +43,11 @@ struct ClusterSettingsTests {
         ("url = \"postgres://rc@db/rc\"\nlease = \"1s\"\n", "[cluster] lease must be at least 3s"),
         ("url = \"postgres://rc@db/rc\"\npassword-file = \"pw\"\n", "[cluster] password-file must be an absolute path"),
         ("url = \"postgres://rc@db/rc\"\nnode = \"web 1\"\n", "[cluster] node must be 1 to 63 letters, digits, '.', '-' or '_'"),
-        ("url = \"postgres://rc@db/rc\"\npassword = \"x\"\n", "unknown key \"password\" in [cluster] (known: url, password-file, node, lease)"),
+        ("url = \"postgres://rc@db/rc\"\npassword = \"x\"\n", "unknown key \"password\" in [cluster] (known: url, password-file, node, lease, barrier-timeout)"),
+        ("url = \"postgres://rc@db/rc\"\nbarrier-timeout = 30\n", "[cluster] barrier-timeout must be a duration such as \"10m\", not an integer"),
+        ("url = \"postgres://rc@db/rc\"\nbarrier-timeout = \"-5s\"\n", "[cluster] barrier-timeout: \"-5s\" is not a duration (examples: 90, 30s, 15m, 1h30m, 500ms)"),
+        ("url = \"postgres://rc@db/rc\"\nbarrier-timeout = \"500ms\"\n", "[cluster] barrier-timeout must be from 1s to 24h, not 500ms"),
+        ("url = \"postgres://rc@db/rc\"\nbarrier-timeout = \"48h\"\n", "[cluster] barrier-timeout must be from 1s to 24h, not 48h"),
     ])
     func bad(_ body: String, _ problem: String) {
         #expect(throws: DaemonConfig.ConfigError.self) { try Self.cluster(body) }

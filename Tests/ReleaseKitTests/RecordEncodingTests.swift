@@ -66,6 +66,6 @@ struct RecordEncodingTests {
         #expect(text.contains("\"directory\" : \"/srv/apps/shop/v42\""))
         #expect(text.contains("\"retryOf\" : \"01JDQ8K3ZP6V4TQX2M9B7C5N1Q\",\n  \"tasks\" : [\n    {\n      \"name\" : \"migrate\",\n"))
         let bare = String(decoding: Self.records[1].encoded(), as: UTF8.self)
-        #expect(bare == "{\n  \"version\" : 1,\n  \"id\" : \"unnamed\",\n  \"app\" : null,\n  \"release\" : null,\n  \"state\" : \"rejected\",\n  \"warnings\" : [],\n  \"tasks\" : []\n}\n")
+        #expect(bare == "{\n  \"version\" : 1,\n  \"id\" : \"unnamed\",\n  \"app\" : null,\n  \"release\" : null,\n  \"phase\" : \"predeploy\",\n  \"state\" : \"rejected\",\n  \"warnings\" : [],\n  \"tasks\" : []\n}\n")
     }
 }

@@ -157,7 +157,7 @@ struct ReleasePlanTests {
     func unknownTask() {
         let error = #expect(throws: RejectReason.self) { try Self.plan(tasks: ["migrate", "deploy"]) }
         #expect(error?.code == .unknownTask)
-        #expect(error?.message == #"unknown task "deploy" (known: procfile, migrate, seed, cache-clear, notify)"#)
+        #expect(error?.message == #"unknown task "deploy" (known: app-json-predeploy, procfile, migrate, seed, cache-clear, notify, post-migrate, app-json-postdeploy, app-json-first-deploy, warm-up, notify-deployed)"#)
     }
 
     // MARK: The Procfile's release: line

@@ -6,7 +6,9 @@ import ReleaseKit
 /// at least the newest `retention-keep` of each app however old they are. Only releases that
 /// were accepted (`done/`) count for the keep: a rejection — junk above all, which names any
 /// app it likes and any date — goes by age alone, so it can never push an app's real records
-/// out. (Rejections are also bounded per submitter: `rejected-limit`.)
+/// out. (Rejections are also bounded per submitter: `rejected-limit`.) An app's newest
+/// succeeded release of each phase is always kept: it is what says the app has been deployed
+/// (first-deploy tasks, `DeployHistory`).
 enum Retention {
     struct Outcome: Equatable {
         var removed = 0
@@ -32,9 +34,11 @@ enum Retention {
         }
         for (_, releases) in byApp {
             let newestFirst = releases.sorted { ($0.record.sortTime, $0.stem) > ($1.record.sortTime, $1.stem) }
+            var deployed: Set<ReleasePhase> = []
             for (index, release) in newestFirst.enumerated() {
                 let ended = release.record.finishedAt ?? release.record.sortTime
-                guard index >= keep, ended < cutoff else { outcome.kept += 1; continue }
+                let lastDeployed = release.record.state == .succeeded && deployed.insert(release.record.phase).inserted
+                guard index >= keep, ended < cutoff, !lastDeployed else { outcome.kept += 1; continue }
                 spool.removeFinished(.done, stem: release.stem)
                 outcome.removed += 1
             }

@@ -28,12 +28,23 @@ struct JournalTests {
 
         for e in entries {
             #expect(e["RELEASE_APP"] == "shop" && e["RELEASE_NAME"] == "v42", "\(e)")
+            #expect(e["RELEASE_PHASE"] == "predeploy", "\(e)")
             #expect(e["RELEASE_STATE"] != nil, "no RELEASE_STATE: \(e)")
             #expect(e["SYSLOG_IDENTIFIER"] == "released", "\(e)")
             #expect(e["_PID"] == "\(daemon.pid)", "\(e)")
             #expect(e["CODE_FILE"]?.hasSuffix(".swift") == true && e["CODE_LINE"].flatMap(Int.init) != nil && e["CODE_FUNC"] != nil, "\(e)")
             #expect(!e.json.contains(Self.secret), "the secret is in the journal: \(e)")
         }
+        // Its postdeploy: every entry says so.
+        let post = try await daemon.submitWait(app: "shop", release: "v42", dir: app.path, env: ["DATABASE_URL": Self.databaseURL],
+                                               extra: ["--phase", "postdeploy"])
+        #expect(post.status == 0, "\(post)")
+        let postEntries = try await Journal.wait(for: "the postdeploy \(post.lines[0]) to succeed", ["RELEASE_ID=\(post.lines[0])"]) {
+            $0.contains { $0["MESSAGE_ID"] == MessageIDs.succeeded }
+        }
+        #expect(!postEntries.isEmpty && postEntries.allSatisfy { $0["RELEASE_PHASE"] == "postdeploy" }, "\(postEntries)")
+        let byPhase = try await Journal.entries(["RELEASE_PHASE=postdeploy", "_PID=\(daemon.pid)"])
+        #expect(Set(byPhase.compactMap { $0["RELEASE_ID"] }) == [post.lines[0]], "journalctl RELEASE_PHASE=postdeploy finds it")
         // Task output: one entry per line, in order, masked, with RELEASE_TASK, at info.
         let output = entries.filter { $0["RELEASE_TASK"] == "migrate" && $0["CODE_FUNC"]?.hasPrefix("emit") == true }
         #expect(output.map { $0["MESSAGE"] ?? "" } == [

@@ -60,6 +60,12 @@ struct ClusterPhaseTests {
         let b = Task { try await Self.post(nodes[1], dir: app.path, key: "deploy-1") }
         try await Self.waitsAtBarrier(nodes[0], for: "c")
         try await Self.waitsAtBarrier(nodes[1], for: "c")
+        _ = try await nodes[0].notify.wait(for: "STATUS= naming the missing node", timeout: .seconds(30)) {
+            $0.fields["STATUS"]?.contains("waiting at the traffic barrier for node(s) c to submit the postdeploy") == true
+        }
+        try await eventually("cluster status to list the waiting postdeploy", timeout: .seconds(15)) {
+            ClusterTests.snapshot(nodes[2])?.waiting.contains { $0.deployKey == "deploy-1 (postdeploy)" && $0.nodes == ["a", "b"] } == true
+        }
         // The database restarts while two nodes wait: the barrier is in it, not in them.
         try await pg.stopServer()
         try await pg.startServer()

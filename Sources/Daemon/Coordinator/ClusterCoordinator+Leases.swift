@@ -126,15 +126,17 @@ extension ClusterCoordinator {
     func barrier(_ key: String) async throws -> String? {
         try await database.run { conn in
             var found: String?
-            for try await (missing, leftMs) in try await conn.query("""
-                SELECT string_agg(p.node, ', ' ORDER BY p.node), (extract(epoch FROM d.barrier_until - now()) * 1000)::bigint
+            // Worded the same each time it is asked (the deadline, not the time left): the
+            // scheduler logs a waiting release's reason when it changes.
+            for try await (missing, until) in try await conn.query("""
+                SELECT string_agg(p.node, ', ' ORDER BY p.node),
+                       to_char(d.barrier_until AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
                 FROM releasectl_deploys d JOIN releasectl_participants p ON p.deploy_key = d.parent_key
                 WHERE d.deploy_key = \(key)
                   AND NOT EXISTS (SELECT 1 FROM releasectl_participants s WHERE s.deploy_key = d.deploy_key AND s.node = p.node)
                 GROUP BY d.barrier_until
-                """, logger: self.logger).decode((String, Int64).self) {
-                let left = DurationParser.format(.milliseconds(max(0, leftMs)))
-                found = "waiting at the traffic barrier for node(s) \(missing) to submit the postdeploy (every node of the predeploy must have switched traffic; gives up in \(left))"
+                """, logger: self.logger).decode((String, String).self) {
+                found = "waiting at the traffic barrier for node(s) \(missing) to submit the postdeploy (every node of the predeploy must have switched traffic; gives up at \(until))"
             }
             return found
         }

@@ -98,6 +98,7 @@ enum RecordText {
         if !ran.isEmpty {
             line += " — " + ran.map { t in
                 "\(t.name) \(t.state == .succeeded ? "ok" : t.state.rawValue)" + (t.durationMs.map { " \(Summary.duration($0))" } ?? "")
+                    + ((t.attempts?.count ?? 0) > 1 ? " (\(t.attempts!.count) attempts)" : "")
             }.joined(separator: ", ")
         }
         return line
@@ -126,8 +127,19 @@ enum RecordText {
                 let name = t.name + String(repeating: " ", count: nameWidth - t.name.count)
                 let time = String(repeating: " ", count: durationWidth - duration.count) + duration
                 out += "    \(name)  \(time)\(durationWidth > 0 ? "  " : "")\(Summary.taskResult(t))\(Summary.usage(t))\n"
+                let pad = "    " + String(repeating: " ", count: nameWidth + 2)
                 if let command = t.command {
-                    out += "    " + String(repeating: " ", count: nameWidth + 2) + "$ " + Command.argv(command).description + "\n"
+                    out += pad + "$ " + Command.argv(command).description + "\n"
+                }
+                if let attempts = t.attempts {
+                    out += pad + "attempts: " + attempts.map { a in
+                        a.outcome + (a.durationMs.map { " \(Summary.duration($0))" } ?? "")
+                    }.joined(separator: ", ") + "\n"
+                }
+                if let m = t.migrations {
+                    out += pad + "migrations (\(m.tool)): version \(m.versionBefore ?? "none") → \(m.versionAfter ?? "?"); "
+                        + (m.applied.isEmpty ? "none applied" : "applied \(m.applied.joined(separator: ", "))")
+                        + (m.pending.isEmpty ? "" : "; still pending \(m.pending.joined(separator: ", "))") + "\n"
                 }
             }
         }

@@ -5,6 +5,7 @@ import ReleaseContainers
 import ReleaseIntake
 import ReleaseKit
 import ReleasePlugins
+import ReleaseSupport
 import SystemPackage
 
 /// `releasectl plan`: what a release would do, without running anything.
@@ -35,19 +36,24 @@ struct Plan: RunnableCommand {
     var config: String?
     @Flag(name: .long, help: "Print {app, directory, preset, tasks: [{name, willRun, willFail, reason, gate, command, timeout, problem}]} as JSON.")
     var json = false
+    @Flag(name: .long, help: "Also list the migrations each migration task would apply: runs the framework's status command in the app directory (it boots the app), as the app's user when run as root.")
+    var pending = false
 
     func validate() throws {
         guard Syntax.isValidAppName(app) else { throw ValidationError("--app \(Masking.preview(app)) is not a valid app name") }
         if let dir, dir.isEmpty { throw ValidationError("--dir must not be empty") }
         guard dir != nil || image != nil else { throw ValidationError("give --dir, --image, or both") }
         if let image, !Syntax.isValidImageReference(image) { throw ValidationError("--image \(Masking.preview(image)) is not an image reference") }
+        if pending, image != nil {
+            throw ValidationError("--pending runs the framework's status command in an app directory; an image release's would need a container of the image: run it there (podman run --rm IMAGE bin/rails db:migrate:status)")
+        }
     }
 
     /// The `--json` shape: the contract's fields, then extras (`workingDirectory`,
     /// `releaseTimeout`, `warnings`). Each task says `willFail`, with the reason in `problem`
     /// when it will; `preset` is null when none was detected. Members in this order, always.
     static func json(_ plan: ReleasePlan, releaseTimeout: String, masking: Masking, image: String? = nil,
-                     privileges: ContainerPrivileges? = nil) -> String {
+                     privileges: ContainerPrivileges? = nil, pendingByTask: [String: [String]] = [:]) -> String {
         var w = PrettyJSONWriter()
         w.beginObject()
         w.key("app"); w.string(plan.app)
@@ -98,6 +104,25 @@ struct Plan: RunnableCommand {
                 }
                 w.endObject()
             }
+            if !step.lock.isEmpty {
+                w.key("locks")
+                w.beginObject()
+                if let t = step.lock.lockTimeout { w.key("lockTimeout"); w.string(DurationParser.format(t)) }
+                if let t = step.lock.statementTimeout { w.key("statementTimeout"); w.string(DurationParser.format(t)) }
+                if let n = step.lock.lockRetries { w.key("lockRetries"); w.int(n) }
+                w.key("pgOptions"); w.string(step.pgOptions.map(masking.apply))
+                w.key("notes")
+                w.beginArray()
+                for note in step.lockNotes { w.element(); w.string(note) }
+                w.endArray()
+                w.endObject()
+            }
+            if let pending = pendingByTask[step.name] {
+                w.key("pending")
+                w.beginArray()
+                for m in pending { w.element(); w.string(m) }
+                w.endArray()
+            }
             if let problem = step.problem { w.key("problem"); w.string(masking.apply(problem)) }
             w.endObject()
         }
@@ -137,11 +162,11 @@ struct Plan: RunnableCommand {
         let masking = Masking(env: env)
         let phase = try phaseOptions.resolve()
         var plan: ReleasePlan
+        let request = ReleaseRequest(id: ReleaseID.generate(), app: app, release: "plan", directory: directory, image: image,
+                                     env: env, tasks: tasks, phase: phase)
         do throws(RejectReason) {
             // The daemon's own intake (an image is read as it will be: mounted, nothing of it
             // run), by this user; limits on the host are noted below rather than refused.
-            let request = ReleaseRequest(id: ReleaseID.generate(), app: app, release: "plan", directory: directory, image: image,
-                                         env: env, tasks: tasks, phase: phase)
             let environment = ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" }
             let settings = IntakePipeline.Settings(
                 config: daemonConfig, policy: IntakePolicy(config: daemonConfig), registry: Registry.tasks,
@@ -161,11 +186,16 @@ struct Plan: RunnableCommand {
         }
         let releaseTimeout = DurationParser.format(daemonConfig.releaseTimeout)
         let privileges = image == nil ? nil : daemonConfig.settings(for: app).privileges
+        var pendingByTask: [String: [String]] = [:]
+        if pending, let directory {
+            pendingByTask = try Self.pendingMigrations(plan, request: request, directory: directory, config: daemonConfig, masking: masking)
+        }
         if json {
-            Output.line(Self.json(plan, releaseTimeout: releaseTimeout, masking: masking, image: image, privileges: privileges))
+            Output.line(Self.json(plan, releaseTimeout: releaseTimeout, masking: masking, image: image, privileges: privileges,
+                                  pendingByTask: pendingByTask))
         } else {
             Output.out(Self.text(plan, releaseTimeout: releaseTimeout, masking: masking, user: Self.user(of: app, in: daemonConfig),
-                                 image: image, container: privileges?.describe(app: app)))
+                                 image: image, container: privileges?.describe(app: app), pendingByTask: pendingByTask))
         }
         // A task that would run and is already known to fail: the release would fail (exit 1).
         let failing = plan.steps.filter { $0.willRun && $0.problem != nil }.map(\.name)
@@ -189,7 +219,7 @@ struct Plan: RunnableCommand {
     /// `notes`: an extra line for a task that runs (notify: where it posts).
     /// `container`: what an image release's containers may do, in words.
     static func text(_ plan: ReleasePlan, releaseTimeout: String, masking: Masking, user: String? = nil, image: String? = nil,
-                     container: String? = nil) -> String {
+                     container: String? = nil, pendingByTask: [String: [String]] = [:]) -> String {
         let pad = String(repeating: " ", count: 8 + max(13, (plan.steps.map(\.name.count).max() ?? 0) + 2))
         var out = "\(plan.app) in " + (image.map { "image \($0)" } ?? plan.directory) + "\n"
         out += "  phase:             \(plan.phase.rawValue) (\(plan.phase.moment))\n"
@@ -212,6 +242,16 @@ struct Plan: RunnableCommand {
             if step.willRun, let timeout = step.timeout {
                 out += pad + "timeout \(DurationParser.format(timeout))\n"
             }
+            if step.willRun, !step.lockNotes.isEmpty {
+                out += pad + "locks: " + step.lockNotes.joined(separator: "; ") + "\n"
+                if let options = step.pgOptions { out += pad + "PGOPTIONS=" + masking.apply(options) + "\n" }
+            }
+            if let pending = pendingByTask[step.name] {
+                out += pad + (pending.isEmpty ? "pending: none" : "pending: " + pending.joined(separator: ", ")) + "\n"
+            }
+            if step.willRun, step.skipWhenNonePending, step.statusPreset != nil {
+                out += pad + "skipped when \(MigrationStatus.command(for: step.statusPreset!)) lists nothing pending\n"
+            }
             if step.willRun, !step.limits.isEmpty {
                 let each = ResourceLimits.keys.compactMap { key in step.limits.describe(key).map { "\($0) (\(step.limitSources[key]!))" } }
                 out += pad + "limits: " + each.joined(separator: ", ") + "\n"
@@ -229,6 +269,70 @@ struct Plan: RunnableCommand {
 }
 
 extension Plan {
+    /// `--pending`: each migration task's pending migrations, by its framework's status command
+    /// run in the app directory with the task's environment — as the app's user when this runs
+    /// as root (never as root itself), else as this user. Bounded to two minutes.
+    static func pendingMigrations(_ plan: ReleasePlan, request: ReleaseRequest, directory: String, config: DaemonConfig,
+                                  masking: Masking) throws(CLIError) -> [String: [String]] {
+        var result: [String: [String]] = [:]
+        for step in plan.steps where step.isMigration && step.willRun && step.command != nil {
+            guard let preset = step.statusPreset else {
+                Output.error("--pending: \(step.name) has no framework preset whose status command lists migrations; skipped")
+                continue
+            }
+            var prefix: [String] = []
+            var home = UserDatabase.user(id: getuid())?.home ?? "/"
+            if geteuid() == 0 {
+                guard let name = config.apps[request.app]?.user ?? config.defaultUser, let user = UserDatabase.user(named: name) else {
+                    throw CLIError(2, "--pending boots the app: as root it runs as the app's user, and \(request.app) has none (released.toml [apps.\(request.app)] user, or default-user); or run plan --pending as the user its tasks run as")
+                }
+                prefix = ["/usr/bin/setpriv", "--reuid=\(user.uid)", "--regid=\(user.gid)", "--init-groups", "--"]
+                home = user.home
+            }
+            var environment = TaskEnvironment.make(request: request, task: step.name, home: home, directory: directory)
+            if let options = step.pgOptions { environment["PGOPTIONS"] = options }
+            let command = MigrationStatus.command(for: preset)
+            let (output, status) = try run(prefix + command.arguments, environment: environment, directory: directory)
+            guard let report = MigrationStatus.parse(output, preset: preset) else {
+                throw CLIError(1, "--pending: \(command) (exit status \(status)) listed no migrations that can be read:\n" + masking.apply(String(output.suffix(2000))))
+            }
+            result[step.name] = report.pending
+        }
+        return result
+    }
+
+    /// Runs `argv` (its first element looked up in the environment's PATH), its stdout and
+    /// stderr read together, for at most two minutes.
+    static func run(_ argv: [String], environment: [String: String], directory: String) throws(CLIError) -> (String, Int32) {
+        guard let executable = argv[0].hasPrefix("/") ? argv[0] : ExecutableLookup.find(argv[0], path: environment["PATH"] ?? TaskEnvironment.defaultPath)
+        else { throw CLIError(1, "--pending: \(argv[0]) is not on the task's PATH") }
+        let child: ChildProcess
+        do {
+            child = try Spawn.start(FilePath(executable), argv: argv, environment: environment.map { "\($0.key)=\($0.value)" },
+                                    directory: FilePath(directory))
+        } catch {
+            throw CLIError(1, "--pending: cannot start \(argv[0]): \(error)")
+        }
+        var output: [UInt8] = []
+        let deadline = ContinuousClock.now + .seconds(120)
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while let fd = child.output {
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let left = max(0, (deadline - ContinuousClock.now).milliseconds)
+            if left == 0 || poll(&p, 1, Int32(min(left, 1000))) < 0 && errno != EINTR {
+                kill(-child.pid, SIGKILL)
+                _ = child.wait()
+                throw CLIError(1, "--pending: \(argv.joined(separator: " ")) did not finish within 2 minutes; ended")
+            }
+            guard p.revents != 0 else { continue }
+            let n = read(fd, &buffer, buffer.count)
+            if n <= 0 { break }
+            if output.count < 1 << 20 { output += buffer.prefix(n) }
+        }
+        if let fd = child.output { close(fd) }
+        return (String(decoding: output, as: UTF8.self), child.wait().code)
+    }
+
     /// Whom the app's tasks run as, by the daemon's configuration, and who else runs as that
     /// user: apps that share a user are one trust domain (each one's tasks can read the
     /// others' processes, their environments — secrets included — and files).

@@ -62,6 +62,8 @@ public enum IntakePipeline {
                                                                        registry: settings.registry, credentials: settings.credentials))
         }
         try accepted.validation.plan.applyLimits(accepted.validation.config, policy: settings.config.limitPolicy(for: request.app))
+        accepted.validation.plan.applyLocks(accepted.validation.config, appDefault: settings.config.settings(for: request.app).lock,
+                                            env: request.env)
         if request.image == nil, let missing = settings.hostLimitsMissing, let step = accepted.plan.limitedSteps.first {
             let what = ResourceLimits.keys.compactMap { key in step.limits.describe(key).map { "\($0) from \(step.limitSources[key]!)" } }
             throw RejectReason(.limits, "\(step.name) has limits (\(what.joined(separator: ", "))), which a task on the host gets only from a systemd scope, and \(missing); or release the app as an image (its containers take the limits)")

@@ -5,6 +5,7 @@ public struct MigrateTask: ReleaseTask {
     public static let name = "migrate"
     public static let gate = "RUN_MIGRATIONS_DURING_RELEASE"
     public static let summary = "run database migrations (Rails: bundle exec rails db:migrate)"
+    public static let isMigration = true
 
     /// Each framework's migration command.
     public static func defaultCommand(in app: AppInspection) -> Command? {

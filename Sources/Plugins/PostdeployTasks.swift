@@ -9,6 +9,7 @@ public struct PostMigrateTask: ReleaseTask {
     public static let gate = "RUN_MIGRATIONS_AFTER_DEPLOY"
     public static let summary = "run post-deployment migrations after traffic moved (the contract step; command from release.toml)"
     public static let phase = ReleasePhase.postdeploy
+    public static let isMigration = true
     public init() {}
 }
 

@@ -23,7 +23,14 @@ public final class ReleaseLog: Sendable {
         /// The task output stream: masked, then cut into lines, with what may still be the
         /// start of a secret held back (one stream: tasks run one after another).
         var lines: MaskedLineSplitter
+        /// Output kept apart instead of written, by task (see `capture`).
+        var captured: [String: [UInt8]] = [:]
+        /// Lines looked at as they are written, by task (see `watch`).
+        var watches: [String: LineWatch] = [:]
     }
+
+    /// The most output kept of a captured command.
+    public static let maximumCapture = 1 << 20
 
     private let state: Mutex<State>
     private let masking: Masking
@@ -69,9 +76,34 @@ public final class ReleaseLog: Sendable {
     /// Masking comes before any cut (see `MaskedLineSplitter`), so no secret is ever split
     /// between two lines, two writes or two journal entries.
     public func output(_ chunk: some Collection<UInt8>, task: String) {
-        let lines = state.withLock { $0.lines.feed(chunk) }
-        emit(lines, task: task)
+        let lines = state.withLock { s -> LogLines? in
+            if s.captured[task] != nil {
+                s.captured[task]!.append(contentsOf: chunk.prefix(max(0, Self.maximumCapture - s.captured[task]!.count)))
+                return nil
+            }
+            return s.lines.feed(chunk)
+        }
+        if let lines { emit(lines, task: task) }
     }
+
+    /// Keeps the output of `task` apart from the log until `endCapture` (a framework's status
+    /// command, read rather than shown), at most `maximumCapture` bytes.
+    public func beginCapture(task: String) { state.withLock { $0.captured[task] = [] } }
+
+    /// What `task` printed since `beginCapture`, masked.
+    public func endCapture(task: String) -> String {
+        let bytes = state.withLock { $0.captured.removeValue(forKey: task) } ?? []
+        return masking.apply(String(decoding: bytes, as: UTF8.self))
+    }
+
+    /// Looks at every line `task` writes (masked) for any of `markers` until `endWatch`.
+    public func watch(task: String, markers: [String]) -> LineWatch {
+        let watch = LineWatch(markers: markers)
+        state.withLock { $0.watches[task] = watch }
+        return watch
+    }
+
+    public func endWatch(task: String) { state.withLock { $0.watches[task] = nil } }
 
     /// Writes out an unfinished last line (a task that ended without a newline).
     public func flush(task: String) {
@@ -82,6 +114,9 @@ public final class ReleaseLog: Sendable {
     /// Writes the lines to the release log and the daemon's log.
     private func emit(_ lines: LogLines, task: String) {
         guard !lines.isEmpty else { return }
+        if let watch = state.withLock({ $0.watches[task] }) {
+            for i in lines.ranges.indices { watch.look(at: lines.string(i)) }
+        }
         append(lines.bytes)
         let metadata: Logger.Metadata = ["release.task": "\(task)"]
         if logger.logLevel <= .info, let handler = logger.handler as? any BatchLogHandler {
@@ -117,4 +152,20 @@ public final class ReleaseLog: Sendable {
             }
         }
     }
+}
+
+/// Whether any line a task wrote held one of some markers (a lock timeout's SQLSTATE).
+public final class LineWatch: Sendable {
+    let markers: [String]
+    private let found = Mutex<String?>(nil)
+
+    init(markers: [String]) { self.markers = markers }
+
+    func look(at line: String) {
+        guard found.withLock({ $0 == nil }), let marker = markers.first(where: { line.contains($0) }) else { return }
+        found.withLock { $0 = marker }
+    }
+
+    /// The first marker seen, or nil.
+    public var seen: String? { found.withLock { $0 } }
 }

@@ -114,12 +114,27 @@ struct ReleaseRunner: Sendable {
             var taskLogger = logger
             taskLogger[metadataKey: "release.task"] = "\(step.name)"
             let runner = ExecutorRunner(executor: executor, log: log, control: control)
+            var environment = TaskEnvironment.make(request: request, task: step.name, home: home, directory: directory)
+            // A migration's lock settings, for its libpq clients (after the app's own PGOPTIONS).
+            if let options = step.pgOptions { environment["PGOPTIONS"] = options }
             let context = TaskContext(
-                request: request, task: step.name,
-                environment: TaskEnvironment.make(request: request, task: step.name, home: home, directory: directory),
+                request: request, task: step.name, environment: environment,
                 directory: FilePath(directory), command: step.command, deadline: deadline, outcome: progress.record,
                 masking: masking, limits: step.limits, logger: taskLogger, runner: runner)
-            var failure = await run(step, context: context, control: control, deadline: deadline)
+            // A migration: what its framework says is applied and pending, before it runs.
+            var before: MigrationStatus.Report?
+            if step.isMigration, let preset = step.statusPreset, step.command != nil {
+                before = await migrationStatus(preset, of: step, context: context, executor: executor, log: log, control: control)
+                if step.skipWhenNonePending, let before, before.pending.isEmpty {
+                    let tool = MigrationStatus.command(for: preset).description
+                    progress.skipped(index, reason: "nothing pending (\(tool)): skipped, as skip-when-none-pending asks",
+                                     migrations: MigrationStatus.record(tool: tool, before: before, after: before))
+                    log.note("\(step.name) skipped: \(tool) lists nothing pending (skip-when-none-pending)",
+                             metadata: ["release.task": "\(step.name)", "release.state": "skipped"])
+                    continue
+                }
+            }
+            var (failure, attempts) = await runAttempts(step, context: context, control: control, deadline: deadline, log: log)
             if let f = failure, f.state == .timedOut {
                 let limit = step.timeout.map { deadline == taskStart + $0 } ?? false
                     ? "its timeout of \(DurationParser.format(step.timeout!))"
@@ -128,7 +143,14 @@ struct ReleaseRunner: Sendable {
             }
             let ms = (clock.now - taskStart).milliseconds
             let used = runner.usage
-            progress.ended(index, failure: failure, durationMs: ms, cpuMs: used?.cpuMs, peakMemoryBytes: used?.peakMemoryBytes)
+            // …and after it: what it applied (also after a failure: a migration may be half done).
+            var migrations: MigrationRecord?
+            if step.isMigration, let preset = step.statusPreset, step.command != nil, control.reason == nil, clock.now < deadline {
+                let after = await migrationStatus(preset, of: step, context: context, executor: executor, log: log, control: control)
+                migrations = MigrationStatus.record(tool: MigrationStatus.command(for: preset).description, before: before, after: after)
+            }
+            progress.ended(index, failure: failure, durationMs: ms, cpuMs: used?.cpuMs, peakMemoryBytes: used?.peakMemoryBytes,
+                           attempts: attempts, migrations: migrations)
             let task = progress.record.tasks[index]
             // `migrate succeeded in 12.3s · peak 312 MiB · cpu 9.8s`
             let usage = Summary.usage(task)
@@ -154,6 +176,84 @@ struct ReleaseRunner: Sendable {
                                           "duration.usec": "\(record.durationMs! * 1000)"])
         return Ran(record: record, executor: executor)
     }
+
+    /// How long before attempt `n + 1` of a migration that hit a lock timeout: 1 s, 2 s, 4 s …
+    /// at most 30 s (a waiting migration holds nothing; the lock it waits for is another's).
+    static func backoff(after attempt: Int) -> Duration { .seconds(min(30, 1 << min(attempt - 1, 5))) }
+
+    /// Runs a task; a migration with `lock-retries` again, after a backoff, each time it failed
+    /// with a lock timeout in its output (`MigrationStatus.lockTimeoutMarkers`), until it
+    /// succeeds, fails otherwise, runs out of attempts or time, or the release is stopped.
+    /// Returns its failure (nil: it succeeded) and, for such a migration, each attempt.
+    private func runAttempts(_ step: ReleasePlan.Step, context: TaskContext, control: ReleaseControl, deadline: ContinuousClock.Instant,
+                             log: ReleaseLog) async -> (TaskFailure?, [AttemptRecord]?) {
+        let retries = step.isMigration ? (step.lock.lockRetries ?? 0) : 0
+        guard retries > 0 else { return (await run(step, context: context, control: control, deadline: deadline), nil) }
+        let clock = ContinuousClock()
+        var attempts: [AttemptRecord] = []
+        while true {
+            let watch = log.watch(task: step.name, markers: MigrationStatus.lockTimeoutMarkers)
+            let started = Date(), t0 = clock.now
+            let failure = await run(step, context: context, control: control, deadline: deadline)
+            log.endWatch(task: step.name)
+            let marker = failure?.state == .failed ? watch.seen : nil
+            attempts.append(AttemptRecord(startedAt: started, durationMs: (clock.now - t0).milliseconds,
+                                          outcome: failure == nil ? "succeeded" : marker != nil ? "lock-timeout" : failure!.state.rawValue,
+                                          exitStatus: failure?.exitStatus, reason: failure.map { context.masking.apply($0.reason) }))
+            guard let failure, let marker else { return (failure, attempts) }
+            func ended(_ why: String) -> TaskFailure {
+                TaskFailure(failure.state, reason: "\(failure.reason): \(why)", exitStatus: failure.exitStatus, signal: failure.signal)
+            }
+            let attempt = attempts.count
+            guard attempt <= retries else {
+                return (ended("a lock timeout on each of \(attempt) attempts (lock-retries \(retries))"), attempts)
+            }
+            let backoff = Self.backoff(after: attempt)
+            guard clock.now + backoff < deadline else {
+                return (ended("a lock timeout, and no time left for another attempt before the task's deadline"), attempts)
+            }
+            log.note("\(step.name) hit a lock timeout (\(marker)); attempt \(attempt + 1) of \(retries + 1) in \(DurationParser.format(backoff))",
+                     level: .warning, metadata: ["release.task": "\(step.name)", "release.state": "running"])
+            // The backoff, or the release's stop, whichever comes first; then the fence.
+            let stopped: StopReason? = await withTaskGroup(of: StopReason?.self) { group in
+                group.addTask { try? await Task.sleep(for: backoff); return nil }
+                group.addTask { await control.wait() }
+                let first = await group.next()!
+                group.cancelAll()
+                return first
+            }
+            if let reason = stopped ?? control.checkFence() {
+                return (TaskFailure(.cancelled, reason: "the release was \(reason.word) while waiting to try again after a lock timeout"), attempts)
+            }
+        }
+    }
+
+    /// Runs the framework's migration status command in the task's place, as its user, its
+    /// output read rather than shown; what it lists, or nil (said in the log) when it lists
+    /// nothing readable.
+    private func migrationStatus(_ preset: Preset, of step: ReleasePlan.Step, context: TaskContext, executor: any TaskExecutor,
+                                 log: ReleaseLog, control: ReleaseControl) async -> MigrationStatus.Report? {
+        let command = MigrationStatus.command(for: preset)
+        let task = "\(step.name) status"
+        let deadline = min(context.deadline, ContinuousClock.now + Self.statusLimit)
+        let statusContext = TaskContext(request: context.request, task: task, environment: context.environment, directory: context.directory,
+                                        command: command, deadline: deadline, outcome: context.outcome, masking: context.masking,
+                                        limits: context.limits, logger: context.logger,
+                                        runner: ExecutorRunner(executor: executor, log: log, control: control))
+        log.beginCapture(task: task)
+        let outcome = await executor.run(command, for: statusContext, log: log, control: control)
+        let output = log.endCapture(task: task)
+        guard let report = MigrationStatus.parse(output, preset: preset) else {
+            let how = outcome.failure.map { " (\($0.reason))" } ?? ""
+            log.note("\(step.name): \(command) listed no migrations this daemon can read\(how); the record says nothing of them",
+                     level: .warning, metadata: ["release.task": "\(step.name)"])
+            return nil
+        }
+        return report
+    }
+
+    /// How long a migration status command may take.
+    static let statusLimit = Duration.seconds(120)
 
     /// Runs one task; its failure, or nil when it succeeded.
     private func run(_ step: ReleasePlan.Step, context: TaskContext, control: ReleaseControl,

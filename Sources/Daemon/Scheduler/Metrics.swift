@@ -34,10 +34,11 @@ final class Metrics: Sendable {
     }
 
     private struct Figures: Sendable {
-        var releases: [String: [String: Int]] = [:]   // app → state → count
+        var releases: [String: [String: Int]] = [:]   // app → "phase=…,state=…" labels → count
         var durations: [String: [String: Histogram]] = [:]  // app → task → histogram
         var peakMemory: [String: [String: Int64]] = [:]  // app → task → the last run's peak
         var cpuSeconds: [String: [String: Double]] = [:]  // app → task → total
+        var lockTimeouts: [String: [String: Int]] = [:]  // app → task → attempts ended by a lock timeout
         var lastSuccess: [String: Double] = [:]
         /// Requests waiting in `incoming/`.
         var queueDepth = 0
@@ -94,6 +95,8 @@ final class Metrics: Sendable {
                 f.durations[app, default: [:]][task.name, default: Histogram()].observe(Double(ms) / 1000)
                 if let peak = task.peakMemoryBytes { f.peakMemory[app, default: [:]][task.name] = peak }
                 if let cpu = task.cpuMs { f.cpuSeconds[app, default: [:]][task.name, default: 0] += Double(cpu) / 1000 }
+                let timeouts = task.attempts?.filter { $0.outcome == "lock-timeout" }.count ?? 0
+                if timeouts > 0 { f.lockTimeouts[app, default: [:]][task.name, default: 0] += timeouts }
             }
             if record.state == .succeeded {
                 f.lastSuccess[app] = (record.finishedAt ?? Date()).timeIntervalSince1970
@@ -138,6 +141,13 @@ final class Metrics: Sendable {
         for app in f.cpuSeconds.keys.sorted() {
             for (task, seconds) in f.cpuSeconds[app]!.sorted(by: { $0.key < $1.key }) {
                 out += "releasectl_task_cpu_seconds_total{app=\"\(Self.escape(app))\",task=\"\(Self.escape(task))\"} \(Self.number(seconds))\n"
+            }
+        }
+        out += "# HELP releasectl_task_lock_timeouts_total Migration attempts that ended on a lock timeout (and were tried again, or failed).\n"
+        out += "# TYPE releasectl_task_lock_timeouts_total counter\n"
+        for app in f.lockTimeouts.keys.sorted() {
+            for (task, n) in f.lockTimeouts[app]!.sorted(by: { $0.key < $1.key }) {
+                out += "releasectl_task_lock_timeouts_total{app=\"\(Self.escape(app))\",task=\"\(Self.escape(task))\"} \(n)\n"
             }
         }
         out += "# HELP releasectl_queue_depth Release requests waiting in incoming/.\n"

@@ -25,6 +25,11 @@ public struct AppConfig: Sendable, Equatable {
         /// `first-deploy = true`: the task runs only on the app's first successful release of
         /// its phase (nil: as the task itself says).
         public var firstDeploy: Bool?
+        /// A migration task's lock timeouts and retries (over released.toml's for the app).
+        public var lock = LockSettings()
+        /// `skip-when-none-pending = true`: a migration task is skipped, saying so, when the
+        /// framework's status command lists nothing pending.
+        public var skipWhenNonePending: Bool?
 
         /// Settings as a parsed `[tasks.<name>]` table holds them (nil: not set there).
         public init(command: Command? = nil, timeout: Duration? = nil) {
@@ -42,8 +47,9 @@ public struct AppConfig: Sendable, Equatable {
     public init(tasks: [String: TaskSettings] = [:]) { self.tasks = tasks }
 
     /// Parses release.toml text; `taskNames` are the registered tasks, `commandless` those
-    /// that take no command (notify).
-    public static func parse(_ text: String, path: String, taskNames: [String], commandless: Set<String> = []) throws(RejectReason) -> AppConfig {
+    /// that take no command (notify), `migrations` those that take lock settings.
+    public static func parse(_ text: String, path: String, taskNames: [String], commandless: Set<String> = [],
+                             migrations: Set<String> = []) throws(RejectReason) -> AppConfig {
         func fail(_ problem: String) -> RejectReason { RejectReason(.appConfig, "\(path): \(problem)") }
         let table: TOML.Table
         do throws(TOML.ParseError) {
@@ -110,9 +116,19 @@ public struct AppConfig: Sendable, Equatable {
                 case "first-deploy":
                     guard let b = t[key]!.boolean else { throw fail("[tasks.\(name)] first-deploy must be true or false, not \(t[key]!.kind)") }
                     settings.firstDeploy = b
+                case "skip-when-none-pending", "lock-timeout", "statement-timeout", "lock-retries":
+                    guard migrations.contains(name) else {
+                        throw fail("[tasks.\(name)] \(key) is for migration tasks (\(migrations.sorted().joined(separator: ", ")))")
+                    }
+                    if key == "skip-when-none-pending" {
+                        guard let b = t[key]!.boolean else { throw fail("[tasks.\(name)] skip-when-none-pending must be true or false, not \(t[key]!.kind)") }
+                        settings.skipWhenNonePending = b
+                    } else {
+                        _ = try settings.lock.read(key, t[key]!, fail: { fail("[tasks.\(name)] \($0)") })
+                    }
                 default:
                     guard try settings.limits.read(key, t[key]!, fail: { fail("[tasks.\(name)] \($0)") }) else {
-                        throw fail("unknown key \(Quoting.quoted(key, limit: Quoting.tokenLimit)) in [tasks.\(name)] (known: command, timeout, first-deploy, memory, cpus, pids)")
+                        throw fail("unknown key \(Quoting.quoted(key, limit: Quoting.tokenLimit)) in [tasks.\(name)] (known: command, timeout, first-deploy, memory, cpus, pids\(migrations.contains(name) ? ", lock-timeout, statement-timeout, lock-retries, skip-when-none-pending" : ""))")
                     }
                 }
             }

@@ -63,6 +63,9 @@ public struct DaemonConfig: Sendable, Equatable {
         public var privileges = ContainerPrivileges()
         /// `[limits]` with `[apps.<name>.limits]` over it (nil: the app has none of its own).
         public var limits: LimitPolicy?
+        /// The default lock timeouts and retries of the app's migration tasks (release.toml's
+        /// per task win).
+        public var lock = LockSettings()
         public init(user: String? = nil, serialKey: String? = nil) {
             self.user = user
             self.serialKey = serialKey
@@ -70,7 +73,7 @@ public struct DaemonConfig: Sendable, Equatable {
 
         /// The keys of an `[apps.<name>]` table.
         public static let keys = ["user", "serial-key", "network", "volumes", "container-user", "pull", "no-new-privileges",
-                                  "capabilities", "read-only-root", "limits"]
+                                  "capabilities", "read-only-root", "limits"] + LockSettings.keys
     }
 
     /// When an image release pulls its image.
@@ -204,6 +207,8 @@ public struct DaemonConfig: Sendable, Equatable {
                                 }
                                 if !settings.privileges.capabilities.contains(capability) { settings.privileges.capabilities.append(capability) }
                             }
+                        case "lock-timeout", "statement-timeout", "lock-retries":
+                            _ = try settings.lock.read(k, t[k]!, fail: { fail("[apps.\(name)] \($0)") })
                         default:
                             throw fail("unknown key \(Masking.preview(k)) in [apps.\(name)] (known: \(AppSettings.keys.joined(separator: ", ")))")
                         }

@@ -26,6 +26,35 @@ extension TaskRecord {
             for argument in command { w.element(); w.string(argument) }
             w.endArray()
         }
+        if let attempts {
+            w.key("attempts")
+            w.beginArray()
+            for a in attempts {
+                w.element()
+                w.beginObject()
+                if let startedAt = a.startedAt { w.key("startedAt"); w.string(Timestamp.format(startedAt)) }
+                if let ms = a.durationMs { w.key("durationMs"); w.int(ms) }
+                w.key("outcome"); w.string(a.outcome)
+                if let status = a.exitStatus { w.key("exitStatus"); w.int(status) }
+                if let reason = a.reason { w.key("reason"); w.string(reason) }
+                w.endObject()
+            }
+            w.endArray()
+        }
+        if let migrations {
+            w.key("migrations")
+            w.beginObject()
+            w.key("tool"); w.string(migrations.tool)
+            w.key("versionBefore"); w.string(migrations.versionBefore)
+            w.key("versionAfter"); w.string(migrations.versionAfter)
+            for (key, list) in [("applied", migrations.applied), ("pending", migrations.pending)] {
+                w.key(key)
+                w.beginArray()
+                for m in list { w.element(); w.string(m) }
+                w.endArray()
+            }
+            w.endObject()
+        }
         w.endObject()
     }
 }

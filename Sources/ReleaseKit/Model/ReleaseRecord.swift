@@ -38,6 +38,54 @@ public struct GateReading: Decodable, Sendable, Equatable {
     }
 }
 
+/// One run of a migration task that may be tried again (`lock-retries`): how it ended.
+public struct AttemptRecord: Decodable, Sendable, Equatable {
+    public var startedAt: Date?
+    public var durationMs: Int64?
+    /// `succeeded`, `lock-timeout` (run again), `failed`, `timed-out`, `cancelled`.
+    public var outcome: String
+    public var exitStatus: Int32?
+    public var reason: String?
+
+    public init(startedAt: Date?, durationMs: Int64?, outcome: String, exitStatus: Int32? = nil, reason: String? = nil) {
+        self.startedAt = startedAt
+        self.durationMs = durationMs
+        self.outcome = outcome
+        self.exitStatus = exitStatus
+        self.reason = reason
+    }
+
+    enum CodingKeys: String, CodingKey { case startedAt, durationMs, outcome, exitStatus, reason }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        startedAt = try c.decodeIfPresent(String.self, forKey: .startedAt).flatMap(Timestamp.parse)
+        durationMs = try c.decodeIfPresent(Int64.self, forKey: .durationMs)
+        outcome = try c.decode(String.self, forKey: .outcome)
+        exitStatus = try c.decodeIfPresent(Int32.self, forKey: .exitStatus)
+        reason = try c.decodeIfPresent(String.self, forKey: .reason)
+    }
+}
+
+/// What a migration task did to the schema, by the framework's own status command run before
+/// and after it: the migrations it applied and the schema version on each side.
+public struct MigrationRecord: Decodable, Sendable, Equatable {
+    public var tool: String
+    public var versionBefore: String?
+    public var versionAfter: String?
+    public var applied: [String]
+    /// Still pending after the task.
+    public var pending: [String]
+
+    public init(tool: String, versionBefore: String?, versionAfter: String?, applied: [String], pending: [String]) {
+        self.tool = tool
+        self.versionBefore = versionBefore
+        self.versionAfter = versionAfter
+        self.applied = applied
+        self.pending = pending
+    }
+}
+
 /// One task's part of a record.
 public struct TaskRecord: Decodable, Sendable, Equatable {
     public var name: String
@@ -54,6 +102,10 @@ public struct TaskRecord: Decodable, Sendable, Equatable {
     public var peakMemoryBytes: Int64?
     public var gate: GateReading?
     public var command: [String]?
+    /// A migration task's runs, when it may be tried again on a lock timeout.
+    public var attempts: [AttemptRecord]?
+    /// A migration task's effect on the schema, when its framework is known.
+    public var migrations: MigrationRecord?
 
     public init(name: String, state: TaskState, reason: String? = nil, gate: GateReading? = nil, command: [String]? = nil) {
         self.name = name
@@ -64,7 +116,7 @@ public struct TaskRecord: Decodable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, state, reason, exitStatus, signal, startedAt, durationMs, cpuMs, peakMemoryBytes, gate, command
+        case name, state, reason, exitStatus, signal, startedAt, durationMs, cpuMs, peakMemoryBytes, gate, command, attempts, migrations
     }
 
     public init(from decoder: any Decoder) throws {
@@ -80,6 +132,8 @@ public struct TaskRecord: Decodable, Sendable, Equatable {
         peakMemoryBytes = try c.decodeIfPresent(Int64.self, forKey: .peakMemoryBytes)
         gate = try c.decodeIfPresent(GateReading.self, forKey: .gate)
         command = try c.decodeIfPresent([String].self, forKey: .command)
+        attempts = try c.decodeIfPresent([AttemptRecord].self, forKey: .attempts)
+        migrations = try c.decodeIfPresent(MigrationRecord.self, forKey: .migrations)
     }
 }
 

@@ -44,7 +44,8 @@ public struct AppInspection: Sendable {
                 throw RejectReason(.appConfig, "\(tomlPath): not valid UTF-8")
             }
             inspection.config = try AppConfig.parse(text, path: tomlPath, taskNames: registry.map { $0.name },
-                                                    commandless: Set(registry.filter { !$0.takesCommand }.map { $0.name }))
+                                                    commandless: Set(registry.filter { !$0.takesCommand }.map { $0.name }),
+                                                    migrations: Set(registry.filter { $0.isMigration }.map { $0.name }))
         }
         if let bytes = try app.read(Procfile.fileName, limit: maximumFileSize, code: .procfile) {
             inspection.procfileRelease = Procfile.releaseCommand(in: String(decoding: bytes, as: UTF8.self))

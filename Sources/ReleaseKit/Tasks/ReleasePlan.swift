@@ -39,6 +39,19 @@ public struct ReleasePlan: Sendable {
         /// The task runs only on the app's first successful release of the phase (see
         /// `settleFirstDeploy`).
         public var firstDeployOnly = false
+        /// A migration task: its framework's status is read around it (`statusPreset`), it
+        /// may be run again on a lock timeout (`lock`), and it may be skipped when nothing is
+        /// pending.
+        public var isMigration = false
+        /// The preset whose status command lists the migrations (nil: none known).
+        public var statusPreset: Preset?
+        public var skipWhenNonePending = false
+        /// Its lock settings (release.toml's over released.toml's for the app; see
+        /// `applyLocks`), the `PGOPTIONS` its clients get (nil: the app's own, untouched), and
+        /// what `plan` says of them.
+        public var lock = LockSettings()
+        public var pgOptions: String?
+        public var lockNotes: [String] = []
     }
 
     public var app: String
@@ -115,6 +128,11 @@ public struct ReleasePlan: Sendable {
                 step.problem = task.missingCommand(in: inspection)
             }
             step.firstDeployOnly = settings?.firstDeploy ?? task.isFirstDeployOnly
+            if task.isMigration {
+                step.isMigration = true
+                step.statusPreset = inspection.preset
+                step.skipWhenNonePending = settings?.skipWhenNonePending ?? false
+            }
             if step.willRun {
                 try task.validate(env: env)
                 step.problem = step.problem ?? task.knownProblem(env: env)
@@ -170,6 +188,39 @@ public struct ReleasePlan: Sendable {
             guard steps[i].willRun, steps[i].command != nil else { continue }
             steps[i].limits = limits
             steps[i].limitSources = sources
+        }
+    }
+
+    /// Gives each migration task that will run its lock settings: release.toml's (`config`)
+    /// over the app's in released.toml (`appDefault`), and the `PGOPTIONS` that carries them to
+    /// libpq clients, after the app's own `PGOPTIONS` (from `env`) and never over a setting it
+    /// makes itself; notes for `plan` where a client is not known to read it.
+    public mutating func applyLocks(_ config: AppConfig, appDefault: LockSettings, env: [String: String]) {
+        for i in steps.indices where steps[i].isMigration && steps[i].willRun && steps[i].command != nil {
+            let lock = (config.tasks[steps[i].name]?.lock ?? LockSettings()).over(appDefault)
+            guard !lock.isEmpty else { continue }
+            steps[i].lock = lock
+            var notes = [lock.described]
+            if let (value, leftToApp) = lock.pgOptions(appOptions: env["PGOPTIONS"]) {
+                steps[i].pgOptions = value
+                if !leftToApp.isEmpty { notes.append("\(leftToApp.joined(separator: ", ")) left as the app's PGOPTIONS sets it") }
+                switch steps[i].statusPreset {
+                case let preset? where !MigrationStatus.honoursPGOptions(preset):
+                    notes.append("PGOPTIONS is set, but \(MigrationStatus.client(preset)) does not read it: set the timeouts in the app's database config")
+                case nil:
+                    notes.append("PGOPTIONS is set; this task's database client is not known (no framework preset): libpq clients read it, others may not")
+                default: break
+                }
+            }
+            if steps[i].skipWhenNonePending && steps[i].statusPreset == nil {
+                notes.append("skip-when-none-pending needs a framework preset to list pending migrations: the task runs")
+            }
+            steps[i].lockNotes = notes
+        }
+        for i in steps.indices where steps[i].isMigration && steps[i].willRun && steps[i].skipWhenNonePending && steps[i].lockNotes.isEmpty {
+            if steps[i].statusPreset == nil {
+                steps[i].lockNotes = ["skip-when-none-pending needs a framework preset to list pending migrations: the task runs"]
+            }
         }
     }
 

@@ -101,11 +101,14 @@ public struct ReleaseProgress: Sendable {
 
     /// A task ended: by succeeding when `failure` is nil, else as it says.
     /// `cpuMs` and `peakMemoryBytes`: what it used, when known.
+    /// `attempts`, `migrations`: a migration task's runs and effect on the schema.
     public mutating func ended(_ index: Int, failure taskFailure: TaskFailure?, durationMs: Int64, cpuMs: Int64? = nil,
-                               peakMemoryBytes: Int64? = nil) {
+                               peakMemoryBytes: Int64? = nil, attempts: [AttemptRecord]? = nil, migrations: MigrationRecord? = nil) {
         record.tasks[index].durationMs = durationMs
         record.tasks[index].cpuMs = cpuMs
         record.tasks[index].peakMemoryBytes = peakMemoryBytes
+        record.tasks[index].attempts = attempts
+        record.tasks[index].migrations = migrations
         guard let f = taskFailure else {
             record.tasks[index].state = .succeeded
             return
@@ -121,6 +124,14 @@ public struct ReleaseProgress: Sendable {
         } else if failure == nil {
             failure = "\(step.name) \(reason)"
         }
+    }
+
+    /// A task let run turned out to have nothing to do (a migration with nothing pending):
+    /// `skipped`, saying why.
+    public mutating func skipped(_ index: Int, reason: String, migrations: MigrationRecord? = nil) {
+        record.tasks[index].state = .skipped
+        record.tasks[index].reason = masking.apply(reason)
+        record.tasks[index].migrations = migrations
     }
 
     /// The release cannot run its tasks (its image could not be made ready): every task but

@@ -37,6 +37,9 @@ public protocol ReleaseTask: Sendable {
     /// when it has no command of its own in release.toml. A task whose command is the app's
     /// own (an app.json script) is never covered.
     static var isCoverable: Bool { get }
+    /// Whether the task migrates a database: it takes lock settings (`LockSettings`), is run
+    /// again when it failed on a lock timeout, and its record says which migrations it applied.
+    static var isMigration: Bool { get }
     /// Whether the task runs only on the app's first successful release of its phase (Heroku's
     /// `scripts.postdeploy`); release.toml's `first-deploy = true` marks any task so.
     static var isFirstDeployOnly: Bool { get }
@@ -85,6 +88,7 @@ extension ReleaseTask {
     public static var phase: ReleasePhase { .predeploy }
     public static var isCoverable: Bool { true }
     public static var isFirstDeployOnly: Bool { false }
+    public static var isMigration: Bool { false }
     public static var variables: [String] { [] }
     public static var switches: [String] { [] }
     public static func defaultCommand(in app: AppInspection) -> Command? { nil }

@@ -283,11 +283,15 @@ extension Plan {
             var prefix: [String] = []
             var home = UserDatabase.user(id: getuid())?.home ?? "/"
             if geteuid() == 0 {
-                guard let name = config.apps[request.app]?.user ?? config.defaultUser, let user = UserDatabase.user(named: name) else {
+                // As the daemon would run the app's tasks: its user, or root only where the
+                // configuration allows root tasks.
+                if let name = config.apps[request.app]?.user ?? config.defaultUser {
+                    guard let user = UserDatabase.user(named: name) else { throw CLIError(2, "--pending: no such user \(name) (the app's user)") }
+                    prefix = ["/usr/bin/setpriv", "--reuid=\(user.uid)", "--regid=\(user.gid)", "--init-groups", "--"]
+                    home = user.home
+                } else if !config.allowRootTasks {
                     throw CLIError(2, "--pending boots the app: as root it runs as the app's user, and \(request.app) has none (released.toml [apps.\(request.app)] user, or default-user); or run plan --pending as the user its tasks run as")
                 }
-                prefix = ["/usr/bin/setpriv", "--reuid=\(user.uid)", "--regid=\(user.gid)", "--init-groups", "--"]
-                home = user.home
             }
             var environment = TaskEnvironment.make(request: request, task: step.name, home: home, directory: directory)
             if let options = step.pgOptions { environment["PGOPTIONS"] = options }

@@ -378,7 +378,7 @@ struct ContainerSettingsTests {
              problem: "[apps.shop] capabilities: \"CAP_SYS_ADMIN --privileged\" is not a Linux capability (such as NET_BIND_SERVICE)"),
         Case(toml: "[apps.shop]\nno-new-privileges = \"no\"\n", problem: "[apps.shop] no-new-privileges must be true or false"),
         Case(toml: "[apps.shop]\nread-only-root = 0\n", problem: "[apps.shop] read-only-root must be true or false"),
-        Case(toml: "[apps.shop]\nimage = \"x\"\n", problem: "unknown key \"image\" in [apps.shop] (known: user, serial-key, network, volumes, container-user, pull, no-new-privileges, capabilities, read-only-root, limits)"),
+        Case(toml: "[apps.shop]\nimage = \"x\"\n", problem: "unknown key \"image\" in [apps.shop] (known: user, serial-key, network, volumes, container-user, pull, no-new-privileges, capabilities, read-only-root, limits, lock-timeout, statement-timeout, lock-retries)"),
     ]
 
     @Test("a bad container setting stops the daemon at start, naming the file and the problem", arguments: cases)

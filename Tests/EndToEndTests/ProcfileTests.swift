@@ -84,7 +84,8 @@ struct ProcfileTests {
         ])
         #expect(r.status == 0, "\(r)")
         #expect(!r.stdout.contains("Running Release Tasks"), "the script must not run")
-        #expect(fakes.calls == ["bundle [exec] [rails] [db:migrate] @\(app.path)"])
+        #expect(fakes.calls == ["bundle [exec] [rails] [db:migrate:status] @\(app.path)", "bundle [exec] [rails] [db:migrate] @\(app.path)",
+                                "bundle [exec] [rails] [db:migrate:status] @\(app.path)"])
         let record = try #require(try daemon.record(r.lines[0]))
         let procfile = try #require(record.tasks.first { $0.name == "procfile" })
         #expect(procfile.state == .skipped)

@@ -28,6 +28,9 @@ struct PhaseTests {
         #expect(!preRecord.tasks.contains { $0.name == "post-migrate" })
         #expect(server.received.isEmpty, "notify-deployed is a postdeploy task")
 
+        let plan = try await daemon.ctl(["plan", "--app", "shop", "--dir", app.path, "--phase", "postdeploy"] + env.flatMap { ["--env", "\($0)=\($1)"] })
+        #expect(plan.stdout.contains("  phase:             postdeploy (after traffic moved to the new version)"), "\(plan)")
+        #expect(plan.stdout.contains("run   post-migrate") && plan.stdout.contains("run   notify-deployed") && !plan.stdout.contains(" migrate  "), "\(plan)")
         let post = try await daemon.submitWait(app: "shop", release: "v42", dir: app.path, env: env, extra: ["--phase", "postdeploy"])
         #expect(post.status == 0, "\(post)")
         #expect(post.stdout.contains("==> shop v42 postdeploy: succeeded"), "\(post)")
@@ -184,7 +187,8 @@ struct PhaseTests {
               "buildpacks": [{"url": "https://github.com/heroku/heroku-buildpack-nodejs"}]
             }
             """
-        let app = try AppFixture(extraFiles: ["app.json": appJSON, "Procfile": "release: echo procfile:$RELEASE_TASK >> \(log)\n"])
+        // With a byte order mark, as some editors save it.
+        let app = try AppFixture(extraFiles: ["app.json": "\u{FEFF}" + appJSON, "Procfile": "release: echo procfile:$RELEASE_TASK >> \(log)\n"])
         defer { app.remove(); out.remove() }
         let plan = try await daemon.ctl(["plan", "--app", "shop", "--dir", app.path])
         #expect(plan.stdout.contains("run   app-json-predeploy"), "\(plan)")
@@ -219,7 +223,10 @@ struct PhaseTests {
             ("{\"scripts\": {\"postdeploy\": [\"a\", 1]}}", "app.json: scripts.postdeploy must be a string (run by /bin/sh -c), not an array"),
             ("{\"scripts\": {\"dokku\": {\"postdeploy\": \"a\\u0000b\"}}}", "app.json: scripts.dokku.postdeploy contains a NUL character"),
             ("[1, 2]", "app.json: must be a JSON object, not an array"),
-            ("{\"scripts\": {\"dokku\": {\"predeploy\": \"x\"}}\n", "app.json: not valid JSON"),
+            ("{\"scripts\": {\"dokku\": {\"predeploy\": \"x\"}}\n", "app.json: not valid JSON at line 2, column 1: expected ',' or '}' (the object is never closed)"),
+            ("{\n  \"scripts\": {\n    \"dokku\": {\"predeploy\": rake db:migrate}\n  }\n}\n", "app.json: not valid JSON at line 3, column 28: unexpected 'r'"),
+            ("{\"scripts\": {\"postdeploy\": \"a\u{1}b\"}}", "app.json: not valid JSON at line 1, column 30: a control character inside a string (write it escaped)"),
+            ("{\"scripts\": {}} trailing", "app.json: not valid JSON at line 1, column 17: unexpected 't' after the JSON value"),
             ("{\"a\":\n" + deep + "}", "app.json: nested more than 32 levels deep (line 2)"),
             ("{\"a\": \"" + String(repeating: "x", count: 70_000) + "\"}", "app.json is 70009 bytes, over the limit of 64 KiB"),
         ]

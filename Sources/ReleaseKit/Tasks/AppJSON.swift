@@ -35,7 +35,8 @@ public struct AppJSON: Sendable, Equatable {
     /// Parses app.json's bytes; `path` names the file in messages.
     public static func parse(_ bytes: [UInt8], path: String) throws(RejectReason) -> AppJSON {
         func fail(_ problem: String) -> RejectReason { RejectReason(.appJSON, "\(path): \(problem)") }
-        guard let text = String(validating: bytes, as: UTF8.self) else { throw fail("not valid UTF-8") }
+        guard var text = String(validating: bytes, as: UTF8.self) else { throw fail("not valid UTF-8") }
+        if text.hasPrefix("\u{FEFF}") { text.removeFirst() }  // a byte order mark, as editors write one
         if let line = tooDeep(bytes) {
             throw fail("nested more than \(maximumDepth) levels deep (line \(line)); app.json is a flat object of settings")
         }
@@ -43,6 +44,9 @@ public struct AppJSON: Sendable, Equatable {
         do {
             value = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
         } catch {
+            if let (line, column, problem) = JSONSyntax.firstError(Array(text.utf8)) {
+                throw fail("not valid JSON at line \(line), column \(column): \(problem)")
+            }
             throw fail("not valid JSON: \(JSONValue.describe(error))")
         }
         guard case .object(let root) = value else { throw fail("must be a JSON object, not \(value.kind)") }
@@ -100,5 +104,118 @@ public struct AppJSON: Sendable, Equatable {
             }
         }
         return nil
+    }
+}
+
+/// Where a text first fails to be JSON (RFC 8259), for a message that names the place: the
+/// line and column (1-based, in bytes) and what was expected there. Nil when it is JSON.
+enum JSONSyntax {
+    static func firstError(_ bytes: [UInt8]) -> (line: Int, column: Int, problem: String)? {
+        var i = 0
+        struct Failure: Error { var at: Int; var problem: String }
+        func at(_ offset: Int, _ problem: String) -> Failure { Failure(at: offset, problem: problem) }
+        func skipBlanks() { while i < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[i]) { i += 1 } }
+        func shown(_ b: UInt8) -> String { b >= 0x21 && b < 0x7F ? "'\(Character(Unicode.Scalar(b)))'" : String(format2: b) }
+        func literal(_ word: String) throws(Failure) {
+            for b in word.utf8 {
+                guard i < bytes.count, bytes[i] == b else { throw at(i, "expected \(word)") }
+                i += 1
+            }
+        }
+        func string() throws(Failure) {
+            i += 1  // the opening quote
+            while i < bytes.count {
+                let b = bytes[i]
+                if b == UInt8(ascii: "\"") { i += 1; return }
+                if b < 0x20 { throw at(i, "a control character inside a string (write it escaped)") }
+                if b == UInt8(ascii: "\\") {
+                    i += 1
+                    guard i < bytes.count else { break }
+                    switch bytes[i] {
+                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
+                         UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"): i += 1
+                    case UInt8(ascii: "u"):
+                        guard i + 4 < bytes.count, bytes[(i + 1)...(i + 4)].allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 | 0x20 >= 97 && $0 | 0x20 <= 102) })
+                        else { throw at(i, "\\u needs four hexadecimal digits") }
+                        i += 5
+                    default: throw at(i, "an unknown escape \\\(shown(bytes[i]))")
+                    }
+                    continue
+                }
+                i += 1
+            }
+            throw at(bytes.count, "a string that is never closed")
+        }
+        func number() throws(Failure) {
+            if bytes[i] == UInt8(ascii: "-") { i += 1 }
+            func digits() -> Int { let s = i; while i < bytes.count, bytes[i] >= 48, bytes[i] <= 57 { i += 1 }; return i - s }
+            guard i < bytes.count, bytes[i] >= 48, bytes[i] <= 57 else { throw at(i, "a number needs a digit") }
+            if bytes[i] == 48 { i += 1 } else { _ = digits() }
+            if i < bytes.count, bytes[i] == UInt8(ascii: ".") { i += 1; guard digits() > 0 else { throw at(i, "a digit after the decimal point") } }
+            if i < bytes.count, bytes[i] | 0x20 == UInt8(ascii: "e") {
+                i += 1
+                if i < bytes.count, bytes[i] == UInt8(ascii: "+") || bytes[i] == UInt8(ascii: "-") { i += 1 }
+                guard digits() > 0 else { throw at(i, "a digit in the exponent") }
+            }
+        }
+        func value() throws(Failure) {
+            skipBlanks()
+            guard i < bytes.count else { throw at(i, "a value is missing (the text ends)") }
+            switch bytes[i] {
+            case UInt8(ascii: "{"):
+                i += 1; skipBlanks()
+                if i < bytes.count, bytes[i] == UInt8(ascii: "}") { i += 1; return }
+                while true {
+                    skipBlanks()
+                    guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw at(i, "expected a key in double quotes") }
+                    try string()
+                    skipBlanks()
+                    guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw at(i, "expected ':' after the key") }
+                    i += 1
+                    try value()
+                    skipBlanks()
+                    guard i < bytes.count else { throw at(i, "expected ',' or '}' (the object is never closed)") }
+                    if bytes[i] == UInt8(ascii: "}") { i += 1; return }
+                    guard bytes[i] == UInt8(ascii: ",") else { throw at(i, "expected ',' or '}', found \(shown(bytes[i]))") }
+                    i += 1
+                }
+            case UInt8(ascii: "["):
+                i += 1; skipBlanks()
+                if i < bytes.count, bytes[i] == UInt8(ascii: "]") { i += 1; return }
+                while true {
+                    try value()
+                    skipBlanks()
+                    guard i < bytes.count else { throw at(i, "expected ',' or ']' (the array is never closed)") }
+                    if bytes[i] == UInt8(ascii: "]") { i += 1; return }
+                    guard bytes[i] == UInt8(ascii: ",") else { throw at(i, "expected ',' or ']', found \(shown(bytes[i]))") }
+                    i += 1
+                }
+            case UInt8(ascii: "\""): try string()
+            case UInt8(ascii: "t"): try literal("true")
+            case UInt8(ascii: "f"): try literal("false")
+            case UInt8(ascii: "n"): try literal("null")
+            case UInt8(ascii: "-"), 48...57: try number()
+            default: throw at(i, "unexpected \(shown(bytes[i]))")
+            }
+        }
+        do throws(Failure) {
+            try value()
+            skipBlanks()
+            guard i == bytes.count else { throw at(i, "unexpected \(shown(bytes[i])) after the JSON value") }
+            return nil
+        } catch {
+            let before = bytes.prefix(error.at)
+            let line = before.filter { $0 == 0x0A }.count + 1
+            let column = error.at - (before.lastIndex(of: 0x0A).map { $0 + 1 } ?? 0) + 1
+            return (line, column, error.problem)
+        }
+    }
+}
+
+extension String {
+    /// A byte as people read it in a message: `0x1B`.
+    init(format2 byte: UInt8) {
+        let digits = Array("0123456789ABCDEF")
+        self = "0x" + String([digits[Int(byte >> 4)], digits[Int(byte & 15)]])
     }
 }

@@ -176,7 +176,8 @@ struct Plan: RunnableCommand {
             plan = accepted.plan
             if plan.hasFirstDeployTasks {
                 // What this host's records say (a cluster's database may know of deploys elsewhere).
-                plan.settleFirstDeploy(DeployHistory(spoolOptions.resolved.finishedRecords()).firstDeploy(app: app, phase: phase))
+                plan.settleFirstDeploy(DeployHistory(spoolOptions.resolved.finishedRecords())
+                    .firstDeploy(app: app, key: ReleaseRequest.defaultDeployKey(app: app, release: request.release), tasks: plan.firstDeployTasks))
             }
             if let image, accepted.image == nil {
                 Output.error("the engine does not have \(image) yet: planned without its files (release.toml, Procfile, preset) until it is pulled")
@@ -188,7 +189,8 @@ struct Plan: RunnableCommand {
         let privileges = image == nil ? nil : daemonConfig.settings(for: app).privileges
         var pendingByTask: [String: [String]] = [:]
         if pending, let directory {
-            pendingByTask = try Self.pendingMigrations(plan, request: request, directory: directory, config: daemonConfig, masking: masking)
+            pendingByTask = try Self.pendingMigrations(plan, request: request, directory: directory, config: daemonConfig,
+                                                       spool: spoolOptions.resolved, masking: masking)
         }
         if json {
             Output.line(Self.json(plan, releaseTimeout: releaseTimeout, masking: masking, image: image, privileges: privileges,
@@ -273,31 +275,45 @@ extension Plan {
     /// run in the app directory with the task's environment — as the app's user when this runs
     /// as root (never as root itself), else as this user. Bounded to two minutes.
     static func pendingMigrations(_ plan: ReleasePlan, request: ReleaseRequest, directory: String, config: DaemonConfig,
-                                  masking: Masking) throws(CLIError) -> [String: [String]] {
+                                  spool: Spool, masking: Masking) throws(CLIError) -> [String: [String]] {
         var result: [String: [String]] = [:]
         for step in plan.steps where step.isMigration && step.willRun && step.command != nil {
             guard let preset = step.statusPreset else {
                 Output.error("--pending: \(step.name) has no framework preset whose status command lists migrations; skipped")
                 continue
             }
+            // The app's code runs as its tasks would — the app's user — and never as anyone
+            // with more: as root, switched to that user (root itself only where the
+            // configuration allows root tasks); as another user, only when that is the app's.
             var prefix: [String] = []
             var home = UserDatabase.user(id: getuid())?.home ?? "/"
+            let appUser = (config.apps[request.app]?.user ?? config.defaultUser).flatMap(UserDatabase.user(named:))
+            if let name = config.apps[request.app]?.user ?? config.defaultUser, appUser == nil {
+                throw CLIError(2, "--pending: no such user \(name) (the user \(request.app)'s tasks run as)")
+            }
             if geteuid() == 0 {
-                // As the daemon would run the app's tasks: its user, or root only where the
-                // configuration allows root tasks.
-                if let name = config.apps[request.app]?.user ?? config.defaultUser {
-                    guard let user = UserDatabase.user(named: name) else { throw CLIError(2, "--pending: no such user \(name) (the app's user)") }
+                if let user = appUser {
                     prefix = ["/usr/bin/setpriv", "--reuid=\(user.uid)", "--regid=\(user.gid)", "--init-groups", "--"]
                     home = user.home
                 } else if !config.allowRootTasks {
                     throw CLIError(2, "--pending boots the app: as root it runs as the app's user, and \(request.app) has none (released.toml [apps.\(request.app)] user, or default-user); or run plan --pending as the user its tasks run as")
+                }
+            } else {
+                // Without a user of its own, the app's tasks run as the daemon's user: the
+                // spool's owner.
+                let taskUID = appUser?.uid ?? (try? Syscalls.statPath(spool.root))?.st_uid
+                guard taskUID == getuid() else {
+                    throw CLIError(2, "--pending boots the app, which runs its code as whoever runs it: run it as the user \(request.app)'s tasks run as (\(appUser?.name ?? "the daemon's user")), or as root")
                 }
             }
             var environment = TaskEnvironment.make(request: request, task: step.name, home: home, directory: directory)
             if let options = step.pgOptions { environment["PGOPTIONS"] = options }
             let command = MigrationStatus.command(for: preset)
             let (output, status) = try run(prefix + command.arguments, environment: environment, directory: directory)
-            guard let report = MigrationStatus.parse(output, preset: preset) else {
+            // Only a whole list from a command that ended as it should (see ReleaseRunner).
+            guard let output else { throw CLIError(1, "--pending: \(command) printed more than 1 MiB; not read") }
+            guard status == 0 || MigrationStatus.failureIsAnswer(outcome: status, output: output, preset: preset),
+                  let report = MigrationStatus.parse(output, preset: preset) else {
                 throw CLIError(1, "--pending: \(command) (exit status \(status)) listed no migrations that can be read:\n" + masking.apply(String(output.suffix(2000))))
             }
             result[step.name] = report.pending
@@ -305,9 +321,10 @@ extension Plan {
         return result
     }
 
-    /// Runs `argv` (its first element looked up in the environment's PATH), its stdout and
-    /// stderr read together, for at most two minutes.
-    static func run(_ argv: [String], environment: [String: String], directory: String) throws(CLIError) -> (String, Int32) {
+    /// Runs `argv` (its first element looked up in the environment's PATH) in a session of
+    /// its own, its stdout and stderr read together (nil past 1 MiB), for at most two minutes
+    /// in all: then, and when it ends, whatever is left of its session is killed.
+    static func run(_ argv: [String], environment: [String: String], directory: String) throws(CLIError) -> (String?, Int32) {
         guard let executable = argv[0].hasPrefix("/") ? argv[0] : ExecutableLookup.find(argv[0], path: environment["PATH"] ?? TaskEnvironment.defaultPath)
         else { throw CLIError(1, "--pending: \(argv[0]) is not on the task's PATH") }
         let child: ChildProcess
@@ -317,24 +334,37 @@ extension Plan {
         } catch {
             throw CLIError(1, "--pending: cannot start \(argv[0]): \(error)")
         }
+        let limit = 1 << 20
         var output: [UInt8] = []
         let deadline = ContinuousClock.now + .seconds(120)
         var buffer = [UInt8](repeating: 0, count: 65536)
-        while let fd = child.output {
-            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let left = max(0, (deadline - ContinuousClock.now).milliseconds)
-            if left == 0 || poll(&p, 1, Int32(min(left, 1000))) < 0 && errno != EINTR {
-                kill(-child.pid, SIGKILL)
-                _ = child.wait()
-                throw CLIError(1, "--pending: \(argv.joined(separator: " ")) did not finish within 2 minutes; ended")
+        var open = child.output != nil
+        var exited = child.pidfd < 0  // (without a pidfd: until the output closes)
+        var exitedAt: ContinuousClock.Instant?
+        func timedOut() -> CLIError {
+            kill(-child.pid, SIGKILL)
+            _ = child.wait()
+            return CLIError(1, "--pending: \(argv.joined(separator: " ")) did not finish within 2 minutes; ended")
+        }
+        // Until the output is closed and the process has ended (its pidfd readable).
+        while open || !exited {
+            var fds = [pollfd(fd: open ? child.output! : -1, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: exited ? -1 : child.pidfd, events: Int16(POLLIN), revents: 0)]
+            let left = (deadline - ContinuousClock.now).milliseconds
+            guard left > 0 else { throw timedOut() }
+            if poll(&fds, 2, Int32(min(left, 1000))) < 0, errno != EINTR { throw timedOut() }
+            if fds[1].revents != 0 { exited = true; exitedAt = .now }
+            // Output still held open by something it left behind: a second more, then no more.
+            if let exitedAt, ContinuousClock.now - exitedAt > .seconds(1) { break }
+            if open, fds[0].revents != 0 {
+                let n = read(child.output!, &buffer, buffer.count)
+                if n <= 0 { open = false } else if output.count <= limit { output += buffer.prefix(n) }
             }
-            guard p.revents != 0 else { continue }
-            let n = read(fd, &buffer, buffer.count)
-            if n <= 0 { break }
-            if output.count < 1 << 20 { output += buffer.prefix(n) }
         }
         if let fd = child.output { close(fd) }
-        return (String(decoding: output, as: UTF8.self), child.wait().code)
+        let status = child.wait().code
+        kill(-child.pid, SIGKILL)  // what it left behind in its session
+        return (output.count > limit ? nil : String(decoding: output, as: UTF8.self), status)
     }
 
     /// Whom the app's tasks run as, by the daemon's configuration, and who else runs as that

@@ -19,12 +19,13 @@ struct Retry: RunnableCommand {
         guard let old = spool.finishedRequest(id) else {
             throw CLIError(2, "the request of \(id) is not readable (a rejected request that was not valid cannot be retried)")
         }
-        // A new deploy key: with a cluster, a retry runs again rather than getting the outcome
-        // of the deploy it retries.
+        // A predeploy retry is a new deploy key: with a cluster, it runs again rather than
+        // getting the outcome of the deploy it retries. A postdeploy retry keeps its deploy's
+        // key (its predeploy is that key's) and is a run of its own under it.
         let newID = ReleaseID.generate()
         let request = ReleaseRequest(id: newID, app: old.app, release: old.release, directory: old.directory,
                                      image: old.image, env: old.env, tasks: old.tasks, retryOf: old.id,
-                                     deployKey: "retry-\(newID.rawValue)", phase: old.phase)
+                                     deployKey: old.phase == .postdeploy ? old.deployKey : "retry-\(newID.rawValue)", phase: old.phase)
         try Spooling.submitAndReport(request, spool: spool, wait: waitOptions)
     }
 }

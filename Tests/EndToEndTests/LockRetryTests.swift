@@ -103,6 +103,40 @@ struct LockRetryTests {
         await daemon.cleanUp()
     }
 
+    @Test("skip-when-none-pending never trusts a status command that failed: the migration runs")
+    func failedStatusIsNoAnswer() async throws {
+        let daemon = try await DaemonProcess()
+        // Lists every migration as applied, then fails (a second database it cannot reach).
+        let fakes = try FakeCommands(["bundle"], exitStatus: ["bundle": 1], output: ["bundle": "   up     20260101000000  Create users"])
+        let app = try AppFixture(extraFiles: ["bin/rails": "#!/bin/sh\n", "release.toml": "[tasks.migrate]\nskip-when-none-pending = true\n"])
+        defer { app.remove(); fakes.remove() }
+        let r = try await daemon.submitWait(app: "shop", dir: app.path, env: ["RUN_MIGRATIONS_DURING_RELEASE": "true", "PATH": fakes.path])
+        let migrate = try #require(try daemon.record(r.lines[0])?.tasks.first { $0.name == "migrate" })
+        #expect(migrate.state == .failed, "the migration ran (and failed here): \(migrate)")
+        #expect(fakes.calls.contains { $0.hasPrefix("bundle [exec] [rails] [db:migrate] ") }, "\(fakes.calls)")
+        #expect(r.stdout.contains("gave no list of migrations this daemon can rely on (exited with status 1); the record says nothing of them, and the task runs"), "\(r)")
+        #expect(migrate.migrations == nil)
+        await daemon.cleanUp()
+    }
+
+    @Test("plan --pending runs the app's code only as the app's user: another user is refused")
+    func pendingAsAppUserOnly() async throws {
+        guard geteuid() == 0, let paas = try? TestUser.paas() else { return }
+        let work = TempDir()
+        defer { work.remove() }
+        chmod(work.path, 0o755)
+        let app = try AppFixture(extraFiles: ["bin/rails": "#!/bin/sh\n"])
+        defer { app.remove() }
+        chmod(app.path, 0o755)
+        let config = work.file("released.toml")
+        try "[apps.shop]\nuser = \"rctl-app1\"\n".write(toFile: config, atomically: true, encoding: .utf8)
+        chmod(config, 0o644)
+        let r = try await paas.run(Binaries.releasectl, ["plan", "--app", "shop", "--dir", app.path, "--pending", "--config", config,
+                                                         "--env", "RUN_MIGRATIONS_DURING_RELEASE=true", "--spool", work.file("spool")])
+        #expect(r.status == 2, "\(r)")
+        #expect(r.stderr.contains("--pending boots the app, which runs its code as whoever runs it: run it as the user shop's tasks run as (rctl-app1), or as root"), "\(r)")
+    }
+
     @Test("bad lock settings reject the release naming the key; they belong to migration tasks only")
     func badSettings() async throws {
         let daemon = try await DaemonProcess()

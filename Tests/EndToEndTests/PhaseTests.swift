@@ -143,7 +143,7 @@ struct PhaseTests {
         #expect(second.status == 0)
         let seed = try #require(try daemon.record(second.lines[0])?.tasks.first { $0.name == "seed" })
         #expect(seed.state == .skipped)
-        #expect(seed.reason == "first deploy only, and shop has been deployed before (release v2 (\(first.lines[0])) succeeded)", "\(seed)")
+        #expect(seed.reason == "first deploy only, and it already succeeded for shop (in release v2 (\(first.lines[0])))", "\(seed)")
         // The daemon's history is rebuilt from done/ at start.
         try await daemon.stop()
         daemon = try await DaemonProcess(spool: spool)
@@ -227,6 +227,12 @@ struct PhaseTests {
             ("{\n  \"scripts\": {\n    \"dokku\": {\"predeploy\": rake db:migrate}\n  }\n}\n", "app.json: not valid JSON at line 3, column 28: unexpected 'r'"),
             ("{\"scripts\": {\"postdeploy\": \"a\u{1}b\"}}", "app.json: not valid JSON at line 1, column 30: a control character inside a string (write it escaped)"),
             ("{\"scripts\": {}} trailing", "app.json: not valid JSON at line 1, column 17: unexpected 't' after the JSON value"),
+            // What lenient parsers take differently is refused: a key twice, a trailing comma.
+            ("{\"scripts\":{\"postdeploy\":\"echo FIRST\"},\"scripts\":{\"postdeploy\":\"echo SECOND\"}}",
+             "app.json: not valid JSON at line 1, column 40: the key \"scripts\" appears twice in one object"),
+            ("{\"scripts\": {\"postdeploy\": \"x\",}}", "app.json: not valid JSON at line 1, column 32: expected a key in double quotes"),
+            ("{\"a\": \"\\ud800\"}", "app.json: not valid JSON at line 1, column 8: a lone surrogate (\\uD800 without its pair)"),
+            ("{\"a\": 1e999999999}", "app.json: not valid JSON at line 1, column 7: a number too large to read"),
             ("{\"a\":\n" + deep + "}", "app.json: nested more than 32 levels deep (line 2)"),
             ("{\"a\": \"" + String(repeating: "x", count: 70_000) + "\"}", "app.json is 70009 bytes, over the limit of 64 KiB"),
         ]
@@ -252,6 +258,59 @@ struct PhaseTests {
         let link = try await daemon.submitWait(app: "shop", dir: app.path)
         #expect(link.status == 2)
         #expect(try daemon.record(link.lines[0])?.reason?.contains("app.json is a symbolic link that leads out of the app directory") == true)
+        await daemon.cleanUp()
+    }
+
+    @Test("an app deployed before it ever ran a postdeploy is no first deploy: Heroku's scripts.postdeploy does not run; nor does a first-deploy task that succeeded once, after a failed postdeploy")
+    func firstDeployIsOnce() async throws {
+        let daemon = try await DaemonProcess()
+        let out = TempDir()
+        let log = out.file("trace")
+        let appJSON = "{\"scripts\": {\"postdeploy\": \"echo first >> \(log)\"}}"
+        let legacy = try AppFixture(extraFiles: ["app.json": appJSON])
+        defer { legacy.remove(); out.remove() }
+        // Deployed for years without a postdeploy (the hook did not call one yet).
+        for v in ["v1", "v2"] { #expect(try await daemon.submitWait(app: "legacy", release: v, dir: legacy.path).status == 0) }
+        let post = try await daemon.submitWait(app: "legacy", release: "v2", dir: legacy.path, extra: ["--phase", "postdeploy"])
+        #expect(post.status == 0, "\(post)")
+        let task = try #require(try daemon.record(post.lines[0])?.tasks.first { $0.name == "app-json-first-deploy" })
+        #expect(task.state == .skipped && task.reason?.hasPrefix("first deploy only, and legacy has been deployed before (release v1 (") == true, "\(task)")
+        #expect(!FileManager.default.fileExists(atPath: log), "a one-time script never runs on a live app")
+
+        // A new app whose first postdeploy fails after its first-deploy script succeeded.
+        let fresh = try AppFixture(commands: ["warm-up": "test -e \(out.file("warm"))"], extraFiles: ["app.json": appJSON])
+        defer { fresh.remove() }
+        let env = ["WARM_UP_AFTER_DEPLOY": "true"]
+        #expect(try await daemon.submitWait(app: "fresh", release: "v1", dir: fresh.path, env: env).status == 0)
+        let failed = try await daemon.submitWait(app: "fresh", release: "v1", dir: fresh.path, env: env, extra: ["--phase", "postdeploy"])
+        #expect(failed.status == 1, "\(failed)")
+        FileManager.default.createFile(atPath: out.file("warm"), contents: nil)
+        let again = try await daemon.submitWait(app: "fresh", release: "v1", dir: fresh.path, env: env, extra: ["--phase", "postdeploy"])
+        #expect(again.status == 0, "\(again)")
+        #expect(try String(contentsOfFile: log, encoding: .utf8) == "first\n", "the first-deploy script ran once")
+        let skipped = try #require(try daemon.record(again.lines[0])?.tasks.first { $0.name == "app-json-first-deploy" })
+        #expect(skipped.reason?.hasPrefix("first deploy only, and it already succeeded for fresh (in release v1 (\(failed.lines[0])))") == true, "\(skipped)")
+        await daemon.cleanUp()
+    }
+
+    @Test("the newest predeploy of a release decides: one rejected after a success refuses its postdeploy")
+    func rejectedPredeployCounts() async throws {
+        let daemon = try await DaemonProcess()
+        let app = try AppFixture(commands: ["migrate": "true", "post-migrate": "true"])
+        defer { app.remove() }
+        #expect(try await daemon.submitWait(app: "web", release: "v7", dir: app.path, env: ["RUN_MIGRATIONS_DURING_RELEASE": "true"]).status == 0)
+        let typo = try await daemon.submitWait(app: "web", release: "v7", dir: app.path, env: ["RUN_MIGRATIONS_DURING_RELEASE": "ture"])
+        #expect(typo.status == 2)
+        let post = try await daemon.submitWait(app: "web", release: "v7", dir: app.path, env: ["RUN_MIGRATIONS_AFTER_DEPLOY": "true"],
+                                               extra: ["--phase", "postdeploy"])
+        #expect(post.status == 2, "\(post)")
+        #expect(try daemon.record(post.lines[0])?.reason?.contains("the predeploy of web v7 (deploy key web/v7) rejected (\(typo.lines[0]))") == true)
+        // Junk naming the app and a release (no request in it) decides nothing.
+        #expect(try await daemon.submitWait(app: "web", release: "v8", dir: app.path).status == 0)
+        try daemon.drop(name: "junk-v8.json", contents: Data("{\"app\": \"web\", \"release\": \"v8\"".utf8))
+        #expect(try await daemon.waitForRecord("junk-v8").state == .rejected)
+        let v8 = try await daemon.submitWait(app: "web", release: "v8", dir: app.path, extra: ["--phase", "postdeploy"])
+        #expect(v8.status == 0, "\(v8)")
         await daemon.cleanUp()
     }
 }

@@ -36,6 +36,12 @@ struct MigrationStatusTests {
         let p = try #require(MigrationStatus.parse(phoenix, preset: .phoenix))
         #expect(p.applied == ["20200101120000 create_books"] && p.pending == ["20200202120000 add_title"] && p.version == "20200101120000")
         #expect(MigrationStatus.parse("rails aborted!\nActiveRecord::NoDatabaseError\n", preset: .rails) == nil, "nothing readable: nil, never a guess")
+        // The app's code prints it: names are bounded and printable, or nothing is believed.
+        #expect(MigrationStatus.parse("   up 1 " + String(repeating: "x", count: 300) + "\n", preset: .rails) == nil)
+        #expect(MigrationStatus.parse("   up 1 a\u{1}b\n", preset: .rails) == nil)
+        #expect(MigrationStatus.parse(String(repeating: "  down 1 a\n", count: 2001), preset: .rails) == nil)
+        #expect(MigrationStatus.failureIsAnswer(outcome: 1, output: "Following migration have not yet been applied:\nx\n", preset: .prisma))
+        #expect(!MigrationStatus.failureIsAnswer(outcome: 1, output: "   up 1 a\n", preset: .rails), "a failed status is no answer")
     }
 
     @Test("Django showmigrations --plan; Laravel 8 and 9+ migrate:status; Prisma migrate status")
@@ -119,6 +125,12 @@ struct MigrationStatusTests {
         #expect(own?.value == "-c search_path=shop -c lock_timeout=5s -c statement_timeout=300000ms")
         #expect(own?.leftToApp == ["lock_timeout"])
         #expect(LockSettings(lockRetries: 3).pgOptions(appOptions: nil) == nil, "retries alone set no option")
+        // Settings by name, as libpq splits PGOPTIONS: deadlock_timeout is not lock_timeout.
+        #expect(lock.pgOptions(appOptions: "-c deadlock_timeout=1s")?.value == "-c deadlock_timeout=1s -c lock_timeout=1000ms -c statement_timeout=300000ms")
+        #expect(lock.pgOptions(appOptions: "-c application_name=lock_timeout")?.leftToApp == [])
+        #expect(lock.pgOptions(appOptions: "--lock-timeout=5s -cstatement_timeout=1")?.leftToApp == ["lock_timeout", "statement_timeout"])
+        #expect(lock.pgOptions(appOptions: "-c search_path=a\\ b -c Lock_Timeout=2s")?.leftToApp == ["lock_timeout"])
+        #expect(lock.pgOptions(appOptions: "-c search_path=x\\")?.value == "-c search_path=x\\", "an unfinished escape: left alone")
         #expect(LockSettings(lockRetries: 3).over(LockSettings(lockTimeout: .seconds(2), lockRetries: 9))
                 == LockSettings(lockTimeout: .seconds(2), lockRetries: 3))
     }

@@ -107,7 +107,7 @@ extension ClusterCoordinator {
                 FROM (SELECT b.deploy_key, string_agg(p.node, ', ' ORDER BY p.node) AS missing
                       FROM releasectl_deploys b JOIN releasectl_participants p ON p.deploy_key = b.parent_key
                       WHERE b.phase = 'postdeploy' AND b.state = \(DeployState.queued) AND b.barrier_until < now()
-                        AND NOT EXISTS (SELECT 1 FROM releasectl_participants s WHERE s.deploy_key = b.deploy_key AND s.node = p.node)
+                        AND NOT EXISTS (SELECT 1 FROM releasectl_participants s WHERE s.deploy_key IN (b.deploy_key, b.parent_key || chr(30) || 'postdeploy') AND s.node = p.node)
                       GROUP BY b.deploy_key) m
                 WHERE d.deploy_key = m.deploy_key AND d.state = \(DeployState.queued)
                 RETURNING d.deploy_key, m.missing
@@ -133,7 +133,7 @@ extension ClusterCoordinator {
                        to_char(d.barrier_until AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
                 FROM releasectl_deploys d JOIN releasectl_participants p ON p.deploy_key = d.parent_key
                 WHERE d.deploy_key = \(key)
-                  AND NOT EXISTS (SELECT 1 FROM releasectl_participants s WHERE s.deploy_key = d.deploy_key AND s.node = p.node)
+                  AND NOT EXISTS (SELECT 1 FROM releasectl_participants s WHERE s.deploy_key IN (d.deploy_key, d.parent_key || chr(30) || 'postdeploy') AND s.node = p.node)
                 GROUP BY d.barrier_until
                 """, logger: self.logger).decode((String, String).self) {
                 found = "waiting at the traffic barrier for node(s) \(missing) to submit the postdeploy (every node of the predeploy must have switched traffic; gives up at \(until))"

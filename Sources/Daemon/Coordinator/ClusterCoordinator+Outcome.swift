@@ -50,7 +50,7 @@ extension ClusterCoordinator {
     func settle(_ record: ReleaseRecord) async throws -> ReleaseRecord {
         let node = settings.node, id = record.id
         guard let deployKey = record.cluster?.deployKey else { return record }
-        let key = ReleaseRequest.clusterKey(deployKey, phase: record.phase)
+        let key = ReleaseRequest.clusterKey(deployKey, phase: record.phase, retry: record.retryOf != nil ? ReleaseID(record.id) : nil)
         let text = String(decoding: record.encoded(), as: UTF8.self)
         let interrupted = FinalRecord.notTaken(record)
         let interruptedText = String(decoding: interrupted.encoded(), as: UTF8.self)

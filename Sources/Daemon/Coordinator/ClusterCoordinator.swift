@@ -285,7 +285,7 @@ final class ClusterCoordinator: Coordinator {
                           AND NOT EXISTS (
                             SELECT 1 FROM releasectl_participants p
                             WHERE p.deploy_key = d.parent_key
-                              AND NOT EXISTS (SELECT 1 FROM releasectl_participants s WHERE s.deploy_key = d.deploy_key AND s.node = p.node))
+                              AND NOT EXISTS (SELECT 1 FROM releasectl_participants s WHERE s.deploy_key IN (d.deploy_key, d.parent_key || chr(30) || 'postdeploy') AND s.node = p.node))
                           AND NOT EXISTS (
                             SELECT 1 FROM releasectl_deploys e
                             WHERE e.serial_key = d.serial_key AND e.state = \(DeployState.queued)
@@ -345,19 +345,31 @@ final class ClusterCoordinator: Coordinator {
         }
     }
 
-    func firstDeploy(_ release: ReleaseQueue.Entry, local: ReleasePlan.FirstDeploy) async -> ReleasePlan.FirstDeploy? {
-        if case .deployedBefore = local { return local }
-        let phase = release.phase.rawValue
+    func firstDeploy(_ release: ReleaseQueue.Entry, tasks: [String], local: ReleasePlan.FirstDeploy) async -> ReleasePlan.FirstDeploy? {
+        let app = release.app, deployKey = release.deployKey
         return try? await database.run { conn in
-            var found: ReleasePlan.FirstDeploy = .first
+            var found = ReleasePlan.FirstDeploy()
+            // Another deploy of the app that succeeded, on any node (this deploy's own
+            // predeploy does not count).
             for try await (name, node, run) in try await conn.query("""
                 SELECT release, node, run_id FROM releasectl_deploys
-                WHERE app = \(release.app) AND phase = \(phase) AND state = \(DeployState.succeeded)
+                WHERE app = \(app) AND state = \(DeployState.succeeded) AND coalesce(parent_key, deploy_key) <> \(deployKey)
                 ORDER BY finished_at DESC LIMIT 1
                 """, logger: self.logger).decode((String, String?, String?).self) {
-                found = .deployedBefore("release \(name) (\(run ?? "?")) succeeded" + (node.map { " on \($0)" } ?? "") + " in the cluster")
+                found.deployedBefore = "release \(name) (\(run ?? "?")) succeeded" + (node.map { " on \($0)" } ?? "") + " in the cluster"
             }
-            return found
+            // The first-deploy-only tasks that already succeeded for the app (its records).
+            if !tasks.isEmpty {
+                for try await (task, name, node, run) in try await conn.query("""
+                    SELECT DISTINCT ON (t->>'name') t->>'name', d.release, d.node, d.run_id
+                    FROM releasectl_deploys d, jsonb_array_elements(d.record::jsonb -> 'tasks') t
+                    WHERE d.app = \(app) AND d.record IS NOT NULL AND t->>'state' = 'succeeded' AND t->>'name' = ANY(\(tasks))
+                    ORDER BY t->>'name', d.finished_at DESC
+                    """, logger: self.logger).decode((String, String, String?, String?).self) {
+                    found.ranBefore[task] = "in release \(name) (\(run ?? "?"))" + (node.map { " on \($0)" } ?? "") + ", in the cluster"
+                }
+            }
+            return local.merged(with: found)
         }
     }
 

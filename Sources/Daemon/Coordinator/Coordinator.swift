@@ -30,10 +30,11 @@ protocol Coordinator: Sendable {
     /// A release ended with this record, durable in `done/`: run here, followed, or taken out
     /// of the queue without either (a cancel while it waited).
     func ended(_ release: ReleaseQueue.Entry, record: ReleaseRecord) async
-    /// Whether a release that runs here is its app's first successful one of its phase, given
-    /// what this node's records say (`local`): a cluster also asks its database (another node
-    /// may have deployed the app). Nil when that cannot be known now.
-    func firstDeploy(_ release: ReleaseQueue.Entry, local: ReleasePlan.FirstDeploy) async -> ReleasePlan.FirstDeploy?
+    /// What says a release that runs here is not its app's first deploy, given what this
+    /// node's records say (`local`; `tasks`: its first-deploy-only tasks): a cluster also asks
+    /// its database (another node may have deployed the app). Nil when that cannot be known
+    /// now.
+    func firstDeploy(_ release: ReleaseQueue.Entry, tasks: [String], local: ReleasePlan.FirstDeploy) async -> ReleasePlan.FirstDeploy?
 }
 
 /// A coordinator's answer for a release that may start locally.

@@ -12,5 +12,5 @@ struct LocalCoordinator: Coordinator {
     }
     func commit(_ release: ReleaseQueue.Entry, record: ReleaseRecord, control: ReleaseControl) async -> ReleaseRecord? { record }
     func ended(_ release: ReleaseQueue.Entry, record: ReleaseRecord) async {}
-    func firstDeploy(_ release: ReleaseQueue.Entry, local: ReleasePlan.FirstDeploy) async -> ReleasePlan.FirstDeploy? { local }
+    func firstDeploy(_ release: ReleaseQueue.Entry, tasks: [String], local: ReleasePlan.FirstDeploy) async -> ReleasePlan.FirstDeploy? { local }
 }

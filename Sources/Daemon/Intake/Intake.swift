@@ -51,7 +51,7 @@ struct Intake: Sendable {
     /// A request's place in the queue: its serial key and deploy key.
     func entry(for request: ReleaseRequest) -> ReleaseQueue.Entry {
         ReleaseQueue.Entry(id: request.id, serialKey: serialKey(for: request.app), app: request.app, release: request.release,
-                           deployKey: request.deployKeyOrDefault, phase: request.phase)
+                           deployKey: request.deployKeyOrDefault, phase: request.phase, isRetry: request.retryOf != nil)
     }
 
     /// What intake made of one file.

@@ -78,7 +78,8 @@ public final class ReleaseLog: Sendable {
     public func output(_ chunk: some Collection<UInt8>, task: String) {
         let lines = state.withLock { s -> LogLines? in
             if s.captured[task] != nil {
-                s.captured[task]!.append(contentsOf: chunk.prefix(max(0, Self.maximumCapture - s.captured[task]!.count)))
+                // One byte past the limit is kept: it says the output was cut.
+                s.captured[task]!.append(contentsOf: chunk.prefix(max(0, Self.maximumCapture + 1 - s.captured[task]!.count)))
                 return nil
             }
             return s.lines.feed(chunk)
@@ -90,9 +91,11 @@ public final class ReleaseLog: Sendable {
     /// command, read rather than shown), at most `maximumCapture` bytes.
     public func beginCapture(task: String) { state.withLock { $0.captured[task] = [] } }
 
-    /// What `task` printed since `beginCapture`, masked.
-    public func endCapture(task: String) -> String {
+    /// What `task` printed since `beginCapture`, masked; nil when it printed more than
+    /// `maximumCapture` (a cut list would be read as a whole one).
+    public func endCapture(task: String) -> String? {
         let bytes = state.withLock { $0.captured.removeValue(forKey: task) } ?? []
+        guard bytes.count <= Self.maximumCapture else { return nil }
         return masking.apply(String(decoding: bytes, as: UTF8.self))
     }
 

@@ -27,7 +27,7 @@ struct ReleaseRunner: Sendable {
     /// Whether this is the app's first successful release of its phase, asked only when a
     /// first-deploy-only task would run (see `ReleasePlan.settleFirstDeploy`); nil: it cannot
     /// be known now (the cluster database is away), and the release fails before its tasks.
-    var firstDeploy: @Sendable () async -> ReleasePlan.FirstDeploy? = { .first }
+    var firstDeploy: @Sendable (_ tasks: [String]) async -> ReleasePlan.FirstDeploy? = { _ in .first }
 
     /// How long a reporting task (notify) may take, at most.
     static let reportLimit = Duration.seconds(120)
@@ -76,7 +76,7 @@ struct ReleaseRunner: Sendable {
         // earlier release of the app that succeeded meanwhile counts.
         var undecided: String?
         if unprepared == nil, admission.plan.hasFirstDeployTasks {
-            if let answer = await firstDeploy() {
+            if let answer = await firstDeploy(admission.plan.firstDeployTasks) {
                 admission.accepted.validation.plan.settleFirstDeploy(answer)
             } else {
                 undecided = "cannot tell whether this is \(request.app)'s first deploy (the cluster database cannot be reached); its first-deploy-only tasks neither run nor are skipped blindly"
@@ -243,9 +243,17 @@ struct ReleaseRunner: Sendable {
         log.beginCapture(task: task)
         let outcome = await executor.run(command, for: statusContext, log: log, control: control)
         let output = log.endCapture(task: task)
-        guard let report = MigrationStatus.parse(output, preset: preset) else {
-            let how = outcome.failure.map { " (\($0.reason))" } ?? ""
-            log.note("\(step.name): \(command) listed no migrations this daemon can read\(how); the record says nothing of them",
+        // Only a whole list from a command that ended as it should is believed: a failed,
+        // ended or cut status may list some migrations and not the pending one.
+        let problem: String? = if output == nil {
+            "it printed more than \(ReleaseLog.maximumCapture / 1024) KiB"
+        } else if let failure = outcome.failure, !MigrationStatus.failureIsAnswer(outcome: failure.exitStatus, output: output!, preset: preset) {
+            failure.reason
+        } else {
+            nil
+        }
+        guard problem == nil, let output, let report = MigrationStatus.parse(output, preset: preset) else {
+            log.note("\(step.name): \(command) gave no list of migrations this daemon can rely on (\(problem ?? "none it can read")); the record says nothing of them" + (step.skipWhenNonePending ? ", and the task runs" : ""),
                      level: .warning, metadata: ["release.task": "\(step.name)"])
             return nil
         }

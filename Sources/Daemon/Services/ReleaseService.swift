@@ -81,8 +81,10 @@ struct ReleaseService: Service {
                 await scheduler.release(id, .progress("\(app) \(release): \(task) (\(index)/\(count))"))
             })
         let history = context.history, coordinator = context.coordinator, entry = job.entry
-        runner.firstDeploy = {
-            await coordinator.firstDeploy(entry, local: history.read { $0.firstDeploy(app: entry.app, phase: entry.phase) })
+        // On a single host a deploy is its app and release label (as in the records).
+        let key = coordinator.node == nil ? ReleaseRequest.defaultDeployKey(app: entry.app, release: entry.release) : entry.deployKey
+        runner.firstDeploy = { tasks in
+            await coordinator.firstDeploy(entry, tasks: tasks, local: history.read { $0.firstDeploy(app: entry.app, key: key, tasks: tasks) })
         }
         if let node = context.coordinator.node {
             runner.logTap = { coordinator.publish(entry, $0) }

@@ -66,17 +66,52 @@ public struct LockSettings: Sendable, Equatable {
 
     /// `PGOPTIONS` for the task: the app's own (`appOptions`, from its env) with `-c
     /// lock_timeout=…` and `-c statement_timeout=…` after it for each the app does not set
-    /// itself; and which were left to the app. Nil when nothing is added.
+    /// itself; and which were left to the app. Nil when nothing is added. An app's PGOPTIONS
+    /// that ends in an unfinished escape is left alone (anything added would be swallowed).
     public func pgOptions(appOptions: String?) -> (value: String, leftToApp: [String])? {
-        var added: [String] = [], left: [String] = []
         let own = appOptions ?? ""
+        let set = Self.settingNames(in: own)
+        var added: [String] = [], left: [String] = []
         for (name, value) in [("lock_timeout", lockTimeout), ("statement_timeout", statementTimeout)] {
             guard let value else { continue }
-            if own.contains(name) { left.append(name); continue }
+            if set == nil || set!.contains(name) { left.append(name); continue }
             added.append("-c \(name)=\(value.milliseconds)ms")
         }
         guard !added.isEmpty || !left.isEmpty else { return nil }
         return (((own.isEmpty ? [] : [own]) + added).joined(separator: " "), left)
+    }
+
+    /// The settings a libpq `PGOPTIONS` makes (`-c name=value`, `-cname=value`,
+    /// `--name=value`), names lowercased with `-` as `_`, split as libpq splits it
+    /// (whitespace, a backslash escaping the next character); nil when it ends in an
+    /// unfinished escape.
+    static func settingNames(in options: String) -> Set<String>? {
+        var words: [String] = [], word = "", escaped = false, inWord = false
+        for c in options {
+            if escaped { word.append(c); escaped = false; inWord = true; continue }
+            if c == "\\" { escaped = true; inWord = true; continue }
+            if c == " " || c == "\t" || c == "\n" || c == "\r" {
+                if inWord { words.append(word); word = ""; inWord = false }
+                continue
+            }
+            word.append(c)
+            inWord = true
+        }
+        if escaped { return nil }
+        if inWord { words.append(word) }
+        var names: Set<String> = []
+        var i = 0
+        while i < words.count {
+            var setting: String?
+            if words[i] == "-c", i + 1 < words.count { setting = words[i + 1]; i += 1 }
+            else if words[i].hasPrefix("--") { setting = String(words[i].dropFirst(2)) }
+            else if words[i].hasPrefix("-c") { setting = String(words[i].dropFirst(2)) }
+            if let setting, let equals = setting.firstIndex(of: "=") {
+                names.insert(String(setting[..<equals].lowercased().map { $0 == "-" ? "_" : $0 }))
+            }
+            i += 1
+        }
+        return names
     }
 
     /// In words, for `plan`: "lock-timeout 1s, statement-timeout 5m, lock-retries 5".

@@ -1,8 +1,9 @@
 import FoundationEssentials
 
 /// What an app's finished releases say about its deploys: the latest outcome of each deploy
-/// key in each phase (is there a succeeded predeploy for this postdeploy?) and the newest
-/// succeeded release of each app and phase (is this its first deploy?). Built from the records
+/// key in each phase (is there a succeeded predeploy for this postdeploy? a rejected one counts
+/// as the latest), the newest succeeded release of each deploy key, and the tasks that ever
+/// succeeded (is this its first deploy?). Built from the records
 /// in `done/` — written by the daemon's user only, so nobody else can fake a deploy — and kept
 /// current as releases end. A pure value: no I/O.
 ///
@@ -21,6 +22,9 @@ public struct DeployHistory: Sendable {
         public var described: String {
             "release \(release) (\(id)) \(state.rawValue)" + (node.map { " on \($0)" } ?? "")
         }
+
+        /// Where, in words: "in release v41 (01J…) on web-1".
+        public var place: String { "in release \(release) (\(id))" + (node.map { " on \($0)" } ?? "") }
     }
 
     private struct KeyPhase: Hashable {
@@ -29,17 +33,15 @@ public struct DeployHistory: Sendable {
         var phase: ReleasePhase
     }
 
-    private struct AppPhase: Hashable {
-        var app: String
-        var phase: ReleasePhase
-    }
-
     private var latest: [KeyPhase: Release] = [:]
-    private var succeeded: [AppPhase: Release] = [:]
+    /// By app: the newest succeeded release of each deploy key (either phase).
+    private var succeeded: [String: [String: Release]] = [:]
+    /// By app: each task's newest succeeded run.
+    private var tasksSucceeded: [String: [String: Release]] = [:]
 
     public init() {}
 
-    /// The history of `records` (rejections are left out: nothing of them ran).
+    /// The history of `records`.
     public init(_ records: [ReleaseRecord]) {
         for record in records { add(record) }
     }
@@ -51,16 +53,22 @@ public struct DeployHistory: Sendable {
     }
 
     /// Takes a finished release in (its record final; a newer one of its key and phase wins).
+    /// A rejection counts as its key's latest outcome only when its request could be read (it
+    /// names a directory or an image): junk that names an app does not.
     public mutating func add(_ record: ReleaseRecord) {
-        guard record.state.isFinal, record.state != .rejected, let app = record.app, let release = record.release,
-              let key = Self.key(of: record) else { return }
+        guard record.state.isFinal, let app = record.app, let release = record.release, let key = Self.key(of: record) else { return }
+        if record.state == .rejected, record.directory == nil, record.image == nil { return }
         let entry = Release(id: record.id, release: release, state: record.state, node: record.cluster?.ranOn ?? record.node,
                             sortTime: record.sortTime)
+        func newer(_ old: Release?) -> Bool { old.map { ($0.sortTime, $0.id) < (entry.sortTime, entry.id) } ?? true }
         let kp = KeyPhase(app: app, key: key, phase: record.phase)
-        if let old = latest[kp], (old.sortTime, old.id) > (entry.sortTime, entry.id) {} else { latest[kp] = entry }
+        if newer(latest[kp]) { latest[kp] = entry }
+        // A task that succeeded did its work, whatever became of its release.
+        for task in record.tasks where task.state == .succeeded && newer(tasksSucceeded[app]?[task.name]) {
+            tasksSucceeded[app, default: [:]][task.name] = entry
+        }
         guard record.state == .succeeded else { return }
-        let ap = AppPhase(app: app, phase: record.phase)
-        if let old = succeeded[ap], (old.sortTime, old.id) > (entry.sortTime, entry.id) {} else { succeeded[ap] = entry }
+        if newer(succeeded[app]?[key]) { succeeded[app, default: [:]][key] = entry }
     }
 
     /// The latest release of `app` under deploy key `key` in `phase`, if any ended here.
@@ -68,9 +76,14 @@ public struct DeployHistory: Sendable {
         latest[KeyPhase(app: app, key: key, phase: phase)]
     }
 
-    /// Whether a release of `app` in `phase` would be its first successful one.
-    public func firstDeploy(app: String, phase: ReleasePhase) -> ReleasePlan.FirstDeploy {
-        succeeded[AppPhase(app: app, phase: phase)].map { .deployedBefore($0.described) } ?? .first
+    /// What says a release of `app`'s deploy `key` is not the app's first deploy: another of
+    /// its deploys that succeeded (either phase; this deploy's own predeploy does not count),
+    /// and which of `tasks` already succeeded for it.
+    public func firstDeploy(app: String, key: String, tasks: [String]) -> ReleasePlan.FirstDeploy {
+        let other = succeeded[app]?.filter { $0.key != key }.values.max { ($0.sortTime, $0.id) < ($1.sortTime, $1.id) }
+        var ran: [String: String] = [:]
+        for task in tasks { if let r = tasksSucceeded[app]?[task] { ran[task] = r.place } }
+        return ReleasePlan.FirstDeploy(deployedBefore: other?.described, ranBefore: ran)
     }
 
     /// Why a postdeploy of `app` under `key` cannot run, by what ended here: nil when its

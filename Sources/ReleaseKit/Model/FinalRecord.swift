@@ -16,6 +16,7 @@ public enum FinalRecord {
                                    submittedAt: request?.submittedAt ?? partial.submittedAt,
                                    retryOf: request?.retryOf?.rawValue ?? partial.retryOf.flatMap { ReleaseID($0)?.rawValue })
         record.reasonCode = reason.code.rawValue
+        record.image = request?.image
         record.finishedAt = now
         return record
     }

@@ -73,16 +73,20 @@ public struct ReleaseRequest: Sendable, Equatable {
 
     /// A deploy key and phase as one key of the cluster's database: the deploy key itself for
     /// a predeploy, the deploy key, a record separator (U+001E) and `postdeploy` for a
-    /// postdeploy. No deploy key holds a control character, so no key of one phase can be
-    /// another's.
-    public static func clusterKey(_ deployKey: String, phase: ReleasePhase) -> String {
-        phase == .predeploy ? deployKey : deployKey + "\u{1E}" + phase.rawValue
+    /// postdeploy — and, for a retry of a postdeploy (which keeps its deploy's key: its
+    /// predeploy is that key's), another separator and the retry's own id. No deploy key holds
+    /// a control character, so no key of one phase, or one retry, can be another's.
+    public static func clusterKey(_ deployKey: String, phase: ReleasePhase, retry: ReleaseID? = nil) -> String {
+        guard phase == .postdeploy else { return deployKey }
+        return deployKey + "\u{1E}" + phase.rawValue + (retry.map { "\u{1E}" + $0.rawValue } ?? "")
     }
 
-    /// A cluster key as people read it: `shop/v42`, `shop/v42 (postdeploy)`.
+    /// A cluster key as people read it: `shop/v42`, `shop/v42 (postdeploy)`,
+    /// `shop/v42 (postdeploy, retry 01J…)`.
     public static func showClusterKey(_ key: String) -> String {
-        guard let separator = key.firstIndex(of: "\u{1E}") else { return key }
-        return "\(key[..<separator]) (\(key[key.index(after: separator)...]))"
+        let parts = key.split(separator: "\u{1E}", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count > 1 else { return key }
+        return "\(parts[0]) (\(parts[1])" + (parts.count > 2 ? ", retry \(parts[2])" : "") + ")"
     }
 
     /// The deploy key of a request that names none: `app/release`.

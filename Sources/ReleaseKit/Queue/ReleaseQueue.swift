@@ -18,11 +18,14 @@ public struct ReleaseQueue: Sendable {
         /// The deploy it belongs to across a cluster's nodes (see `ReleaseRequest.deployKey`).
         public var deployKey: String
         public var phase: ReleasePhase
+        /// A retry (`retryOf`): a retried postdeploy is a run of its own under its deploy's key.
+        public var isRetry: Bool
 
         public init(id: ReleaseID, serialKey: String, app: String, release: String, deployKey: String? = nil,
-                    phase: ReleasePhase = .default) {
+                    phase: ReleasePhase = .default, isRetry: Bool = false) {
             self.deployKey = deployKey ?? ReleaseRequest.defaultDeployKey(app: app, release: release)
             self.phase = phase
+            self.isRetry = isRetry
             self.id = id
             self.serialKey = serialKey
             self.app = app
@@ -31,7 +34,7 @@ public struct ReleaseQueue: Sendable {
 
         /// The deploy key and phase as one key of the cluster's database (see
         /// `ReleaseRequest.clusterKey`).
-        public var clusterKey: String { ReleaseRequest.clusterKey(deployKey, phase: phase) }
+        public var clusterKey: String { ReleaseRequest.clusterKey(deployKey, phase: phase, retry: isRetry ? id : nil) }
     }
 
     /// Waiting releases by serial key, each list in id order.

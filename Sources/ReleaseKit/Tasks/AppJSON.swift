@@ -1,4 +1,5 @@
 import FoundationEssentials
+import ReleaseSupport
 
 /// The scripts of an app's `app.json` that a release runs, as Dokku and Heroku run them:
 ///
@@ -40,13 +41,15 @@ public struct AppJSON: Sendable, Equatable {
         if let line = tooDeep(bytes) {
             throw fail("nested more than \(maximumDepth) levels deep (line \(line)); app.json is a flat object of settings")
         }
+        // Checked by the strict reader first (it names the line and column; it refuses what
+        // lenient parsers take differently: a key twice, a trailing comma, a lone surrogate).
+        if let (line, column, problem) = JSONSyntax.firstError(Array(text.utf8)) {
+            throw fail("not valid JSON at line \(line), column \(column): \(problem)")
+        }
         let value: JSONValue
         do {
             value = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
         } catch {
-            if let (line, column, problem) = JSONSyntax.firstError(Array(text.utf8)) {
-                throw fail("not valid JSON at line \(line), column \(column): \(problem)")
-            }
             throw fail("not valid JSON: \(JSONValue.describe(error))")
         }
         guard case .object(let root) = value else { throw fail("must be a JSON object, not \(value.kind)") }
@@ -122,31 +125,66 @@ enum JSONSyntax {
                 i += 1
             }
         }
-        func string() throws(Failure) {
+        /// Reads a string; returns its content (escapes decoded) as UTF-8.
+        @discardableResult
+        func string() throws(Failure) -> [UInt8] {
+            var content: [UInt8] = []
             i += 1  // the opening quote
+            func hex4(_ at: Int) -> UInt32? {
+                guard at + 4 <= bytes.count else { return nil }
+                var v: UInt32 = 0
+                for b in bytes[at..<(at + 4)] {
+                    let d: UInt8
+                    switch b {
+                    case 48...57: d = b - 48
+                    case 65...70: d = b - 55
+                    case 97...102: d = b - 87
+                    default: return nil
+                    }
+                    v = v << 4 | UInt32(d)
+                }
+                return v
+            }
             while i < bytes.count {
                 let b = bytes[i]
-                if b == UInt8(ascii: "\"") { i += 1; return }
+                if b == UInt8(ascii: "\"") { i += 1; return content }
                 if b < 0x20 { throw at(i, "a control character inside a string (write it escaped)") }
                 if b == UInt8(ascii: "\\") {
+                    let escape = i
                     i += 1
                     guard i < bytes.count else { break }
                     switch bytes[i] {
-                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
-                         UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"): i += 1
+                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): content.append(bytes[i]); i += 1
+                    case UInt8(ascii: "b"): content.append(0x08); i += 1
+                    case UInt8(ascii: "f"): content.append(0x0C); i += 1
+                    case UInt8(ascii: "n"): content.append(0x0A); i += 1
+                    case UInt8(ascii: "r"): content.append(0x0D); i += 1
+                    case UInt8(ascii: "t"): content.append(0x09); i += 1
                     case UInt8(ascii: "u"):
-                        guard i + 4 < bytes.count, bytes[(i + 1)...(i + 4)].allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 | 0x20 >= 97 && $0 | 0x20 <= 102) })
-                        else { throw at(i, "\\u needs four hexadecimal digits") }
+                        guard var v = hex4(i + 1) else { throw at(i, "\\u needs four hexadecimal digits") }
                         i += 5
+                        if (0xD800...0xDBFF).contains(v) {
+                            guard i + 1 < bytes.count, bytes[i] == UInt8(ascii: "\\"), bytes[i + 1] == UInt8(ascii: "u"),
+                                  let low = hex4(i + 2), (0xDC00...0xDFFF).contains(low) else {
+                                throw at(escape, "a lone surrogate (\\u\(String(v, radix: 16, uppercase: true)) without its pair)")
+                            }
+                            v = 0x10000 + ((v - 0xD800) << 10) + (low - 0xDC00)
+                            i += 6
+                        } else if (0xDC00...0xDFFF).contains(v) {
+                            throw at(escape, "a lone surrogate (\\u\(String(v, radix: 16, uppercase: true)) without its pair)")
+                        }
+                        content.append(contentsOf: Array(String(Character(Unicode.Scalar(v)!)).utf8))
                     default: throw at(i, "an unknown escape \\\(shown(bytes[i]))")
                     }
                     continue
                 }
+                content.append(b)
                 i += 1
             }
             throw at(bytes.count, "a string that is never closed")
         }
         func number() throws(Failure) {
+            let start = i
             if bytes[i] == UInt8(ascii: "-") { i += 1 }
             func digits() -> Int { let s = i; while i < bytes.count, bytes[i] >= 48, bytes[i] <= 57 { i += 1 }; return i - s }
             guard i < bytes.count, bytes[i] >= 48, bytes[i] <= 57 else { throw at(i, "a number needs a digit") }
@@ -157,6 +195,9 @@ enum JSONSyntax {
                 if i < bytes.count, bytes[i] == UInt8(ascii: "+") || bytes[i] == UInt8(ascii: "-") { i += 1 }
                 guard digits() > 0 else { throw at(i, "a digit in the exponent") }
             }
+            guard let n = Double(String(decoding: bytes[start..<i], as: UTF8.self)), n.isFinite else {
+                throw at(start, "a number too large to read")
+            }
         }
         func value() throws(Failure) {
             skipBlanks()
@@ -165,10 +206,15 @@ enum JSONSyntax {
             case UInt8(ascii: "{"):
                 i += 1; skipBlanks()
                 if i < bytes.count, bytes[i] == UInt8(ascii: "}") { i += 1; return }
+                var keys: Set<[UInt8]> = []
                 while true {
                     skipBlanks()
                     guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw at(i, "expected a key in double quotes") }
-                    try string()
+                    let keyAt = i
+                    let key = try string()
+                    guard keys.insert(key).inserted else {
+                        throw at(keyAt, "the key \(Quoting.quoted(String(decoding: key, as: UTF8.self), limit: Quoting.tokenLimit)) appears twice in one object")
+                    }
                     skipBlanks()
                     guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw at(i, "expected ':' after the key") }
                     i += 1

@@ -56,7 +56,29 @@ public enum MigrationStatus {
         }
     }
 
-    /// Reads a status command's output; nil when it lists nothing recognisable.
+    /// Whether a status command that exited with `status` still answered: `prisma migrate
+    /// status` exits 1 when migrations are pending, and says which. Any other failure is no
+    /// answer.
+    public static func failureIsAnswer(outcome status: Int32?, output: String, preset: Preset) -> Bool {
+        guard case .prisma = preset, status == 1 else { return false }
+        return output.contains("not yet been applied")
+    }
+
+    /// The most migrations a list keeps, and the longest name: a status command is the app's
+    /// code, and what it lists goes into the record.
+    public static let maximumListed = 2000
+    public static let maximumNameBytes = 255
+
+    /// A name from a status command's output as the record keeps it: printable, at most
+    /// `maximumNameBytes`; nil for anything else.
+    static func name(_ text: String) -> String? {
+        let t = text.trimmingBlanks()
+        guard !t.isEmpty, t.utf8.count <= maximumNameBytes, !Syntax.hasControlCharacters(t) else { return nil }
+        return t
+    }
+
+    /// Reads a status command's output; nil when it lists nothing recognisable, or more than
+    /// `maximumListed`, or a name that is not one.
     public static func parse(_ output: String, preset: Preset) -> Report? {
         var applied: [String] = [], pending: [String] = []
         var version: String?
@@ -118,10 +140,18 @@ public enum MigrationStatus {
                 }
             }
             if pending.isEmpty && !output.contains("Database schema is up to date") { return nil }
-            return Report(applied: [], pending: pending, version: nil)
+            return checked(Report(applied: [], pending: pending, version: nil))
         }
         guard !applied.isEmpty || !pending.isEmpty else { return nil }
-        return Report(applied: applied, pending: pending, version: version)
+        return checked(Report(applied: applied, pending: pending, version: version))
+    }
+
+    /// A report whose every name is one (see `name`) and whose lists are bounded, else nil.
+    static func checked(_ report: Report) -> Report? {
+        guard report.applied.count + report.pending.count <= maximumListed else { return nil }
+        let all = report.applied + report.pending + (report.version.map { [$0] } ?? [])
+        guard all.allSatisfy({ name($0) == $0 }) else { return nil }
+        return report
     }
 
     /// What a migration task did, from the reports before and after it.

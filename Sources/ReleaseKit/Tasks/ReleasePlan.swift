@@ -3,12 +3,27 @@ import ReleaseSupport
 /// What a release will do, worked out before anything runs: which tasks, why, with which
 /// command and limits. The daemon runs from it; `releasectl plan` prints it.
 public struct ReleasePlan: Sendable {
-    /// Whether a release is its app's first successful one of its phase.
-    public enum FirstDeploy: Sendable, Equatable {
-        /// No release of the app has succeeded in this phase.
-        case first
-        /// One has: which, in words ("release v41 (01J…) succeeded on web-1").
-        case deployedBefore(String)
+    /// What says a release is not its app's first deploy: another deploy of the app that
+    /// succeeded (either phase), or a first-deploy-only task that already succeeded.
+    public struct FirstDeploy: Sendable, Equatable {
+        /// The app's other deploy that succeeded, in words ("release v41 (01J…) succeeded on
+        /// web-1"); nil: none.
+        public var deployedBefore: String?
+        /// First-deploy-only tasks that already succeeded for the app, each with where.
+        public var ranBefore: [String: String]
+
+        public init(deployedBefore: String? = nil, ranBefore: [String: String] = [:]) {
+            self.deployedBefore = deployedBefore
+            self.ranBefore = ranBefore
+        }
+
+        /// Nothing says it is not the first deploy.
+        public static let first = FirstDeploy()
+
+        /// Both answers together (this node's records and a cluster's database).
+        public func merged(with other: FirstDeploy) -> FirstDeploy {
+            FirstDeploy(deployedBefore: deployedBefore ?? other.deployedBefore, ranBefore: ranBefore.merging(other.ranBefore) { a, _ in a })
+        }
     }
 
     public struct Step: Sendable {
@@ -157,23 +172,32 @@ public struct ReleasePlan: Sendable {
         return plan
     }
 
-    /// Decides the first-deploy-only tasks that would run: they run when this is the app's
-    /// first successful release of the phase, and are skipped, saying which release made it
-    /// not, otherwise.
+    /// Decides the first-deploy-only tasks that would run: they run on the app's first deploy
+    /// — no other deploy of it succeeded, and the task itself never succeeded for it — and are
+    /// skipped otherwise, saying what made it not.
     public mutating func settleFirstDeploy(_ answer: FirstDeploy) {
         for i in steps.indices where steps[i].firstDeployOnly && steps[i].willRun {
-            switch answer {
-            case .first:
-                if !steps[i].reason.contains("first deploy") { steps[i].reason += "; first deploy of \(app)" }
-            case .deployedBefore(let evidence):
-                steps[i].willRun = false
-                steps[i].command = nil
-                steps[i].problem = nil
-                steps[i].note = nil
-                steps[i].reason = "first deploy only, and \(app) has been deployed before (\(evidence))"
+            let why: String? = if let ran = answer.ranBefore[steps[i].name] {
+                "it already succeeded for \(app) (\(ran))"
+            } else if let deployed = answer.deployedBefore {
+                "\(app) has been deployed before (\(deployed))"
+            } else {
+                nil
             }
+            guard let why else {
+                if !steps[i].reason.contains("first deploy") { steps[i].reason += "; first deploy of \(app)" }
+                continue
+            }
+            steps[i].willRun = false
+            steps[i].command = nil
+            steps[i].problem = nil
+            steps[i].note = nil
+            steps[i].reason = "first deploy only, and \(why)"
         }
     }
+
+    /// The first-deploy-only tasks that would run.
+    public var firstDeployTasks: [String] { steps.filter { $0.firstDeployOnly && $0.willRun }.map(\.name) }
 
     /// Whether any task that would run is first-deploy-only (then the release asks its history).
     public var hasFirstDeployTasks: Bool { steps.contains { $0.firstDeployOnly && $0.willRun } }

@@ -44,6 +44,29 @@ struct ContainerTests {
         (try? String(contentsOfFile: "\(daemon.spoolPath)/logs/\(id).log", encoding: .utf8)) ?? ""
     }
 
+    @Test("a postdeploy submitted the moment its image predeploy's --wait returned is accepted (the container is still being taken down)")
+    func postdeployRightAfter() async throws {
+        let work = TempDir()
+        defer { work.remove() }
+        let image = try await TestImage.build(files: ["app/release.toml": """
+            [tasks.migrate]
+            command = "echo expanded"
+            [tasks.post-migrate]
+            command = "echo contracted"
+            """])
+        let daemon = try await Self.daemon(work)
+        let env = ["RUN_MIGRATIONS_DURING_RELEASE": "true", "RUN_MIGRATIONS_AFTER_DEPLOY": "true"]
+        for _ in 0..<3 {
+            let pre = try await Self.submit(daemon, image: image.reference, env: env, wait: true)
+            #expect(pre.status == 0, "\(pre)")
+            let post = try await daemon.ctl(["submit", "--app", "shop", "--release", "v1", "--image", image.reference, "--phase", "postdeploy",
+                                             "--wait"] + env.flatMap { ["--env", "\($0)=\($1)"] })
+            #expect(post.status == 0, "\(post)")
+            #expect(post.stdout.contains("       contracted"), "\(post)")
+        }
+        await daemon.cleanUp()
+    }
+
     @Test("three gated tasks run in the image, from its release.toml, output streamed, the env through the init alone, the image id recorded")
     func threeTasks() async throws {
         let work = TempDir(), shared = TempDir()

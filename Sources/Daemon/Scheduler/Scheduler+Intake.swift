@@ -185,9 +185,12 @@ extension Scheduler {
         guard request.phase == .postdeploy else { return nil }
         let clustered = context.coordinator.node != nil
         let key = clustered ? request.deployKeyOrDefault : ReleaseRequest.defaultDeployKey(app: request.app, release: request.release)
+        // (One whose record is in done/ has ended: its slot is held only while its container
+        // is taken down, after its caller was told.)
         if let pending = state.queue.first(where: { other in
             other.phase == .predeploy && other.app == request.app
                 && (clustered ? other.deployKey == key : other.release == request.release)
+                && !context.spool.exists(.done, "\(other.id).record.json")
         }) {
             let where_ = state.queue.isRunning(pending.id) ? "runs" : "waits"
             return RejectReason(.phase, "the predeploy of \(request.app) \(request.release) (\(pending.id)) still \(where_) here: a postdeploy runs only after its deploy's predeploy succeeded")

@@ -101,6 +101,9 @@ struct ReleaseService: Service {
         }
         let inPlace = context.coordinator.node == nil
         await makeDurable(record) { [spool = context.spool] in try spool.finish($0, inPlace: inPlace) }
+        // Its caller may act on the outcome at once (a postdeploy right after): the deploy
+        // history has it now, not only once the release leaves its slot.
+        context.history.add(record)
         await context.coordinator.ended(job.entry, record: record)
         // Every task has ended, and its caller is told: what the executor kept for a next task
         // (an image release's container, whose init has nothing left to run) is taken down
@@ -135,6 +138,7 @@ struct ReleaseService: Service {
                  level: record.state == .succeeded ? Logger.Level.notice : Logger.Level.warning,
                  metadata: ["release.state": "\(record.state.rawValue)"])
         await makeDurable(record) { [spool = context.spool] in try spool.finishQueued($0) }
+        context.history.add(record)
         await context.coordinator.ended(job.entry, record: record)
         await scheduler.release(id, .finished(record))
     }

@@ -1,11 +1,14 @@
 import ArgumentParser
 import FoundationEssentials
+import Glibc
 import ReleaseKit
 
 /// `--env-file` and `--env`: the app's environment for a request. Files are read in order,
 /// then `--env`s; the last value of a key wins. The caller's own environment never leaks in.
+/// A file may be a pipe (`--env-file /dev/stdin`): a hook hands secrets over that way, never
+/// on a command line.
 struct EnvOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("Read variables from a dotenv file (repeatable, in order).", valueName: "file"))
+    @Option(name: .long, help: ArgumentHelp("Read variables from a dotenv file, or a pipe such as /dev/stdin (repeatable, in order).", valueName: "file"))
     var envFile: [String] = []
 
     @Option(name: .long, help: ArgumentHelp("Set a variable (repeatable; wins over --env-file).", valueName: "KEY=VALUE"))
@@ -15,7 +18,7 @@ struct EnvOptions: ParsableArguments {
     func resolve() throws(CLIError) -> [String: String] {
         var result: [String: String] = [:]
         for file in envFile {
-            guard let data = FileManager.default.contents(atPath: file) else {
+            guard let data = Self.read(file) else {
                 throw .usage("cannot read --env-file \(file)")
             }
             guard let text = String(validating: data, as: UTF8.self) else {
@@ -40,6 +43,32 @@ struct EnvOptions: ParsableArguments {
             result[key] = value
         }
         return result
+    }
+}
+
+extension EnvOptions {
+    /// The largest env file read (a request file may not exceed 1 MiB either).
+    static let maximumFileSize = 1 << 20
+
+    /// The whole of `path`, read to its end: a regular file, or a pipe or terminal
+    /// (`/dev/stdin`), whose size is not known beforehand. Nil when it cannot be opened or read,
+    /// or holds more than `maximumFileSize` bytes.
+    static func read(_ path: String) -> Data? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n == 0 { return Data(bytes) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                return nil
+            }
+            bytes += chunk[0..<n]
+            if bytes.count > maximumFileSize { return nil }
+        }
     }
 }
 

@@ -47,7 +47,7 @@ struct DotEnvTests {
         #expect(try pairs("A='  kept  '") == [["A", "  kept  "]])
     }
 
-    @Test("double quotes understand \\n \\t \\r \\\" \\\\ \\$ and keep other backslashes")
+    @Test("double quotes understand \\n \\t \\r \\\" \\\\ \\$ \\! \\` and keep other backslashes")
     func doubleQuoteEscapes() throws {
         #expect(try pairs(#"A="line1\nline2""#) == [["A", "line1\nline2"]])
         #expect(try pairs(#"A="tab\there""#) == [["A", "tab\there"]])
@@ -55,6 +55,8 @@ struct DotEnvTests {
         #expect(try pairs(#"A="say \"hi\"""#) == [["A", #"say "hi""#]])
         #expect(try pairs(#"A="back\\slash""#) == [["A", #"back\slash"#]])
         #expect(try pairs(#"A="cost \$5""#) == [["A", "cost $5"]])
+        // godotenv (Dokku's config:export --format envfile) escapes ! and ` too.
+        #expect(try pairs(#"A="p\!ss\`id\`""#) == [["A", "p!ss`id`"]])
         #expect(try pairs(#"A="C:\path\q""#) == [["A", #"C:\path\q"#]])
         #expect(try pairs(#"A="it's""#) == [["A", "it's"]])
         #expect(try pairs(#"A="  kept  ""#) == [["A", "  kept  "]])

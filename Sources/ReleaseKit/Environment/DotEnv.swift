@@ -1,7 +1,8 @@
 /// A parser for env files in dotenv syntax, as `releasectl --env-file` reads them.
 ///
 /// Accepted: `KEY=value`, an optional `export ` prefix, values in single quotes (literal) or
-/// double quotes (`\n`, `\t`, `\"`, `\\` escapes; may span lines), unquoted values (trimmed,
+/// double quotes (`\n`, `\t`, `\r`, `\"`, `\\`, `\$`, `\!`, `` \` `` escapes — what godotenv writes, so
+/// Dokku's `config:export --format envfile` reads back as it was; may span lines), unquoted values (trimmed,
 /// ending at ` #`), `#` comment lines and blank lines. No interpolation: `$OTHER` stays as
 /// written. Anything else is an error giving the file and line.
 public enum DotEnv {
@@ -80,6 +81,9 @@ public enum DotEnv {
                         case "\"": value += "\""
                         case "\\": value += "\\"
                         case "$": value += "$"
+                        // What godotenv's Marshal escapes besides (Dokku's `config:export --format envfile`).
+                        case "!": value += "!"
+                        case "`": value += "`"
                         default: value += "\\"; value.unicodeScalars.append(n)
                         }
                         i += 2

@@ -123,15 +123,21 @@ struct KamalHookTests {
     static func node(_ pg: TestPostgres, _ database: String, _ name: String, trace: String, in work: TempDir) async throws -> DaemonProcess {
         let path = work.file("released-\(name).toml")
         try ("kill-grace = \"1s\"\n" + (try pg.clusterTOML(database: database, node: name, in: work))
-             + "[apps.shop]\nvolumes = [\"\(trace):/trace\"]\n").write(toFile: path, atomically: true, encoding: .utf8)
+             + "barrier-timeout = \"3s\"\n[apps.shop]\nvolumes = [\"\(trace):/trace\"]\n").write(toFile: path, atomically: true, encoding: .utf8)
         return try await DaemonProcess(arguments: ["--config", path], environment: Podman.environment)
+    }
+
+    /// Waits (bounded) until no request is left in the nodes' running/ and no container of theirs.
+    static func settled(_ nodes: [DaemonProcess]) async throws {
+        try await eventually("the predeploys to leave running/") { nodes.allSatisfy { !$0.files(in: "running").contains { $0.hasSuffix(".json") && !$0.hasSuffix(".record.json") } } }
+        for node in nodes { try await Podman.awaitNoContainers(spool: node.spoolPath, "the predeploy's container") }
     }
 
     static func lines(_ path: String) -> [String] {
         ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
     }
 
-    @Test("pre-deploy on two hosts over ssh, two released on one PostgreSQL: the migration runs once, both hosts report, the hook exits with the release's status (0, 1, 2); a rollback runs nothing",
+    @Test("pre-deploy on two hosts over ssh, two released on one PostgreSQL: the migration runs once, both hosts report, the hook exits with the release's status (0, 1, 2); post-deploy runs the postdeploy once; a rollback runs nothing",
           .enabled(if: TestPostgres.isAvailable, "needs PostgreSQL (apt-get install postgresql)"))
     func preDeploy() async throws {
         try Podman.check()
@@ -141,14 +147,15 @@ struct KamalHookTests {
         try FileManager.default.createDirectory(atPath: trace, withIntermediateDirectories: true)
         chmod(trace, 0o777)
         let good = try await TestImage.build(files: [
-            "app/release.toml": "[tasks.migrate]\ncommand = \"echo $RELEASE_ID >> /trace/runs; echo \\\"migrating with $GREETING and $DATABASE_URL\\\"\"\n",
+            "app/release.toml": "[tasks.migrate]\ncommand = \"echo $RELEASE_ID >> /trace/runs; echo \\\"migrating with $GREETING and $DATABASE_URL\\\"\"\n"
+                + "[tasks.post-migrate]\ncommand = \"echo $RELEASE_ID >> /trace/post-runs; echo warmed up after the switch\"\n",
         ])
         let bad = try await TestImage.build(files: [
             "app/release.toml": "[tasks.migrate]\ncommand = \"echo $RELEASE_ID >> /trace/failed-runs; echo 'ERROR: relation \\\"books\\\" already exists' >&2; exit 1\"\n",
         ])
-        // One repository, as Kamal's: v1 the good build, v2 the bad one, v3 the good one again.
+        // One repository, as Kamal's: v1 the good build, v2 the bad one, v3 and v4 the good one again.
         let repository = String(good.reference.dropLast(":v1".count))
-        for (image, tag) in [(bad, "v2"), (good, "v3")] {
+        for (image, tag) in [(bad, "v2"), (good, "v3"), (good, "v4")] {
             let tagged = try await Podman.run(["tag", image.reference, "\(repository):\(tag)"])
             #expect(tagged.status == 0, "\(tagged)")
         }
@@ -160,7 +167,7 @@ struct KamalHookTests {
         defer { work.remove(); key.remove(); deployer.dir.remove() }
         try Self.writeRoleEnv(hostA, greeting: "hello from a's env file")
         try Self.writeRoleEnv(hostB, greeting: "hello from b's env file")
-        try deployer.setLocalEnv("RUN_MIGRATIONS_DURING_RELEASE=true\n")
+        try deployer.setLocalEnv("RUN_MIGRATIONS_DURING_RELEASE=true\nRUN_MIGRATIONS_AFTER_DEPLOY=true\n")
         let hosts = [hostA.address, hostB.address]
 
         let v1 = try await deployer.run("pre-deploy", version: "v1", hosts: hosts)
@@ -192,6 +199,27 @@ struct KamalHookTests {
             #expect(!v1.stdout.contains(secret) && !v1.stderr.contains(secret))
         }
 
+        // post-deploy once every role booted: the postdeploy runs once, after both hosts submitted it.
+        // (Each daemon takes the predeploy's container down after telling its caller; until the
+        // request leaves running/ a postdeploy is refused. Kamal boots every role in between; the
+        // test waits for that, bounded.)
+        try await Self.settled([a, b])
+        let post = try await deployer.run("post-deploy", version: "v1", hosts: hosts)
+        #expect(post.status == 0, "\(post)")
+        #expect(Self.lines(trace + "/post-runs").count == 1, "\(Self.lines(trace + "/post-runs"))")
+        for host in hosts { #expect(post.stdout.contains("[\(host)]        warmed up after the switch"), "\(post)") }
+        #expect(post.stdout.contains("-----> releasectl: postdeploy of shop v1: \(hosts[0]) succeeded, \(hosts[1]) succeeded"), "\(post)")
+        #expect(hostA.argv.contains("submit --phase postdeploy --app shop --release v1 --deploy-key shop/production/v1"), "\(hostA.argv)")
+
+        // A postdeploy only one host submits: the cluster's barrier fails it, naming the other.
+        let v3 = try await deployer.run("pre-deploy", version: "v3", hosts: hosts)
+        #expect(v3.status == 0, "\(v3)")
+        try await Self.settled([a, b])
+        let lonely = try await deployer.run("post-deploy", version: "v3", hosts: hosts, extra: ["RELEASECTL_HOSTS": hosts[0]])
+        #expect(lonely.status == 1, "\(lonely)")
+        #expect(lonely.stdout.contains("node(s) b took part in the predeploy but did not submit the postdeploy"), "\(lonely)")
+        #expect(Self.lines(trace + "/post-runs").count == 1)
+
         // A failing migration: runs once, both hosts show it, the hook exits 1.
         let v2 = try await deployer.run("pre-deploy", version: "v2", hosts: hosts)
         #expect(v2.status == 1, "\(v2)")
@@ -202,10 +230,11 @@ struct KamalHookTests {
 
         // A gate typo in the local env: rejected on both hosts, the hook exits 2, nothing runs.
         try deployer.setLocalEnv("RUN_MIGRATIONS_DURING_RELEASE=ture\n")
-        let v3 = try await deployer.run("pre-deploy", version: "v3", hosts: hosts)
-        #expect(v3.status == 2, "\(v3)")
-        #expect(v3.stdout.contains("RUN_MIGRATIONS_DURING_RELEASE") && v3.stdout.contains("ture") || v3.stderr.contains("ture"), "\(v3)")
-        #expect(Self.lines(trace + "/runs").count == 1)
+        let v4 = try await deployer.run("pre-deploy", version: "v4", hosts: hosts)
+        #expect(v4.status == 2, "\(v4)")
+        #expect(v4.stdout.contains("RUN_MIGRATIONS_DURING_RELEASE") && v4.stdout.contains("ture"), "\(v4)")
+        #expect(v4.stdout.contains("-----> releasectl: predeploy of shop v4: \(hosts[0]) rejected (2), \(hosts[1]) rejected (2)"), "\(v4)")
+        #expect(Self.lines(trace + "/runs").count == 2, "v1 and v3 ran, once each")
 
         // A rollback: nothing is submitted anywhere.
         let before = deployer.sshArgv
@@ -220,7 +249,7 @@ struct KamalHookTests {
         await pg.remove()
         await good.remove()
         await bad.remove()
-        _ = try? await Podman.run(["image", "rm", "--force", "\(repository):v2", "\(repository):v3"])
+        _ = try? await Podman.run(["image", "rm", "--force", "\(repository):v2", "\(repository):v3", "\(repository):v4"])
     }
 
     @Test("hostile KAMAL_HOSTS, versions and destinations never reach ssh; an unreachable host, a host without releasectl, a missing env file: exit 2 saying what to do")

@@ -58,7 +58,7 @@ final class SSHHost: @unchecked Sendable {
         let logPath = dir.file("sshd.log")
         let process = Process()
         do {
-            try Self.prepare(netns: netns, dir: dir, key: key, spool: spool, releasectl: releasectl)
+            try await Self.prepare(netns: netns, dir: dir, key: key, spool: spool, releasectl: releasectl)
             FileManager.default.createFile(atPath: logPath, contents: nil)
             process.executableURL = URL(fileURLWithPath: netns.exec[0])
             process.arguments = Array(netns.exec.dropFirst()) + [Self.sshd, "-D", "-e", "-f", dir.file("sshd_config")]
@@ -88,7 +88,7 @@ final class SSHHost: @unchecked Sendable {
 
     /// The host's files: releasectl's wrapper, the host key (into the client's known_hosts),
     /// the authorized key, sshd_config.
-    private static func prepare(netns: NetworkNamespace, dir: TempDir, key: SSHClientKey, spool: String, releasectl: Bool) throws {
+    private static func prepare(netns: NetworkNamespace, dir: TempDir, key: SSHClientKey, spool: String, releasectl: Bool) async throws {
         try FileManager.default.createDirectory(atPath: dir.file("home"), withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: dir.file("bin"), withIntermediateDirectories: true)
         if releasectl {
@@ -97,13 +97,8 @@ final class SSHHost: @unchecked Sendable {
                 .write(toFile: wrapper, atomically: true, encoding: .utf8)
             chmod(wrapper, 0o755)
         }
-        let keygen = Process()
-        keygen.executableURL = URL(fileURLWithPath: SSHClientKey.keygen)
-        keygen.arguments = ["-q", "-t", "ed25519", "-N", "", "-f", dir.file("host_key")]
-        keygen.standardInput = FileHandle.nullDevice
-        try keygen.run()
-        keygen.waitUntilExit()
-        guard keygen.terminationStatus == 0 else { throw HarnessError("ssh-keygen for the host key exited \(keygen.terminationStatus)") }
+        let made = try await runProgram(SSHClientKey.keygen, ["-q", "-t", "ed25519", "-N", "", "-f", dir.file("host_key")])
+        guard made.status == 0 else { throw HarnessError("ssh-keygen for the host key: \(made)") }
         let hostKey = try String(contentsOfFile: dir.file("host_key.pub"), encoding: .utf8).split(separator: " ").prefix(2).joined(separator: " ")
         let known = try FileHandle(forWritingTo: URL(fileURLWithPath: key.knownHosts))
         known.seekToEndOfFile()

@@ -243,15 +243,7 @@ struct KamalHookTests {
         #expect(rollback.stdout.contains("-----> releasectl: rollback to v1: release tasks are not run on a rollback"), "\(rollback)")
         #expect(deployer.sshArgv == before)
 
-        // Known: here, these two cluster daemons that ran image releases log "stopped" on SIGTERM
-        // but do not exit within DaemonProcess.stop's 60 s (seen with and without the barrier
-        // step); the daemon's shutdown is not this suite's subject.
-        for n in [a, b] {
-            await withKnownIssue("released with [cluster] and image releases does not exit within 60 s of SIGTERM", isIntermittent: true) {
-                try await n.stop()
-            }
-            await n.cleanUp()
-        }
+        for n in [a, b] { await n.cleanUpImageDaemon() }
         await hostA.stop()
         await hostB.stop()
         await pg.remove()

@@ -231,15 +231,17 @@ struct DokkuPluginTests {
 }
 
 extension DaemonProcess {
-    /// Stops a daemon that ran image releases. Known: while other suites use podman at the same
-    /// time, such a daemon may log "stopped" on SIGTERM and still not exit within `stop`'s 60 s
-    /// (with and without a cluster); that is recorded as a known issue, not as a failure of the
-    /// PaaS integrations, and the daemon is then killed.
+    /// Stops a daemon that ran image releases. Known, not understood yet: in a test process
+    /// where the Kamal suite's sshd runs, such a daemon logs "stopped" on SIGTERM, yet its
+    /// `Process` is not seen to end within `stop`'s 60 s, nor within 20 s of SIGKILL (so the
+    /// exit is not being reaped by the test process, not only slow); alone, the Dokku suite
+    /// stops its daemon at once. Recorded as a known issue of the cleanup, not as a failure of
+    /// the integrations.
     func cleanUpImageDaemon() async {
-        await withKnownIssue("released that ran image releases does not exit within 60 s of SIGTERM", isIntermittent: true) {
+        await withKnownIssue("the daemon's exit is not observed by the test process within 60 s of SIGTERM", isIntermittent: true) {
             try await stop()
+            try await kill9()
         }
-        try? await kill9()
         await cleanUp()
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import CLinuxSyscalls
 import Glibc
 import ReleaseKit
 
@@ -10,6 +11,8 @@ final class DaemonProcess: @unchecked Sendable {
     let notify: NotifySocket
     let process: Process
     let logPath: String
+    /// The daemon's pidfd: readable once it has exited, whoever reaps it (see `isRunning`).
+    private(set) var pidfd: Int32 = -1
     var spoolPath: String { spool.path + "/spool" }
 
     /// Starts the daemon and waits for READY=1. `wrapper` runs it through a program that
@@ -35,6 +38,7 @@ final class DaemonProcess: @unchecked Sendable {
         process.standardError = FileHandle(forWritingAtPath: logPath)
         process.standardInput = FileHandle.nullDevice
         try process.run()
+        pidfd = rc_pidfd_open(process.processIdentifier, 0)
         if waitReady {
             try await notify.wait(for: "READY=1") { $0.fields["READY"] == "1" }
         }
@@ -43,24 +47,33 @@ final class DaemonProcess: @unchecked Sendable {
     /// A test that fails before its clean-up does not leave its daemon running: SIGTERM (which
     /// also ends its tasks).
     deinit {
-        if process.isRunning { kill(process.processIdentifier, SIGTERM) }
+        if isRunning { kill(process.processIdentifier, SIGTERM) }
+        if pidfd >= 0 { close(pidfd) }
     }
 
     var pid: Int32 { process.processIdentifier }
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
-    var isRunning: Bool { process.isRunning }
+    /// Whether the daemon still runs, by its pidfd (readable once it has exited, before it is
+    /// reaped). Foundation's own view (`Process.isRunning`) waits for Foundation to reap it, which
+    /// it may not do while another library of this test process takes the SIGCHLDs
+    /// (swift-subprocess, behind `runProgram`): a dead daemon would look alive.
+    var isRunning: Bool {
+        guard pidfd >= 0 else { return process.isRunning }
+        var p = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
+        return poll(&p, 1, 0) == 0
+    }
 
     /// SIGTERM, then waits for the exit (bounded).
     func stop(timeout: Duration = .seconds(60)) async throws {
-        guard process.isRunning else { return }
+        guard isRunning else { return }
         kill(process.processIdentifier, SIGTERM)
-        try await eventually("released to exit after SIGTERM", timeout: timeout) { !self.process.isRunning }
+        try await eventually("released to exit after SIGTERM", timeout: timeout) { !self.isRunning }
     }
 
     func kill9() async throws {
-        guard process.isRunning else { return }
+        guard isRunning else { return }
         kill(process.processIdentifier, SIGKILL)
-        try await eventually("released to die after SIGKILL") { !self.process.isRunning }
+        try await eventually("released to die after SIGKILL") { !self.isRunning }
     }
 
     /// Stops the daemon and removes the spool.

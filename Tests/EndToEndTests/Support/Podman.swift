@@ -58,24 +58,6 @@ enum Podman {
     }
 }
 
-extension Podman {
-    /// Waits (bounded) until no container of a spool's daemon is left, running or not.
-    static func awaitNoContainers(spool: String, _ why: String, timeout: Duration = .seconds(30)) async throws {
-        let until = ContinuousClock.now + timeout
-        func left() async throws -> [String] {
-            let r = try await run(["ps", "--all", "--filter", "label=io.releasectl.spool=\(spool)", "--format", "{{.Names}}"])
-            guard r.status == 0 else { throw HarnessError("podman ps: \(r)") }
-            return r.lines.filter { !$0.isEmpty }
-        }
-        var names = try await left()
-        while !names.isEmpty && ContinuousClock.now < until {
-            try await Task.sleep(for: .milliseconds(100))
-            names = try await left()
-        }
-        if !names.isEmpty { throw HarnessError("\(why): \(names) still there after \(timeout)") }
-    }
-}
-
 /// An image built locally for one test (no registry here): busybox and its applets in /bin,
 /// the given files and symlinks, imported with `WORKDIR /app`.
 struct TestImage {

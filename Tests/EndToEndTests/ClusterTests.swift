@@ -282,7 +282,7 @@ struct ClusterTests {
         let wrong = "not-the-password-91c2"
         let a = try await Self.node(pg, db, "a", in: work, password: wrong, waitReady: false)
         try await eventually("released to exit", timeout: .seconds(30)) { !a.isRunning }
-        #expect(a.process.terminationStatus != 0)
+        #expect(a.exitStatus != 0)
         #expect(a.log.contains("password authentication failed for user \"releasectl\""), "\(a.log)")
         #expect(!a.log.contains(wrong))
         await a.cleanUp()
@@ -293,7 +293,7 @@ struct ClusterTests {
         try await pg.sql("UPDATE releasectl_schema SET version = 99", database: db)
         let c = try await Self.node(pg, db, "c", in: work, waitReady: false)
         try await eventually("released to exit", timeout: .seconds(30)) { !c.isRunning }
-        #expect(c.process.terminationStatus != 0)
+        #expect(c.exitStatus != 0)
         #expect(c.log.contains("the cluster database's schema is version 99; this released knows up to version 2: upgrade released on this node"),
                 "\(c.log)")
         await c.cleanUp()
@@ -474,7 +474,7 @@ struct ClusterTests {
             .write(toFile: path, atomically: true, encoding: .utf8)
         let short = try await DaemonProcess(arguments: ["--config", path], waitReady: false)
         try await eventually("released to exit", timeout: .seconds(30)) { !short.isRunning }
-        #expect(short.process.terminationStatus == 1)
+        #expect(short.exitStatus == 1)
         #expect(short.log.contains("[cluster] lease = \"3s\" cannot hold with kill-grace = \"10s\": a running release must be able to miss a renewal (one every 1s)"), "\(short.log)")
         #expect(short.log.contains("set lease to at least 18s, or a longer lease") || short.log.contains("set lease to at least 18s, or kill-grace to at most"), "\(short.log)")
         await short.cleanUp()

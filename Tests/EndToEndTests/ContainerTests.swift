@@ -412,7 +412,7 @@ struct ContainerSettingsTests {
         try c.toml.write(toFile: path, atomically: true, encoding: .utf8)
         let daemon = try await DaemonProcess(arguments: ["--config", path], waitReady: false)
         try await eventually("released to exit on a bad configuration") { !daemon.isRunning }
-        #expect(daemon.process.terminationStatus == 1)
+        #expect(daemon.exitStatus == 1)
         #expect(daemon.log.contains("configuration error: \(path): \(c.problem)"), "\(daemon.log)")
         await daemon.cleanUp()
     }

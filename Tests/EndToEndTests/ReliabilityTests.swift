@@ -235,7 +235,7 @@ struct ReliabilityTests {
         #expect(daemon.files(in: "incoming") == ["\(queued).json"], "the queued request stays for the next start")
         #expect(daemon.files(in: "running").isEmpty)
         #expect(ProcessTable.pids(withCommandLineContaining: "sleep \(marker)").isEmpty)
-        #expect(daemon.process.terminationStatus == 0)
+        #expect(daemon.exitStatus == 0)
         await daemon.cleanUp()
     }
 

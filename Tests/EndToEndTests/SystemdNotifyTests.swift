@@ -34,7 +34,7 @@ struct SystemdNotifyTests {
         try await daemon.notify.wait(for: "READY=1 after the reload", after: beforeReload) { $0.fields["READY"] == "1" }
         let readyAgainAt = monotonicMicroseconds()
         try await daemon.stop()
-        #expect(daemon.process.terminationStatus == 0, "released exited with \(daemon.process.terminationStatus):\n\(daemon.log)")
+        #expect(daemon.exitStatus == 0, "released exited with \(daemon.exitStatus):\n\(daemon.log)")
         // Sent before the daemon exited; the test's reader may still be catching up.
         try await daemon.notify.wait(for: "STOPPING=1", after: beforeReload) { $0.fields["STOPPING"] == "1" }
 
@@ -134,7 +134,7 @@ struct SystemdNotifyTests {
         #expect(message.fields["ERRNO"] == "\(EPERM)")
         #expect(message.fields["STATUS"] == "refusing to start: \(spool) is world-writable (chmod o-w)")
         try await eventually("released to exit") { !daemon.isRunning }
-        #expect(daemon.process.terminationStatus == 1)
+        #expect(daemon.exitStatus == 1)
         #expect(!daemon.notify.all.contains { $0.fields["READY"] != nil })
         await daemon.cleanUp()
     }
@@ -153,7 +153,7 @@ struct SystemdNotifyTests {
         #expect(message.fields["ERRNO"] == "\(EACCES)")
         #expect(message.fields["STATUS"] == "the spool \(spool) is not writable by this user")
         try await eventually("released to exit") { !daemon.isRunning }
-        #expect(daemon.process.terminationStatus == 1)
+        #expect(daemon.exitStatus == 1)
         #expect(!daemon.notify.all.contains { $0.fields["READY"] != nil })
         await daemon.cleanUp()
     }
@@ -166,7 +166,7 @@ struct SystemdNotifyTests {
         let id = try await daemon.submit(app: "shop", dir: app.path, env: ["RUN_MIGRATIONS_DURING_RELEASE": "true"])
         #expect(try await daemon.waitForRecord(id).state == .succeeded)
         try await daemon.stop()
-        #expect(daemon.process.terminationStatus == 0)
+        #expect(daemon.exitStatus == 0)
         #expect(daemon.notify.all.isEmpty, "\(daemon.notify.all.map(\.text))")
         await daemon.cleanUp()
     }

@@ -63,6 +63,21 @@ final class DaemonProcess: @unchecked Sendable {
         return poll(&p, 1, 0) == 0
     }
 
+    /// How the daemon ended (once `isRunning` is false): read from its pidfd without reaping
+    /// it (its exit status, or 128 + the signal that ended it), or from Foundation when it has
+    /// reaped it already.
+    var exitStatus: Int32 {
+        var info = siginfo_t()
+        if pidfd >= 0, rc_waitid_usage(3 /* P_PIDFD */, pidfd, &info, WEXITED | WNOWAIT, nil) == 0 {
+            let status = info._sifields._sigchld.si_status
+            return info.si_code == CLD_EXITED ? status : 128 + status
+        }
+        // Reaped by Foundation: its view is complete once it says so (a moment at most).
+        let until = ContinuousClock.now + .seconds(5)
+        while process.isRunning && ContinuousClock.now < until { usleep(10_000) }
+        return process.isRunning ? -1 : process.terminationStatus
+    }
+
     /// SIGTERM, then waits for the exit (bounded).
     func stop(timeout: Duration = .seconds(60)) async throws {
         guard isRunning else { return }

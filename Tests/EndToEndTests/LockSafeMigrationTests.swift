@@ -51,19 +51,17 @@ struct LockSafeMigrationTests {
         """
 
     struct Contention {
-        let reader: Process
-        let readerOut: Pipe
-        let holder: Process
+        let reader: Task<CommandResult, any Error>
+        let holder: Task<CommandResult, any Error>
         let stop: String
 
         /// Stops the reader; the longest it waited, in milliseconds.
-        func longestWait() throws -> Int {
+        func longestWait() async throws -> Int {
             FileManager.default.createFile(atPath: stop, contents: nil)
-            let data = readerOut.fileHandleForReading.readDataToEndOfFile()
-            reader.waitUntilExit()
-            holder.waitUntilExit()
-            guard let ms = Int(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else {
-                throw HarnessError("the reader printed \(String(decoding: data, as: UTF8.self))")
+            let read = try await reader.value
+            _ = try await holder.value
+            guard let ms = Int(read.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+                throw HarnessError("the reader printed \(read)")
             }
             return ms
         }
@@ -75,17 +73,10 @@ struct LockSafeMigrationTests {
         try contention.write(toFile: script, atomically: true, encoding: .utf8)
         let dsn = "host=127.0.0.1 port=\(pg.port) dbname=\(database) user=\(TestPostgres.role) password=\(TestPostgres.password)"
         let ready = work.file("locked-\(UInt32.random(in: 0...UInt32.max))"), stop = ready + ".stop"
-        let holder = Process()
-        holder.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        holder.arguments = [script, "hold", dsn, "6", ready]
-        try holder.run()
+        let holder = Task { try await runProgram("/usr/bin/python3", [script, "hold", dsn, "6", ready]) }
         try await eventually("the other session to hold its lock") { FileManager.default.fileExists(atPath: ready) }
-        let reader = Process(), out = Pipe()
-        reader.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        reader.arguments = [script, "read", dsn, stop]
-        reader.standardOutput = out
-        try reader.run()
-        return Contention(reader: reader, readerOut: out, holder: holder, stop: stop)
+        let reader = Task { try await runProgram("/usr/bin/python3", [script, "read", dsn, stop]) }
+        return Contention(reader: reader, holder: holder, stop: stop)
     }
 
     static func env(_ pg: TestPostgres, _ database: String) -> [String: String] {
@@ -124,7 +115,7 @@ struct LockSafeMigrationTests {
             }
             let contention = try await Self.contend(pg, database: db, work: work)
             let r = try await daemon.submitWait(app: "shop", release: "v2", dir: v2, env: env)
-            let longest = try contention.longestWait()
+            let longest = try await contention.longestWait()
             waits[withLocks] = longest
             #expect(r.status == 0, "\(framework.name) with locks \(withLocks): \(r)")
             let migrate = try #require(try daemon.record(r.lines[0])?.tasks.first { $0.name == "migrate" })
@@ -171,16 +162,7 @@ struct LockSafeMigrationTests {
 /// The two real apps of the lock tests, written out for a test: release 1 creates `books`,
 /// release 2 adds a column to it.
 enum PostgresApps {
-    static let djangoAvailable: Bool = {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        p.arguments = ["-c", "import django, psycopg2"]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        guard (try? p.run()) != nil else { return false }
-        p.waitUntilExit()
-        return p.terminationStatus == 0
-    }()
+    static let djangoAvailable: Bool = runQuick(["/usr/bin/python3", "-c", "import django, psycopg2"]).status == 0
 
     enum Framework {
         case rails, django
@@ -203,14 +185,9 @@ enum PostgresApps {
             }
             if self == .rails {
                 chmod(path + "/bin/rails", 0o755)
-                let p = Process()
-                p.executableURL = URL(fileURLWithPath: "/usr/bin/bundle")
-                p.arguments = ["lock", "--local"]
-                p.currentDirectoryURL = URL(fileURLWithPath: path)
-                p.standardOutput = FileHandle.nullDevice
-                try p.run()
-                p.waitUntilExit()
-                guard p.terminationStatus == 0 else { throw HarnessError("bundle lock --local failed in \(path)") }
+                guard runQuick(["/usr/bin/bundle", "lock", "--local"], directory: path).status == 0 else {
+                    throw HarnessError("bundle lock --local failed in \(path)")
+                }
             }
             return path
         }

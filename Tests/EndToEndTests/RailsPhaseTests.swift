@@ -73,14 +73,7 @@ enum RailsApp {
     static let isAvailable: Bool = {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/ruby"), FileManager.default.isExecutableFile(atPath: "/usr/bin/bundle")
         else { return false }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/ruby")
-        p.arguments = ["-e", "require 'rails'; require 'sqlite3'"]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        guard (try? p.run()) != nil else { return false }
-        p.waitUntilExit()
-        return p.terminationStatus == 0
+        return runQuick(["/usr/bin/ruby", "-e", "require 'rails'; require 'sqlite3'"]).status == 0
     }()
 
     /// Copies the example to `path` (less `without`) and locks its Gemfile; returns `path`.
@@ -88,30 +81,19 @@ enum RailsApp {
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: example, toPath: path)
         for file in without { try FileManager.default.removeItem(atPath: path + "/" + file) }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/bundle")
-        p.arguments = ["lock", "--local"]
-        p.currentDirectoryURL = URL(fileURLWithPath: path)
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else { throw HarnessError("bundle lock --local failed in \(path)") }
+        guard runQuick(["/usr/bin/bundle", "lock", "--local"], directory: path).status == 0 else {
+            throw HarnessError("bundle lock --local failed in \(path)")
+        }
         return path
     }
 
     /// Runs SQL on the SQLite database with Ruby's sqlite3 (the app's own driver); the rows,
     /// one per line, columns joined by "|".
     static func sql(_ database: String, _ statement: String) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/ruby")
-        p.arguments = ["-rsqlite3", "-e", "puts SQLite3::Database.new(ARGV[0]).execute(ARGV[1]).map { |r| r.join('|') }", database, statement]
-        let out = Pipe()
-        p.standardOutput = out
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else { throw HarnessError("sqlite: \(statement) failed") }
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let r = runQuick(["/usr/bin/ruby", "-rsqlite3", "-e", "puts SQLite3::Database.new(ARGV[0]).execute(ARGV[1]).map { |r| r.join('|') }",
+                          database, statement])
+        guard r.status == 0 else { throw HarnessError("sqlite: \(statement) failed") }
+        return r.output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     static func columns(_ database: String) throws -> [String] {

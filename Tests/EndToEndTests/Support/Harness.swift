@@ -1,5 +1,6 @@
 import Foundation
 import ReleaseKit
+import ReleaseSupport
 import Subprocess
 import SystemPackage
 import Testing
@@ -136,4 +137,24 @@ struct AppFixture {
 func tomlString(_ s: String) -> String {
     "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
         .replacingOccurrences(of: "\n", with: "\\n").replacingOccurrences(of: "\r", with: "\\r").replacingOccurrences(of: "\t", with: "\\t") + "\""
+}
+
+/// Runs a short program to its end without Foundation's `Process` or swift-subprocess: spawned
+/// and waited for by its pid (a blocking call: for quick helpers, never a daemon). Foundation's
+/// `Process.waitUntilExit` can miss an exit while swift-subprocess (`runProgram`) takes the test
+/// process's SIGCHLDs, and hang.
+func runQuick(_ argv: [String], directory: String? = nil, environment: [String: String]? = nil) -> (status: Int32, output: String) {
+    let env = (environment ?? ProcessInfo.processInfo.environment).map { "\($0.key)=\($0.value)" }
+    guard let child = try? Spawn.start(FilePath(argv[0]), argv: argv, environment: env, directory: directory.map { FilePath($0) },
+                                       output: .pipe, errors: .null) else { return (127, "") }
+    var output: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    if let fd = child.output {
+        while true {
+            let n = read(fd, &buffer, buffer.count)
+            if n > 0 { output += buffer.prefix(n) } else if n == 0 || errno != EINTR { break }
+        }
+        close(fd)
+    }
+    return (child.wait().code, String(decoding: output, as: UTF8.self))
 }

@@ -248,9 +248,12 @@ struct ReliabilityTests {
         defer { app.remove(); work.remove() }
         let daemon = try await DaemonProcess(arguments: ["--config", try Self.config(work)])
         let id = try await daemon.submit(app: "shop", dir: app.path, env: ["RUN_MIGRATIONS_DURING_RELEASE": "1"])
-        // (The task's own command line names the sleep too: its trace line says it got that far.)
-        try await eventually("the task's trace line and its grandchild") {
-            FileManager.default.fileExists(atPath: trace) && !ProcessTable.pids(withCommandLineContaining: "sleep \(marker)").isEmpty
+        // (The task's own command line names the sleep too: the trace line and the `second`
+        // marker, written before the sleep starts, say it got that far — without the marker a
+        // kill between the two would leave the retry to run the stubborn branch again.)
+        try await eventually("the task's trace line, its marker and its grandchild") {
+            FileManager.default.fileExists(atPath: trace) && FileManager.default.fileExists(atPath: work.file("second"))
+                && !ProcessTable.pids(withCommandLineContaining: "sleep \(marker)").isEmpty
         }
         try await daemon.kill9()
         try await eventually("the process guard to kill the orphaned task processes", timeout: .seconds(10)) {

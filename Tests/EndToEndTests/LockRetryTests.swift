@@ -119,6 +119,23 @@ struct LockRetryTests {
         await daemon.cleanUp()
     }
 
+    @Test("a status command that floods (over 1 MiB, every migration \"up\") is no answer: the migration runs and the record stays small")
+    func floodingStatusIsNoAnswer() async throws {
+        let daemon = try await DaemonProcess()
+        let flood = String(repeating: "   up     20260101000000  Create users\n", count: 40_000)
+        let fakes = try FakeCommands(["bundle"], output: ["bundle": flood])
+        let app = try AppFixture(extraFiles: ["bin/rails": "#!/bin/sh\n", "release.toml": "[tasks.migrate]\nskip-when-none-pending = true\n"])
+        defer { app.remove(); fakes.remove() }
+        let r = try await daemon.submitWait(app: "shop", dir: app.path, env: ["RUN_MIGRATIONS_DURING_RELEASE": "true", "PATH": fakes.path])
+        #expect(r.status == 0, "\(r)")
+        let migrate = try #require(try daemon.record(r.lines[0])?.tasks.first { $0.name == "migrate" })
+        #expect(migrate.state == .succeeded && migrate.migrations == nil, "\(migrate)")
+        #expect(r.stdout.contains("gave no list of migrations this daemon can rely on (it printed more than 1024 KiB)"), "\(r)")
+        let size = try FileManager.default.attributesOfItem(atPath: "\(daemon.spoolPath)/done/\(r.lines[0]).record.json")[.size] as? Int ?? 0
+        #expect(size < 64 * 1024, "the record is \(size) bytes")
+        await daemon.cleanUp()
+    }
+
     @Test("plan --pending runs the app's code only as the app's user: another user is refused")
     func pendingAsAppUserOnly() async throws {
         guard geteuid() == 0, let paas = try? TestUser.paas() else { return }

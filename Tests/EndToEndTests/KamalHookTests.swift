@@ -112,10 +112,14 @@ struct KamalHookTests {
         var kamalArgv: String { (try? String(contentsOfFile: kamalLog, encoding: .utf8)) ?? "" }
     }
 
+    /// A value an app's secrets may hold, as Docker's env-file format takes it (literally):
+    /// shell syntax, quotes, a backslash, a dollar.
+    static let oddValue = #"$(touch /trace/pwned) "q" 'x' \back $HOME `id`"#
+
     /// Kamal's env file of the web role on a host, as Kamal uploads it (Docker's env-file format).
     static func writeRoleEnv(_ host: SSHHost, greeting: String) throws {
         try host.write(".kamal/apps/shop-production/env/roles/web.env",
-                       "DATABASE_URL=postgres://shop:\(databasePassword)@db/shop\nGREETING=\(greeting)\n")
+                       "DATABASE_URL=postgres://shop:\(databasePassword)@db/shop\nGREETING=\(greeting)\nODD=\(oddValue)\n")
     }
 
     /// A cluster node for image releases: its released.toml mounts `trace` into the app's
@@ -141,7 +145,7 @@ struct KamalHookTests {
         try FileManager.default.createDirectory(atPath: trace, withIntermediateDirectories: true)
         chmod(trace, 0o777)
         let good = try await TestImage.build(files: [
-            "app/release.toml": "[tasks.migrate]\ncommand = \"echo $RELEASE_ID >> /trace/runs; echo \\\"migrating with $GREETING and $DATABASE_URL\\\"\"\n"
+            "app/release.toml": "[tasks.migrate]\ncommand = \"echo $RELEASE_ID >> /trace/runs; echo \\\"migrating with $GREETING and $DATABASE_URL\\\"; printf 'odd=%s\\\\n' \\\"$ODD\\\"\"\n"
                 + "[tasks.post-migrate]\ncommand = \"echo $RELEASE_ID >> /trace/post-runs; echo warmed up after the switch\"\n",
         ])
         let bad = try await TestImage.build(files: [
@@ -171,6 +175,8 @@ struct KamalHookTests {
             #expect(v1.stdout.contains("[\(host)]        migrating with hello from "), "every host streams the output: \(v1)")
             #expect(v1.stdout.contains("[\(host)]        migrating with hello from ") && v1.stdout.contains("'s env file and ***\n"), "the role's env file on the host, the secret masked: \(v1)")
         }
+        #expect(v1.stdout.contains("odd=\(Self.oddValue)\n"), "a value of the role's env file reaches the task as written: \(v1)")
+        #expect(!FileManager.default.fileExists(atPath: trace + "/pwned"), "nothing of a value ran")
         #expect(v1.stdout.contains("-----> releasectl: predeploy of shop v1 on \(hosts[0]) \(hosts[1]) (\(repository):v1)"), "\(v1)")
         #expect(v1.stdout.contains("-----> releasectl: predeploy of shop v1: \(hosts[0]) succeeded, \(hosts[1]) succeeded"), "\(v1)")
         var ranOn: Set<String> = []

@@ -174,66 +174,31 @@ enum PostgresApps {
         var secondVersion: String { self == .rails ? "20261207000000" : "books.0002_add_title" }
 
         /// The app in `path`, with the second migration or not, `locks` in `[tasks.migrate]`.
+        /// Rails: the expand/contract example (`RailsApp`) on PostgreSQL, without its contract
+        /// step and its release.toml.
         func copy(to path: String, second: Bool, locks: String?) throws -> String {
-            var files: [String: String] = self == .rails ? PostgresApps.rails : PostgresApps.django
-            if second { files.merge(self == .rails ? PostgresApps.railsSecond : PostgresApps.djangoSecond) { $1 } }
-            if let locks { files["release.toml"] = "[tasks.migrate]\n" + locks }
+            let release = locks.map { ["release.toml": "[tasks.migrate]\n" + $0] } ?? [:]
+            if self == .rails {
+                let app = try RailsApp.copy(to: path, without: ["release.toml", "db/post_migrate/20261207000001_remove_name_from_books.rb"]
+                                                + (second ? [] : ["db/migrate/20261207000000_add_title_to_books.rb"]),
+                                            replacing: PostgresApps.railsOnPostgres.merging(release) { $1 })
+                return app
+            }
+            var files = PostgresApps.django.merging(release) { $1 }
+            if second { files.merge(PostgresApps.djangoSecond) { $1 } }
             for (name, text) in files {
                 let file = path + "/" + name
                 try FileManager.default.createDirectory(atPath: (file as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
                 try text.write(toFile: file, atomically: true, encoding: .utf8)
             }
-            if self == .rails {
-                chmod(path + "/bin/rails", 0o755)
-                guard runQuick(["/usr/bin/bundle", "lock", "--local"], directory: path).status == 0 else {
-                    throw HarnessError("bundle lock --local failed in \(path)")
-                }
-            }
             return path
         }
     }
 
-    static let rails: [String: String] = [
+    /// What the Rails example needs to run on PostgreSQL: the pg gem, and DATABASE_URL.
+    static let railsOnPostgres: [String: String] = [
         "Gemfile": "source \"https://rubygems.org\"\ngem \"rails\", \"~> 6.1.7\"\ngem \"pg\"\n",
-        "Rakefile": "require_relative \"config/application\"\nRails.application.load_tasks\n",
-        "bin/rails": "#!/usr/bin/env ruby\nAPP_PATH = File.expand_path(\"../config/application\", __dir__)\nrequire_relative \"../config/boot\"\nrequire \"rails/commands\"\n",
-        "config/boot.rb": "ENV[\"BUNDLE_GEMFILE\"] ||= File.expand_path(\"../Gemfile\", __dir__)\nrequire \"bundler/setup\"\n",
-        "config/application.rb": """
-            require_relative "boot"
-            require "rails"
-            require "active_record/railtie"
-            Bundler.require(*Rails.groups)
-            module Shop
-              class Application < Rails::Application
-                config.load_defaults 6.1
-                config.eager_load = false
-                config.secret_key_base = "test"
-                config.logger = Logger.new($stdout)
-                config.log_level = :warn
-              end
-            end
-            """,
-        "config/environment.rb": "require_relative \"application\"\nRails.application.initialize!\n",
-        "config/environments/production.rb": "Rails.application.configure do\n  config.active_record.dump_schema_after_migration = false\nend\n",
         "config/database.yml": "production:\n  adapter: postgresql\n  url: <%= ENV[\"DATABASE_URL\"] %>\n",
-        "db/migrate/20261201000000_create_books.rb": """
-            class CreateBooks < ActiveRecord::Migration[6.1]
-              def change
-                create_table :books do |t|
-                  t.string :name
-                end
-              end
-            end
-            """,
-    ]
-    static let railsSecond = [
-        "db/migrate/20261207000000_add_title_to_books.rb": """
-            class AddTitleToBooks < ActiveRecord::Migration[6.1]
-              def change
-                add_column :books, :title, :string
-              end
-            end
-            """,
     ]
 
     static let django: [String: String] = [

@@ -76,11 +76,13 @@ enum RailsApp {
         return runQuick(["/usr/bin/ruby", "-e", "require 'rails'; require 'sqlite3'"]).status == 0
     }()
 
-    /// Copies the example to `path` (less `without`) and locks its Gemfile; returns `path`.
-    static func copy(to path: String, without: [String] = []) throws -> String {
+    /// Copies the example to `path` (less `without`, with `replacing` written over it) and locks
+    /// its Gemfile; returns `path`.
+    static func copy(to path: String, without: [String] = [], replacing: [String: String] = [:]) throws -> String {
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: example, toPath: path)
         for file in without { try FileManager.default.removeItem(atPath: path + "/" + file) }
+        for (file, text) in replacing { try text.write(toFile: path + "/" + file, atomically: true, encoding: .utf8) }
         guard runQuick(["/usr/bin/bundle", "lock", "--local"], directory: path).status == 0 else {
             throw HarnessError("bundle lock --local failed in \(path)")
         }
